@@ -1,0 +1,21 @@
+#include "harness/replay.h"
+
+#include "sim/simulator.h"
+#include "traces/bundled.h"
+#include "traces/trace.h"
+
+namespace residency::harness {
+
+Result<sim::SimResult> Replay(const ReplayRequest& request) {
+  RESIDENCY_ASSIGN_OR_RETURN(traces::Trace trace, traces::ReadTraceFile(request.trace_path));
+  RESIDENCY_ASSIGN_OR_RETURN(engine::Workload workload,
+                             traces::ToWorkload(trace, request.trace_path));
+  RESIDENCY_ASSIGN_OR_RETURN(traces::Profile profile, traces::LoadProfile(request.profile));
+  RESIDENCY_ASSIGN_OR_RETURN(engine::Policy policy, traces::LoadPolicy(request.policy));
+  sim::SimOptions options;
+  options.seed = request.seed;
+  options.keep_event_log = request.keep_event_log;
+  return sim::Simulate(workload, profile, policy, options);
+}
+
+}  // namespace residency::harness

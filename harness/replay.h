@@ -1,0 +1,22 @@
+// `residency replay`: trace + profile + policy -> a simulated run.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "runtime/engine/status.h"
+#include "sim/sim_result.h"
+
+namespace residency::harness {
+
+struct ReplayRequest {
+  std::string trace_path;
+  std::string profile = "rtx4090-64g";  // bundled name or file
+  std::string policy = "ram-lru";       // bundled name or file
+  std::uint64_t seed = 1;
+  bool keep_event_log = false;
+};
+
+Result<sim::SimResult> Replay(const ReplayRequest& request);
+
+}  // namespace residency::harness

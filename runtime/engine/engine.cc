@@ -1,0 +1,405 @@
+// Task machinery, command accounting, completions and invariants.
+#include "runtime/engine/engine.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "runtime/engine/check.h"
+
+namespace residency::engine {
+
+Result<std::unique_ptr<Engine>> Engine::Create(const MachineLimits& machine,
+                                               const Policy& policy) {
+  RESIDENCY_RETURN_IF_ERROR(ValidateMachine(machine));
+  RESIDENCY_RETURN_IF_ERROR(ValidatePolicy(policy));
+  return std::unique_ptr<Engine>(new Engine(machine, policy));
+}
+
+Engine::Engine(const MachineLimits& machine, const Policy& policy)
+    : machine_(machine), policy_(policy), budgets_(ComputeBudgets(machine, policy)) {}
+
+Engine::ModelState* Engine::Find(ModelId id) {
+  auto it = models_.find(id);
+  return it == models_.end() ? nullptr : &it->second;
+}
+
+const Engine::ModelState* Engine::Find(ModelId id) const {
+  auto it = models_.find(id);
+  return it == models_.end() ? nullptr : &it->second;
+}
+
+void Engine::Touch(ModelState& m) {
+  m.last_use = ++tick_;
+  m.gds_priority = gds_inflation_ + ReloadCostPerMiB(m);
+}
+
+bool Engine::Idle() const { return !task_ && queue_.empty() && inflight_.empty(); }
+
+void Engine::Submit(const Op& op, Outbox& out) {
+  queue_.push_back(op);
+  Advance(out);
+}
+
+void Engine::StartTask(const Op& op) {
+  task_.emplace();
+  task_->op = op;
+  Then([this, op](Outbox& out) -> Status {
+    switch (op.kind) {
+      case OpKind::kRegisterModel: return DoRegister(op);
+      case OpKind::kLoad: return DoLoad(op.model, op.mode, op.device_bytes, true, out);
+      case OpKind::kCompute: return DoCompute(op, out);
+      case OpKind::kRelease: return DoRelease(op.model, out);
+      case OpKind::kDelete: return DoDelete(op.model, out);
+      case OpKind::kPatch: return DoPatch(op, out);
+      case OpKind::kPromptBegin:
+      case OpKind::kPromptEnd: return Status::Ok();
+    }
+    return InvalidArgument("unknown op kind");
+  });
+  // Then() stages into staged_steps_; move them into the new task.
+  for (Step& s : staged_steps_) task_->steps.push_back(std::move(s));
+  staged_steps_.clear();
+}
+
+void Engine::Then(std::function<Status(Outbox&)> fn) {
+  Step s;
+  s.then = std::move(fn);
+  staged_steps_.push_back(std::move(s));
+}
+
+void Engine::PendingDelta(const Command& cmd, int sign) {
+  switch (cmd.kind) {
+    case CommandKind::kAllocHost: pending_.host_alloc += sign * cmd.bytes; break;
+    case CommandKind::kFreeHost: pending_.host_free += sign * cmd.bytes; break;
+    case CommandKind::kAllocDevice: pending_.device_alloc += sign * cmd.bytes; break;
+    case CommandKind::kFreeDevice: pending_.device_free += sign * cmd.bytes; break;
+    case CommandKind::kPin: pending_.pin_alloc += sign * cmd.bytes; break;
+    case CommandKind::kUnpin: pending_.pin_free += sign * cmd.bytes; break;
+    default: break;
+  }
+}
+
+void Engine::Note(Outbox& out, NoticeKind kind, ModelId id, Tier tier, EvictReason reason,
+                  Bytes bytes) {
+  out.notices.push_back({kind, id, tier, reason, bytes});
+}
+
+void Engine::Batch(std::vector<Command> batch) {
+  if (batch.empty()) return;
+  for (const Command& c : batch) PendingDelta(c, +1);
+  Step s;
+  s.batch = std::move(batch);
+  staged_steps_.push_back(std::move(s));
+}
+
+void Engine::Pipe(std::vector<TransferChunk> chunks, PipelineLimits limits) {
+  if (chunks.empty()) return;
+  Step s;
+  s.pipeline = std::make_unique<TransferPipeline>(std::move(chunks), limits);
+  staged_steps_.push_back(std::move(s));
+}
+
+Command Engine::Make(CommandKind kind, ModelId model) const {
+  Command c;
+  c.kind = kind;
+  c.model = model;
+  return c;
+}
+
+void Engine::Advance(Outbox& out) {
+  for (;;) {
+    if (!task_) {
+      if (queue_.empty()) return;
+      StartTask(queue_.front());
+      queue_.pop_front();
+    }
+    Task& t = *task_;
+    if (!t.waiting.empty()) return;
+    if (t.steps.empty()) {
+      out.finished.push_back({t.op.id, t.op.kind, t.status});
+      task_.reset();
+      continue;
+    }
+    Step& front = t.steps.front();
+    if (front.pipeline) {
+      std::vector<Command> cmds;
+      front.pipeline->Pump(ids_, ring_, cmds);
+      for (Command& c : cmds) Issue(std::move(c), out);
+      if (!front.pipeline->Done()) return;
+      Status st = front.pipeline->status();
+      t.steps.pop_front();
+      if (!st.ok()) FailTask(std::move(st), out);
+      continue;
+    }
+    if (front.then) {
+      auto fn = std::move(front.then);
+      t.steps.pop_front();
+      Status st = fn(out);
+      // Steps the function staged run next, before the rest.
+      for (auto it = staged_steps_.rbegin(); it != staged_steps_.rend(); ++it)
+        t.steps.push_front(std::move(*it));
+      staged_steps_.clear();
+      if (!st.ok()) FailTask(std::move(st), out);
+      continue;
+    }
+    std::vector<Command> batch = std::move(front.batch);
+    t.steps.pop_front();
+    for (Command& c : batch) t.waiting.push_back(Issue(std::move(c), out));
+  }
+}
+
+void Engine::FailTask(Status status, Outbox& out) {
+  Task& t = *task_;
+  if (t.status.ok()) t.status = std::move(status);
+  // Staged but never issued: take their pending bytes back.
+  for (Step& s : t.steps)
+    for (const Command& c : s.batch) PendingDelta(c, -1);
+  t.steps.clear();
+  // Undo hooks free what the failed op allocated; nothing is in flight now.
+  auto hooks = std::move(t.on_fail);
+  t.on_fail.clear();
+  for (auto it = hooks.rbegin(); it != hooks.rend(); ++it) (*it)(out);
+  for (Step& s : staged_steps_) {
+    for (Command& c : s.batch) Issue(std::move(c), out);
+  }
+  staged_steps_.clear();
+}
+
+CommandId Engine::Issue(Command cmd, Outbox& out) {
+  cmd.id = ids_.Take();
+  PendingDelta(cmd, -1);
+  Inflight f{cmd.kind, cmd.buffer, cmd.device_buffer, cmd.model};
+  switch (cmd.kind) {
+    case CommandKind::kAllocHost: {
+      BufferState& b = buffers_[cmd.buffer];
+      b.bytes = cmd.bytes;
+      b.owner = cmd.model;
+      b.staging = cmd.staging;
+      acct_.pageable_bytes += cmd.bytes;
+      if (cmd.staging) acct_.staging_bytes += cmd.bytes;
+      break;
+    }
+    case CommandKind::kMapFile: {
+      BufferState& b = buffers_[cmd.buffer];
+      b.bytes = cmd.bytes;
+      b.owner = cmd.model;
+      b.mapped = true;
+      acct_.mapped_bytes += cmd.bytes;
+      break;
+    }
+    case CommandKind::kAllocDevice: {
+      BufferState& b = buffers_[cmd.device_buffer];
+      b.bytes = cmd.bytes;
+      b.owner = cmd.model;
+      b.device = true;
+      b.activation = cmd.activation;
+      acct_.device_bytes += cmd.bytes;
+      if (b.activation) acct_.activation_bytes += cmd.bytes;
+      break;
+    }
+    case CommandKind::kPin: {
+      BufferState& b = buffers_.at(cmd.buffer);
+      RESIDENCY_CHECK(!b.pinned && !b.device && !b.mapped);
+      b.pinned = true;
+      acct_.pageable_bytes -= b.bytes;
+      acct_.pinned_bytes += b.bytes;
+      ++b.inflight;
+      break;
+    }
+    case CommandKind::kUnpin: {
+      BufferState& b = buffers_.at(cmd.buffer);
+      RESIDENCY_CHECK(b.pinned && b.inflight == 0);
+      b.pinned = false;
+      acct_.pinned_bytes -= b.bytes;
+      acct_.pageable_bytes += b.bytes;
+      break;
+    }
+    case CommandKind::kFreeHost:
+    case CommandKind::kUnmapFile: {
+      auto it = buffers_.find(cmd.buffer);
+      RESIDENCY_CHECK(it != buffers_.end());
+      const BufferState& b = it->second;
+      RESIDENCY_CHECK_MSG(b.inflight == 0, "freeing a host buffer with a command in flight");
+      if (b.mapped) acct_.mapped_bytes -= b.bytes;
+      else if (b.pinned) acct_.pinned_bytes -= b.bytes;
+      else acct_.pageable_bytes -= b.bytes;
+      if (b.staging) acct_.staging_bytes -= b.bytes;
+      buffers_.erase(it);
+      break;
+    }
+    case CommandKind::kFreeDevice: {
+      auto it = buffers_.find(cmd.device_buffer);
+      RESIDENCY_CHECK(it != buffers_.end());
+      const BufferState& b = it->second;
+      RESIDENCY_CHECK_MSG(b.inflight == 0, "freeing a device buffer with a command in flight");
+      acct_.device_bytes -= b.bytes;
+      if (b.activation) acct_.activation_bytes -= b.bytes;
+      buffers_.erase(it);
+      break;
+    }
+    case CommandKind::kPrefault:
+    case CommandKind::kReadFile:
+    case CommandKind::kSpillWrite:
+    case CommandKind::kSpillRead:
+      ++buffers_.at(cmd.buffer).inflight;
+      break;
+    case CommandKind::kCopyToDevice:
+    case CommandKind::kCopyToHost:
+      ++buffers_.at(cmd.buffer).inflight;
+      ++buffers_.at(cmd.device_buffer).inflight;
+      break;
+    case CommandKind::kDropPageCache:
+    case CommandKind::kCompute:
+    case CommandKind::kRunFinalizer:
+      break;
+  }
+  inflight_.emplace(cmd.id, f);
+  out.commands.push_back(std::move(cmd));
+  return out.commands.back().id;
+}
+
+void Engine::Complete(const Completion& completion, Outbox& out) {
+  auto it = inflight_.find(completion.id);
+  if (it == inflight_.end()) return;  // unknown or duplicate: ignored, never fatal
+  const Inflight f = it->second;
+  inflight_.erase(it);
+  auto release = [this](BufferId id) {
+    auto b = buffers_.find(id);
+    if (b != buffers_.end() && b->second.inflight > 0) --b->second.inflight;
+  };
+  switch (f.kind) {
+    case CommandKind::kPin:
+    case CommandKind::kPrefault:
+    case CommandKind::kReadFile:
+    case CommandKind::kSpillWrite:
+    case CommandKind::kSpillRead:
+      release(f.buffer);
+      break;
+    case CommandKind::kCopyToDevice:
+    case CommandKind::kCopyToHost:
+      release(f.buffer);
+      release(f.device_buffer);
+      break;
+    case CommandKind::kRunFinalizer:
+      if (ModelState* m = Find(f.model)) {
+        ++m->finalizer_runs;
+        out.notices.push_back({NoticeKind::kFinalized, f.model, Tier::kDisk,
+                               EvictReason::kDeleted, m->bytes});
+      }
+      break;
+    default:
+      break;
+  }
+  if (task_) {
+    Task& t = *task_;
+    auto w = std::find(t.waiting.begin(), t.waiting.end(), completion.id);
+    if (w != t.waiting.end()) {
+      t.waiting.erase(w);
+      if (!completion.status.ok() && t.status.ok()) {
+        if (!t.waiting.empty()) {
+          t.status = completion.status;  // fail once the batch drains
+        } else {
+          FailTask(completion.status, out);
+        }
+      } else if (t.waiting.empty() && !t.status.ok()) {
+        FailTask(t.status, out);
+      }
+    } else if (!t.steps.empty() && t.steps.front().pipeline) {
+      t.steps.front().pipeline->OnComplete(completion, ring_);
+    }
+  }
+  Advance(out);
+}
+
+std::vector<ModelView> Engine::Models() const {
+  std::vector<ModelView> views;
+  for (const auto& [id, m] : models_) {
+    ModelView v;
+    v.id = id;
+    v.name = m.name;
+    v.bytes = m.bytes;
+    v.handles = m.handles;
+    v.active = m.active;
+    v.deleted = m.deleted;
+    v.finalizer_runs = m.finalizer_runs;
+    v.device_bytes = m.device_buffer ? m.device_bytes : 0;
+    v.device_valid = m.device_valid;
+    v.host_bytes = m.host_buffer ? m.host_bytes : 0;
+    v.host_pinned = m.host_pinned;
+    v.host_mapped = m.host_mapped;
+    v.host_valid = m.host_valid;
+    v.dirty = m.device_dirty || m.host_dirty || m.spilled;
+    v.spilled = m.spilled;
+    views.push_back(std::move(v));
+  }
+  return views;
+}
+
+Bytes Engine::RamCacheBytes() const {
+  Bytes total = 0;
+  for (const auto& [id, m] : models_) {
+    if (!m.host_buffer || m.host_mapped) continue;
+    const bool needed = m.handles > 0 && StreamsFromHost(m) && m.device_valid;
+    if (!needed && !m.active) total += m.host_bytes;
+  }
+  return total;
+}
+
+std::vector<std::string> Engine::CheckInvariants() const {
+  std::vector<std::string> v;
+  auto num = [](Bytes b) { return std::to_string(b); };
+  // Counters never negative and equal to the sum of what is held.
+  Accounting sum;
+  for (const auto& [id, b] : buffers_) {
+    if (b.device) {
+      sum.device_bytes += b.bytes;
+      if (b.activation) sum.activation_bytes += b.bytes;
+    } else if (b.mapped) {
+      sum.mapped_bytes += b.bytes;
+    } else if (b.pinned) {
+      sum.pinned_bytes += b.bytes;
+    } else {
+      sum.pageable_bytes += b.bytes;
+    }
+    if (b.staging && !b.device) sum.staging_bytes += b.bytes;
+    if (b.inflight < 0) v.push_back("buffer " + std::to_string(id) + " has negative in-flight count");
+  }
+  auto drift = [&](const char* name, Bytes counter, Bytes held) {
+    if (counter < 0) v.push_back(std::string(name) + " counter is negative: " + num(counter));
+    if (counter != held)
+      v.push_back(std::string(name) + " counter " + num(counter) + " drifted from held " + num(held));
+  };
+  drift("pageable", acct_.pageable_bytes, sum.pageable_bytes);
+  drift("pinned", acct_.pinned_bytes, sum.pinned_bytes);
+  drift("device", acct_.device_bytes, sum.device_bytes);
+  drift("activation", acct_.activation_bytes, sum.activation_bytes);
+  drift("mapped", acct_.mapped_bytes, sum.mapped_bytes);
+  drift("staging", acct_.staging_bytes, sum.staging_bytes);
+  if (acct_.pinned_bytes > budgets_.pin_budget_bytes)
+    v.push_back("pinned " + num(acct_.pinned_bytes) + " exceeds pin budget " +
+                num(budgets_.pin_budget_bytes));
+  if (acct_.device_bytes > budgets_.device_limit_bytes)
+    v.push_back("device " + num(acct_.device_bytes) + " exceeds device limit " +
+                num(budgets_.device_limit_bytes));
+  const Bytes host = acct_.host_bytes() + (budgets_.unified ? acct_.device_bytes : 0);
+  if (host > budgets_.host_limit_bytes)
+    v.push_back("host " + num(host) + " exceeds host limit " + num(budgets_.host_limit_bytes));
+  if (Idle() && RamCacheBytes() > budgets_.ram_cache_bytes)
+    v.push_back("RAM cache " + num(RamCacheBytes()) + " exceeds its budget " +
+                num(budgets_.ram_cache_bytes));
+  for (const auto& [id, m] : models_) {
+    if (m.finalizer_runs > 1)
+      v.push_back("model " + m.name + " finalized " + std::to_string(m.finalizer_runs) + " times");
+    if (m.finalizer_runs > 0 && m.handles > 0)
+      v.push_back("model " + m.name + " finalized with a live handle");
+    if (m.finalizer_runs > 0 && (m.device_buffer || m.host_buffer))
+      v.push_back("model " + m.name + " finalized while it still holds bytes");
+    if (m.handles < 0) v.push_back("model " + m.name + " has a negative handle count");
+    if (budgets_.unified && m.host_buffer && !m.host_mapped && m.device_valid && !m.active &&
+        Idle())
+      v.push_back("model " + m.name + " is resident twice in the unified pool");
+  }
+  return v;
+}
+
+}  // namespace residency::engine

@@ -1,0 +1,243 @@
+// The residency engine: a deterministic state machine that owns every
+// decision about where model bytes live. It takes ops (from the workload) and
+// completions (from an executor) and emits commands, notices and finished
+// ops into an Outbox. It never touches a file, thread, clock or device, so the
+// simulator and the real runtime run the same decisions.
+//
+// Thread model: single-threaded. Executors deliver completions one at a time,
+// in any order relative to each other.
+//
+// Ops run one at a time, in submission order (an inference server's execution
+// thread); commands of one op run concurrently within the policy's limits.
+#pragma once
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/engine/commands.h"
+#include "runtime/engine/ops.h"
+#include "runtime/engine/policy.h"
+#include "runtime/engine/staging_ring.h"
+#include "runtime/engine/transfer_pipeline.h"
+
+namespace residency::engine {
+
+// Bytes the engine holds, by kind. Updated when a command is issued (an
+// allocation counts from the moment it is asked for, a free from the moment
+// it is issued), so the numbers are an upper bound of what executors hold.
+struct Accounting {
+  Bytes pageable_bytes = 0;    // host memory, not page-locked
+  Bytes pinned_bytes = 0;      // page-locked host memory (staging included)
+  Bytes staging_bytes = 0;     // of the two above, the staging ring
+  Bytes device_bytes = 0;      // device allocations (weights + activations)
+  Bytes activation_bytes = 0;  // of device_bytes, activations
+  Bytes mapped_bytes = 0;      // file mappings (page cache, not anonymous)
+  Bytes spilled_bytes = 0;     // dirty weights in scratch files
+  Bytes host_bytes() const { return pageable_bytes + pinned_bytes; }
+};
+
+struct FileEntry {
+  std::string path;
+  Bytes bytes = 0;
+  bool scratch = false;  // a spill file the engine created
+};
+
+// A read-only view of one model for reports and property tests.
+struct ModelView {
+  ModelId id = 0;
+  std::string name;
+  Bytes bytes = 0;
+  int handles = 0;
+  bool active = false;
+  bool deleted = false;
+  int finalizer_runs = 0;
+  Bytes device_bytes = 0;
+  bool device_valid = false;
+  Bytes host_bytes = 0;
+  bool host_pinned = false;
+  bool host_mapped = false;
+  bool host_valid = false;
+  bool dirty = false;
+  bool spilled = false;
+};
+
+class Engine {
+ public:
+  // Validates inputs; the error names the bad field.
+  static Result<std::unique_ptr<Engine>> Create(const MachineLimits& machine,
+                                                const Policy& policy);
+
+  // Queues `op`; it starts when every earlier op has finished.
+  void Submit(const Op& op, Outbox& out);
+  // An executor finished (or failed) command `completion.id`.
+  void Complete(const Completion& completion, Outbox& out);
+  // The host reports low free memory: free at least `bytes` of cached copies.
+  void HostPressure(Bytes bytes, Outbox& out);
+
+  // True when no op is queued or running and no command is in flight.
+  bool Idle() const;
+  std::size_t commands_in_flight() const { return inflight_.size(); }
+
+  const Accounting& accounting() const { return acct_; }
+  const Budgets& budgets() const { return budgets_; }
+  const Policy& policy() const { return policy_; }
+  const MachineLimits& machine() const { return machine_; }
+  const FileEntry& file(FileId id) const { return files_.at(id); }
+  std::size_t file_count() const { return files_.size(); }
+  std::vector<ModelView> Models() const;
+  // Host copies kept for reuse (not needed by a live handle that streams).
+  Bytes RamCacheBytes() const;
+  // Every violated invariant, as a sentence; empty when all hold.
+  std::vector<std::string> CheckInvariants() const;
+
+ private:
+  struct BufferState {
+    Bytes bytes = 0;
+    ModelId owner = 0;
+    bool device = false;
+    bool pinned = false;
+    bool staging = false;
+    bool mapped = false;
+    bool activation = false;
+    int inflight = 0;
+  };
+  struct ModelState {
+    std::string name;
+    std::vector<FileId> files;
+    std::vector<std::vector<Bytes>> tensors;  // per file
+    Bytes bytes = 0;
+    int handles = 0;
+    bool active = false;
+    bool deleted = false;
+    bool finalizer_issued = false;
+    int finalizer_runs = 0;
+    LoadMode mode = LoadMode::kFull;
+    Bytes device_target = 0;
+    BufferId device_buffer = 0;
+    Bytes device_bytes = 0;
+    bool device_valid = false;
+    bool device_dirty = false;  // patches applied on the device copy
+    BufferId host_buffer = 0;
+    Bytes host_bytes = 0;
+    bool host_pinned = false;
+    bool host_mapped = false;
+    bool host_valid = false;
+    bool host_dirty = false;  // host copy holds patched weights
+    bool spilled = false;
+    FileId spill_file = 0;
+    std::vector<ModelId> patches;
+    Bytes patched_bytes = 0;
+    std::uint64_t last_use = 0;
+    std::int64_t gds_priority = 0;  // GreedyDual-Size H value
+  };
+  struct Step {
+    std::vector<Command> batch;  // issued together, all awaited
+    std::unique_ptr<TransferPipeline> pipeline;
+    std::function<Status(Outbox&)> then;  // runs when reached
+  };
+  struct Task {
+    Op op;
+    std::deque<Step> steps;
+    std::vector<CommandId> waiting;
+    Status status;
+    std::vector<std::function<void(Outbox&)>> on_fail;  // undo, run on failure
+  };
+  // Allocations and frees decided but not yet issued (staged in a step).
+  struct Pending {
+    Bytes host_alloc = 0, host_free = 0;
+    Bytes device_alloc = 0, device_free = 0;
+    Bytes pin_alloc = 0, pin_free = 0;
+  };
+  struct Inflight {
+    CommandKind kind;
+    BufferId buffer = 0;
+    BufferId device_buffer = 0;
+    ModelId model = 0;
+  };
+
+  Engine(const MachineLimits& machine, const Policy& policy);
+
+  // Task machinery (engine.cc).
+  void Advance(Outbox& out);
+  void StartTask(const Op& op);
+  void FailTask(Status status, Outbox& out);
+  CommandId Issue(Command cmd, Outbox& out);
+  void Then(std::function<Status(Outbox&)> fn);
+  void Batch(std::vector<Command> batch);
+  void PendingDelta(const Command& cmd, int sign);
+  void OnFail(std::function<void(Outbox&)> fn) { task_->on_fail.push_back(std::move(fn)); }
+  void Pipe(std::vector<TransferChunk> chunks, PipelineLimits limits);
+  Command Make(CommandKind kind, ModelId model) const;
+  BufferId NewBuffer() { return next_buffer_++; }
+  ModelState* Find(ModelId id);
+  const ModelState* Find(ModelId id) const;
+  void Touch(ModelState& m);
+  void Note(Outbox& out, NoticeKind kind, ModelId id, Tier tier, EvictReason reason, Bytes bytes);
+
+  // Ops (engine_ops.cc).
+  Status DoRegister(const Op& op);
+  Status DoLoad(ModelId id, LoadMode mode, Bytes partial_bytes, bool acquire, Outbox& out);
+  Bytes DeviceObtainable(const std::vector<ModelId>& protect) const;
+  Status DoCompute(const Op& op, Outbox& out);
+  Status DoRelease(ModelId id, Outbox& out);
+  Status DoDelete(ModelId id, Outbox& out);
+  Status DoPatch(const Op& op, Outbox& out);
+  void MaybeFinalize(ModelId id);
+
+  // Load planning (engine_load.cc).
+  Status PlanTransfer(ModelId id, Outbox& out);
+  Status PlanFromFile(ModelId id, bool keep_host, Outbox& out);
+  void PlanFromHost(ModelId id);
+  Status PlanFromSpill(ModelId id, Outbox& out);
+  Status PlanPatchApply(ModelId id, Outbox& out);
+  void PlanStream(const ModelState& m, ModelId id, BufferId stream_buffer, Bytes window);
+  Status FinishLoad(ModelId id, Outbox& out);
+  BufferId AllocHostSteps(ModelId id, Bytes bytes, bool pin, bool staging);
+  FileId SpillFile(ModelId id);
+  Status EnsureStagingRing(Outbox& out);
+  std::vector<TransferChunk> FileWindows(const ModelState& m, ModelId id, Bytes window,
+                                         Bytes device_limit, BufferId device_buffer,
+                                         BufferId host_buffer, bool host_pinned, bool staging);
+  bool WantsHostCopy(const ModelState& m) const;
+  bool StreamsFromHost(const ModelState& m) const { return m.device_target < m.bytes; }
+
+  // Room making and eviction (engine_evict.cc).
+  Bytes DeviceFree() const;
+  Bytes HostFree() const;
+  Status MakeDeviceRoom(Bytes needed, const std::vector<ModelId>& protect, Outbox& out);
+  Status MakeHostRoom(Bytes needed, const std::vector<ModelId>& protect, Outbox& out);
+  bool PinRoom(Bytes needed, const std::vector<ModelId>& protect, Outbox& out);
+  void EnforceCacheBudget(const std::vector<ModelId>& protect, Outbox& out);
+  void EvictDevice(ModelId id, EvictReason reason, Outbox& out);
+  void EvictHost(ModelId id, EvictReason reason, Outbox& out);
+  std::vector<ModelId> HostVictimOrder(const std::vector<ModelId>& protect) const;
+  bool IsProtected(ModelId id, const std::vector<ModelId>& protect) const;
+  std::int64_t ReloadCostPerMiB(const ModelState& m) const;
+
+  MachineLimits machine_;
+  Policy policy_;
+  Budgets budgets_;
+  Accounting acct_;
+  Pending pending_;
+  std::vector<FileEntry> files_;
+  std::map<std::string, FileId> file_index_;
+  std::map<ModelId, ModelState> models_;
+  std::map<BufferId, BufferState> buffers_;
+  std::map<CommandId, Inflight> inflight_;
+  StagingRing ring_;
+  bool ring_planned_ = false;
+  std::deque<Op> queue_;
+  std::optional<Task> task_;
+  std::vector<Step> staged_steps_;  // steps queued by the running `then`
+  CommandIds ids_;
+  BufferId next_buffer_ = 1;
+  std::uint64_t tick_ = 0;
+  std::int64_t gds_inflation_ = 0;
+};
+
+}  // namespace residency::engine

@@ -1,0 +1,397 @@
+// Load planning: which source, which buffers, which chunks, in what order.
+#include <algorithm>
+#include <limits>
+
+#include "runtime/engine/engine.h"
+
+namespace residency::engine {
+
+bool Engine::WantsHostCopy(const ModelState& m) const {
+  if (budgets_.unified) return false;  // one pool: a host copy would be a second copy
+  if (StreamsFromHost(m)) return true;
+  if (policy_.loader == LoaderKind::kMmapPageable) return true;  // the mapping itself
+  return KeepsHostCopies(policy_.eviction);
+}
+
+BufferId Engine::AllocHostSteps(ModelId id, Bytes bytes, bool pin, bool staging) {
+  const BufferId buffer = NewBuffer();
+  Command alloc = Make(CommandKind::kAllocHost, id);
+  alloc.buffer = buffer;
+  alloc.bytes = bytes;
+  alloc.staging = staging;
+  Batch({alloc});
+  if (pin) {
+    if (policy_.prefault_before_pin) {
+      Command prefault = Make(CommandKind::kPrefault, id);
+      prefault.buffer = buffer;
+      prefault.bytes = bytes;
+      Batch({prefault});
+    }
+    Command lock = Make(CommandKind::kPin, id);
+    lock.buffer = buffer;
+    lock.bytes = bytes;
+    lock.pinned = true;
+    Batch({lock});
+  }
+  return buffer;
+}
+
+Status Engine::EnsureStagingRing(Outbox& out) {
+  if (ring_planned_) return Status::Ok();
+  const Bytes slot = policy_.staging_bytes;
+  const Bytes total = slot * policy_.staging_buffers;
+  RESIDENCY_RETURN_IF_ERROR(MakeHostRoom(total, {}, out));
+  ring_planned_ = true;
+  std::vector<StagingRing::Slot> slots;
+  for (int i = 0; i < policy_.staging_buffers; ++i) {
+    // The classic loaders copy from pageable memory; only the threaded one pins.
+    bool pin = policy_.loader == LoaderKind::kThreadedPinned && PinRoom(slot, {}, out);
+    if (policy_.loader == LoaderKind::kThreadedPinned && !pin)
+      Note(out, NoticeKind::kPinFallback, 0, Tier::kHost, EvictReason::kPinBudget, slot);
+    slots.push_back({AllocHostSteps(0, slot, pin, true), pin, false});
+  }
+  ring_.Reset(std::move(slots), slot);
+  return Status::Ok();
+}
+
+std::vector<TransferChunk> Engine::FileWindows(const ModelState& m, ModelId id, Bytes window,
+                                               Bytes device_limit, BufferId device_buffer,
+                                               BufferId host_buffer, bool host_pinned,
+                                               bool staging) {
+  std::vector<TransferChunk> chunks;
+  const ReadMode mode = policy_.direct_io ? ReadMode::kDirect : ReadMode::kBuffered;
+  Bytes model_offset = 0;
+  for (FileId file : m.files) {
+    const Bytes file_bytes = files_[file].bytes;
+    for (Bytes off = 0; off < file_bytes;) {
+      Bytes len = std::min(window, file_bytes - off);
+      const Bytes mo = model_offset + off;
+      if (mo < device_limit) len = std::min(len, device_limit - mo);  // split at the limit
+      if (staging && mo >= device_limit) break;  // nothing to keep beyond the device part
+      TransferChunk c;
+      c.model = id;
+      c.bytes = len;
+      c.has_read = true;
+      c.file = file;
+      c.file_offset = off;
+      c.read_mode = mode;
+      c.host_buffer = host_buffer;
+      c.host_offset = mo;
+      c.host_pinned = host_pinned;
+      c.staging = staging;
+      c.has_copy = mo < device_limit;
+      c.device_buffer = device_buffer;
+      c.device_offset = mo;
+      chunks.push_back(c);
+      off += len;
+    }
+    model_offset += file_bytes;
+  }
+  return chunks;
+}
+
+Status Engine::PlanTransfer(ModelId id, Outbox& out) {
+  ModelState& m = *Find(id);
+  const bool from_host = m.host_valid && m.host_buffer && !m.host_mapped;
+  const bool from_spill = !from_host && m.spilled;
+  const bool keep_host = WantsHostCopy(m);
+  const bool via_ring = (!from_host && !from_spill && !keep_host &&
+                         policy_.loader == LoaderKind::kThreadedPinned);
+  if ((via_ring || !m.patches.empty()) && !ring_planned_) {
+    RESIDENCY_RETURN_IF_ERROR(EnsureStagingRing(out));
+    Then([this, id](Outbox& o) { return PlanTransfer(id, o); });
+    return Status::Ok();
+  }
+  const bool needs_host_buffer =
+      !from_host && (from_spill || (keep_host && policy_.loader != LoaderKind::kMmapPageable) ||
+                     (!keep_host && policy_.loader == LoaderKind::kReadInto));
+  if (needs_host_buffer) RESIDENCY_RETURN_IF_ERROR(MakeHostRoom(m.bytes, {id}, out));
+
+  const BufferId device = NewBuffer();
+  Command alloc = Make(CommandKind::kAllocDevice, id);
+  alloc.device_buffer = device;
+  alloc.bytes = m.device_target;
+  Batch({alloc});
+  m.device_buffer = device;
+  m.device_bytes = m.device_target;
+  m.device_valid = false;
+  OnFail([this, id](Outbox&) {
+    ModelState& mm = *Find(id);
+    if (mm.device_buffer) {
+      Command c = Make(CommandKind::kFreeDevice, id);
+      c.device_buffer = mm.device_buffer;
+      c.bytes = mm.device_bytes;
+      Batch({c});
+    }
+    mm.device_buffer = 0;
+    mm.device_bytes = 0;
+    mm.device_valid = false;
+  });
+  Note(out, NoticeKind::kLoadStarted, id, Tier::kDevice, EvictReason::kDevicePressure,
+       m.device_target);
+  bool dirty_source = false;
+  if (from_host) {
+    Note(out, NoticeKind::kRamCacheHit, id, m.host_pinned ? Tier::kPinned : Tier::kHost,
+         EvictReason::kDevicePressure, m.host_bytes);
+    dirty_source = m.host_dirty;
+    PlanFromHost(id);
+  } else if (from_spill) {
+    Note(out, NoticeKind::kSpillLoad, id, Tier::kDisk, EvictReason::kDevicePressure, m.bytes);
+    dirty_source = true;
+    RESIDENCY_RETURN_IF_ERROR(PlanFromSpill(id, out));
+  } else {
+    Note(out, NoticeKind::kDiskLoad, id, Tier::kDisk, EvictReason::kDevicePressure, m.bytes);
+    RESIDENCY_RETURN_IF_ERROR(PlanFromFile(id, keep_host, out));
+  }
+  OnFail([this, id](Outbox&) {
+    ModelState& mm = *Find(id);
+    if (!mm.host_buffer || mm.host_valid) return;  // a complete copy stays cached
+    Command c = Make(mm.host_mapped ? CommandKind::kUnmapFile : CommandKind::kFreeHost, id);
+    c.buffer = mm.host_buffer;
+    c.bytes = mm.host_bytes;
+    Batch({c});
+    mm.host_buffer = 0;
+    mm.host_bytes = 0;
+    mm.host_pinned = mm.host_mapped = mm.host_dirty = false;
+  });
+  if (!m.patches.empty() && !dirty_source) RESIDENCY_RETURN_IF_ERROR(PlanPatchApply(id, out));
+  const bool from_file = !from_host && !from_spill;
+  Then([this, id, from_file](Outbox& o) {
+    if (from_file && policy_.drop_page_cache_after_load) {
+      std::vector<Command> drops;
+      for (FileId f : Find(id)->files) {
+        Command c = Make(CommandKind::kDropPageCache, id);
+        c.file = f;
+        drops.push_back(c);
+      }
+      Batch(std::move(drops));
+    }
+    return FinishLoad(id, o);
+  });
+  return Status::Ok();
+}
+
+Status Engine::PlanFromFile(ModelId id, bool keep_host, Outbox& out) {
+  ModelState& m = *Find(id);
+  const Bytes target = m.device_target;
+  if (policy_.loader == LoaderKind::kThreadedPinned) {
+    PipelineLimits limits{policy_.read_threads, 2, policy_.chunk_bytes, false};
+    if (!keep_host) {
+      Pipe(FileWindows(m, id, ring_.slot_bytes(), target, m.device_buffer, 0, false, true),
+           limits);
+      return Status::Ok();
+    }
+    const bool pin = PinRoom(m.bytes, {id}, out);
+    if (!pin) Note(out, NoticeKind::kPinFallback, id, Tier::kHost, EvictReason::kPinBudget, m.bytes);
+    m.host_buffer = AllocHostSteps(id, m.bytes, pin, false);
+    m.host_bytes = m.bytes;
+    m.host_pinned = pin;
+    m.host_mapped = false;
+    m.host_valid = false;
+    Pipe(FileWindows(m, id, policy_.staging_bytes, target, m.device_buffer, m.host_buffer, pin,
+                     false),
+         limits);
+    return Status::Ok();
+  }
+  // Per-tensor loaders: one read per tensor, then its copy, one at a time.
+  const bool mapped = policy_.loader == LoaderKind::kMmapPageable;
+  if (!m.host_buffer) {
+    if (mapped) {
+      m.host_buffer = NewBuffer();
+      Command map = Make(CommandKind::kMapFile, id);
+      map.buffer = m.host_buffer;
+      map.bytes = m.bytes;
+      Batch({map});
+    } else {
+      m.host_buffer = AllocHostSteps(id, m.bytes, false, false);
+    }
+    m.host_bytes = m.bytes;
+    m.host_pinned = false;
+    m.host_mapped = mapped;
+    m.host_valid = false;
+  }
+  std::vector<TransferChunk> chunks;
+  Bytes model_offset = 0;
+  for (std::size_t f = 0; f < m.files.size(); ++f) {
+    Bytes file_offset = 0;
+    for (Bytes tensor : m.tensors[f]) {
+      for (Bytes done = 0; done < tensor;) {
+        const Bytes mo = model_offset + file_offset + done;
+        Bytes len = tensor - done;
+        if (mo < target) len = std::min(len, target - mo);
+        const bool to_device = mo < target;
+        if (!to_device && mapped) break;  // faulted later, when streamed
+        TransferChunk c;
+        c.model = id;
+        c.bytes = len;
+        c.has_read = true;
+        c.file = m.files[f];
+        c.file_offset = file_offset + done;
+        c.read_mode = mapped ? ReadMode::kMapped : ReadMode::kBuffered;
+        c.host_buffer = m.host_buffer;
+        c.host_offset = mo;
+        c.has_copy = to_device;
+        c.device_buffer = m.device_buffer;
+        c.device_offset = mo;
+        chunks.push_back(c);
+        done += len;
+      }
+      file_offset += tensor;
+    }
+    model_offset += files_[m.files[f]].bytes;
+  }
+  Pipe(std::move(chunks), {1, 1, std::numeric_limits<Bytes>::max(), true});
+  return Status::Ok();
+}
+
+void Engine::PlanFromHost(ModelId id) {
+  const ModelState& m = *Find(id);
+  std::vector<TransferChunk> chunks;
+  for (Bytes off = 0; off < m.device_target;) {
+    TransferChunk c;
+    c.model = id;
+    c.bytes = std::min(policy_.staging_bytes, m.device_target - off);
+    c.host_buffer = m.host_buffer;
+    c.host_offset = off;
+    c.host_pinned = m.host_pinned;
+    c.has_copy = true;
+    c.device_buffer = m.device_buffer;
+    c.device_offset = off;
+    chunks.push_back(c);
+    off += c.bytes;
+  }
+  Pipe(std::move(chunks), {1, 2, policy_.staging_bytes, false});
+}
+
+FileId Engine::SpillFile(ModelId id) {
+  ModelState& m = *Find(id);
+  if (m.spill_file == 0 || !files_[m.spill_file].scratch) {
+    m.spill_file = static_cast<FileId>(files_.size());
+    files_.push_back({"scratch/" + m.name + ".spill", m.bytes, true});
+  }
+  return m.spill_file;
+}
+
+Status Engine::PlanFromSpill(ModelId id, Outbox& out) {
+  (void)out;
+  ModelState& m = *Find(id);
+  m.host_buffer = AllocHostSteps(id, m.bytes, false, false);
+  m.host_bytes = m.bytes;
+  m.host_pinned = m.host_mapped = false;
+  m.host_valid = false;
+  std::vector<TransferChunk> chunks;
+  TransferChunk whole;
+  whole.model = id;
+  whole.bytes = m.bytes;
+  whole.has_read = true;
+  whole.spill_read = true;
+  whole.file = m.spill_file;
+  whole.host_buffer = m.host_buffer;
+  chunks.push_back(whole);
+  for (Bytes off = 0; off < m.device_target;) {
+    TransferChunk c;
+    c.model = id;
+    c.bytes = std::min(policy_.staging_bytes, m.device_target - off);
+    c.host_buffer = m.host_buffer;
+    c.host_offset = off;
+    c.has_copy = true;
+    c.device_buffer = m.device_buffer;
+    c.device_offset = off;
+    chunks.push_back(c);
+    off += c.bytes;
+  }
+  Pipe(std::move(chunks), {1, 2, m.bytes, false});
+  Then([this, id](Outbox&) {
+    ModelState& mm = *Find(id);
+    mm.host_valid = true;
+    mm.host_dirty = true;
+    mm.spilled = false;
+    acct_.spilled_bytes -= mm.bytes;
+    return Status::Ok();
+  });
+  return Status::Ok();
+}
+
+Status Engine::PlanPatchApply(ModelId id, Outbox& out) {
+  if (!ring_planned_) {
+    RESIDENCY_RETURN_IF_ERROR(EnsureStagingRing(out));
+    Then([this, id](Outbox& o) { return PlanPatchApply(id, o); });
+    return Status::Ok();
+  }
+  const ModelState& m = *Find(id);
+  const Bytes window = std::max<Bytes>(1, std::min(ring_.slot_bytes(), m.device_bytes));
+  std::vector<TransferChunk> chunks;
+  for (ModelId p : m.patches) {
+    const ModelState& patch = *Find(p);
+    // Patch bytes land in the device copy they modify (offset 0 onward, wrapping).
+    for (TransferChunk c : FileWindows(patch, id, window, std::numeric_limits<Bytes>::max(),
+                                       m.device_buffer, 0, false, true)) {
+      c.device_offset = c.device_offset % std::max<Bytes>(1, m.device_bytes - c.bytes + 1);
+      chunks.push_back(c);
+    }
+  }
+  Pipe(std::move(chunks), {policy_.read_threads, 2, policy_.chunk_bytes, false});
+  return Status::Ok();
+}
+
+void Engine::PlanStream(const ModelState& m, ModelId id, BufferId stream_buffer, Bytes window) {
+  std::vector<TransferChunk> chunks;
+  if (m.host_mapped) {
+    // Stream straight from the mapping: each window faults its pages in.
+    Bytes model_offset = 0;
+    for (FileId f : m.files) {
+      const Bytes file_bytes = files_[f].bytes;
+      for (Bytes off = 0; off < file_bytes;) {
+        const Bytes mo = model_offset + off;
+        Bytes len = std::min(window, file_bytes - off);
+        if (mo < m.device_bytes) len = std::min(len, m.device_bytes - mo);
+        if (mo >= m.device_bytes) {
+          TransferChunk c;
+          c.model = id;
+          c.bytes = len;
+          c.has_read = true;
+          c.file = f;
+          c.file_offset = off;
+          c.read_mode = ReadMode::kMapped;
+          c.host_buffer = m.host_buffer;
+          c.host_offset = mo;
+          c.has_copy = true;
+          c.device_buffer = stream_buffer;
+          chunks.push_back(c);
+        }
+        off += len;
+      }
+      model_offset += file_bytes;
+    }
+    Pipe(std::move(chunks), {1, 1, std::numeric_limits<Bytes>::max(), true});
+    return;
+  }
+  for (Bytes off = m.device_bytes; off < m.bytes;) {
+    TransferChunk c;
+    c.model = id;
+    c.bytes = std::min(window, m.bytes - off);
+    c.host_buffer = m.host_buffer;
+    c.host_offset = off;
+    c.host_pinned = m.host_pinned;
+    c.has_copy = true;
+    c.device_buffer = stream_buffer;
+    chunks.push_back(c);
+    off += c.bytes;
+  }
+  Pipe(std::move(chunks), {1, 1, window, false});
+}
+
+Status Engine::FinishLoad(ModelId id, Outbox& out) {
+  ModelState& m = *Find(id);
+  m.device_valid = true;
+  m.device_dirty = !m.patches.empty();
+  if (m.host_buffer) m.host_valid = true;
+  Touch(m);
+  Note(out, NoticeKind::kLoadFinished, id, Tier::kDevice, EvictReason::kDevicePressure,
+       m.device_bytes);
+  if (m.host_buffer && !WantsHostCopy(m)) EvictHost(id, EvictReason::kNotCached, out);
+  EnforceCacheBudget({}, out);
+  return Status::Ok();
+}
+
+}  // namespace residency::engine

@@ -1,0 +1,295 @@
+// The workload ops: register, load, compute, release, delete, patch.
+#include <algorithm>
+#include <numeric>
+
+#include "runtime/engine/engine.h"
+
+namespace residency::engine {
+namespace {
+
+std::string Mib(Bytes b) { return std::to_string(b / kMiB) + " MiB"; }
+
+}  // namespace
+
+Status Engine::DoRegister(const Op& op) {
+  if (Find(op.model))
+    return FailedPrecondition("register: model id " + std::to_string(op.model) +
+                              " is already registered");
+  if (op.files.empty())
+    return InvalidArgument("register: model '" + op.name + "' has no files");
+  ModelState m;
+  m.name = op.name.empty() ? "model-" + std::to_string(op.model) : op.name;
+  for (const FileSpec& f : op.files) {
+    if (f.bytes <= 0)
+      return InvalidArgument("register: file '" + f.path + "' of model '" + m.name +
+                             "' has size " + std::to_string(f.bytes) + " (must be > 0)");
+    if (!f.tensor_bytes.empty()) {
+      Bytes sum = 0;
+      for (Bytes t : f.tensor_bytes) {
+        if (t <= 0)
+          return InvalidArgument("register: file '" + f.path + "' has a tensor of size " +
+                                 std::to_string(t));
+        sum += t;
+      }
+      if (sum != f.bytes)
+        return InvalidArgument("register: tensors of '" + f.path + "' sum to " +
+                               std::to_string(sum) + " bytes, file has " +
+                               std::to_string(f.bytes));
+    }
+  }
+  for (const FileSpec& f : op.files) {
+    auto it = file_index_.find(f.path);
+    FileId id;
+    if (it == file_index_.end()) {
+      id = static_cast<FileId>(files_.size());
+      files_.push_back({f.path, f.bytes, false});
+      file_index_.emplace(f.path, id);
+    } else {
+      id = it->second;
+      if (files_[id].bytes != f.bytes)
+        return InvalidArgument("register: file '" + f.path + "' declared with " +
+                               std::to_string(f.bytes) + " bytes, earlier with " +
+                               std::to_string(files_[id].bytes));
+    }
+    m.files.push_back(id);
+    m.tensors.push_back(f.tensor_bytes.empty() ? std::vector<Bytes>{f.bytes} : f.tensor_bytes);
+    m.bytes += f.bytes;
+  }
+  m.device_target = m.bytes;
+  models_.emplace(op.model, std::move(m));
+  return Status::Ok();
+}
+
+Bytes Engine::DeviceObtainable(const std::vector<ModelId>& protect) const {
+  Bytes free = DeviceFree();
+  for (const auto& [id, m] : models_) {
+    if (m.device_buffer && !IsProtected(id, protect)) free += m.device_bytes;
+    if (budgets_.unified && m.host_buffer && !m.host_mapped && !IsProtected(id, protect))
+      free += m.host_bytes;
+  }
+  return std::min(free, budgets_.device_limit_bytes);
+}
+
+Status Engine::DoLoad(ModelId id, LoadMode mode, Bytes partial_bytes, bool acquire,
+                      Outbox& out) {
+  ModelState* m = Find(id);
+  if (!m) return NotFound("load: model id " + std::to_string(id) + " is not registered");
+  if (m->deleted) return FailedPrecondition("load: model '" + m->name + "' was deleted");
+  if (mode == LoadMode::kPartial && partial_bytes <= 0)
+    return InvalidArgument("load: partial load of '" + m->name + "' needs device_bytes > 0");
+  // On unified memory the device is host RAM: streaming buys nothing.
+  if (budgets_.unified) mode = LoadMode::kFull;
+  Bytes target = m->bytes;
+  if (mode == LoadMode::kPartial) target = std::min(partial_bytes, m->bytes);
+  if (mode == LoadMode::kDynamic) {
+    const Bytes obtainable = DeviceObtainable({id}) + (m->device_buffer ? m->device_bytes : 0);
+    target = std::min(m->bytes, obtainable);
+    const Bytes floor = std::min(m->bytes, 256 * kMiB);
+    if (target < floor)
+      return ResourceExhausted("load: dynamic load of '" + m->name + "' needs at least " +
+                               Mib(floor) + " of device memory; " + Mib(obtainable) +
+                               " obtainable (limit " + Mib(budgets_.device_limit_bytes) + ")");
+  }
+  if (acquire) ++m->handles;
+  Touch(*m);
+  m->mode = mode;
+  const bool resident = m->device_valid && m->device_bytes >= target;
+  if (resident || (mode == LoadMode::kDynamic && m->device_valid)) {
+    m->device_target = m->device_bytes;
+    Note(out, NoticeKind::kDeviceHit, id, Tier::kDevice, EvictReason::kDevicePressure,
+         m->device_bytes);
+    return Status::Ok();
+  }
+  const Bytes obtainable = DeviceObtainable({id}) + (m->device_buffer ? m->device_bytes : 0);
+  if (target > obtainable) {
+    if (acquire) --m->handles;
+    return ResourceExhausted("load: '" + m->name + "' needs " + Mib(target) +
+                             " of device memory; " + Mib(obtainable) +
+                             " obtainable (limit " + Mib(budgets_.device_limit_bytes) +
+                             ", held by models in use " +
+                             Mib(acct_.device_bytes + pending_.device_alloc -
+                                 pending_.device_free - (obtainable - DeviceFree())) +
+                             ")");
+  }
+  if (acquire) {
+    OnFail([this, id](Outbox&) {
+      if (ModelState* mm = Find(id)) --mm->handles;
+    });
+  }
+  // A smaller or stale device copy is replaced, not grown.
+  if (m->device_buffer) EvictDevice(id, EvictReason::kDevicePressure, out);
+  m->device_target = target;
+  RESIDENCY_RETURN_IF_ERROR(MakeDeviceRoom(target, {id}, out));
+  Then([this, id](Outbox& o) { return PlanTransfer(id, o); });
+  return Status::Ok();
+}
+
+Status Engine::DoCompute(const Op& op, Outbox& out) {
+  (void)out;
+  if (op.steps < 0 || op.step_ns < 0 || op.activation_bytes < 0)
+    return InvalidArgument("compute: steps, step_ns and activation_bytes must be >= 0");
+  for (ModelId id : op.models) {
+    const ModelState* m = Find(id);
+    if (!m) return NotFound("compute: model id " + std::to_string(id) + " is not registered");
+    if (m->deleted) return FailedPrecondition("compute: model '" + m->name + "' was deleted");
+  }
+  const std::vector<ModelId> used = op.models;
+  for (ModelId id : used) {
+    ModelState& m = *Find(id);
+    m.active = true;
+    Touch(m);
+  }
+  OnFail([this, used](Outbox&) {
+    for (ModelId id : used)
+      if (ModelState* m = Find(id)) m->active = false;
+  });
+  // Models evicted since their load come back first (evictions followed by reloads).
+  for (ModelId id : used) {
+    Then([this, id](Outbox& o) -> Status {
+      ModelState& m = *Find(id);
+      if (m.device_valid && m.device_bytes >= std::min(m.device_target, m.bytes))
+        return Status::Ok();
+      return DoLoad(id, m.mode, m.device_target, false, o);
+    });
+  }
+  Then([this, op, used](Outbox& o) -> Status {
+    // Streamed models need a device window to copy through.
+    Bytes window = 0;
+    for (ModelId id : used) {
+      const ModelState& m = *Find(id);
+      if (m.device_valid && m.device_bytes < m.bytes)
+        window = std::max(window, std::min(policy_.staging_bytes, m.bytes - m.device_bytes));
+    }
+    const Bytes needed = op.activation_bytes + window;
+    if (needed > 0) RESIDENCY_RETURN_IF_ERROR(MakeDeviceRoom(needed, used, o));
+    const BufferId activations = op.activation_bytes > 0 ? NewBuffer() : 0;
+    const BufferId stream = window > 0 ? NewBuffer() : 0;
+    std::vector<Command> alloc;
+    if (activations) {
+      Command c = Make(CommandKind::kAllocDevice, used.empty() ? 0 : used.front());
+      c.device_buffer = activations;
+      c.bytes = op.activation_bytes;
+      c.activation = true;
+      alloc.push_back(c);
+    }
+    if (stream) {
+      Command c = Make(CommandKind::kAllocDevice, used.front());
+      c.device_buffer = stream;
+      c.bytes = window;
+      c.activation = true;
+      alloc.push_back(c);
+    }
+    Batch(std::move(alloc));
+    std::vector<Command> frees;
+    for (BufferId b : {activations, stream}) {
+      if (!b) continue;
+      Command c = Make(CommandKind::kFreeDevice, used.empty() ? 0 : used.front());
+      c.device_buffer = b;
+      frees.push_back(c);
+    }
+    OnFail([this, frees](Outbox&) { Batch(frees); });
+    for (int step = 0; step < op.steps; ++step) {
+      for (ModelId id : used) {
+        const ModelState& m = *Find(id);
+        if (m.device_valid && m.device_bytes < m.bytes) {
+          Note(o, NoticeKind::kStreamed, id, Tier::kDevice, EvictReason::kDevicePressure,
+               m.bytes - m.device_bytes);
+          PlanStream(m, id, stream, window);
+        }
+      }
+      Command c = Make(CommandKind::kCompute, used.empty() ? 0 : used.front());
+      c.duration_ns = op.step_ns;
+      Batch({c});
+    }
+    Batch(frees);
+    Then([this, used](Outbox&) {
+      for (ModelId id : used) Find(id)->active = false;
+      return Status::Ok();
+    });
+    return Status::Ok();
+  });
+  return Status::Ok();
+}
+
+Status Engine::DoRelease(ModelId id, Outbox& out) {
+  ModelState* m = Find(id);
+  if (!m) return NotFound("release: model id " + std::to_string(id) + " is not registered");
+  if (m->handles <= 0)
+    return FailedPrecondition("release: model '" + m->name + "' has no live handle");
+  --m->handles;
+  if (m->handles == 0 && !m->deleted) EnforceCacheBudget({}, out);
+  MaybeFinalize(id);
+  return Status::Ok();
+}
+
+Status Engine::DoDelete(ModelId id, Outbox& out) {
+  (void)out;
+  ModelState* m = Find(id);
+  if (!m) return NotFound("delete: model id " + std::to_string(id) + " is not registered");
+  if (m->deleted) return FailedPrecondition("delete: model '" + m->name + "' was already deleted");
+  m->deleted = true;
+  MaybeFinalize(id);
+  return Status::Ok();
+}
+
+void Engine::MaybeFinalize(ModelId id) {
+  ModelState& m = *Find(id);
+  if (!m.deleted || m.handles > 0 || m.finalizer_issued) return;
+  m.finalizer_issued = true;
+  // A deleted model's bytes go first, dirty or not; then its finalizer, once.
+  std::vector<Command> frees;
+  if (m.device_buffer) {
+    Command c = Make(CommandKind::kFreeDevice, id);
+    c.device_buffer = m.device_buffer;
+    c.bytes = m.device_bytes;
+    frees.push_back(c);
+  }
+  if (m.host_buffer) {
+    Command c = Make(m.host_mapped ? CommandKind::kUnmapFile : CommandKind::kFreeHost, id);
+    c.buffer = m.host_buffer;
+    c.bytes = m.host_bytes;
+    frees.push_back(c);
+  }
+  if (m.spilled) acct_.spilled_bytes -= m.bytes;
+  m.device_buffer = 0;
+  m.device_bytes = 0;
+  m.device_valid = m.device_dirty = false;
+  m.host_buffer = 0;
+  m.host_bytes = 0;
+  m.host_valid = m.host_dirty = m.host_pinned = m.host_mapped = false;
+  m.spilled = false;
+  Batch(std::move(frees));
+  Batch({Make(CommandKind::kRunFinalizer, id)});
+}
+
+Status Engine::DoPatch(const Op& op, Outbox& out) {
+  ModelState* m = Find(op.model);
+  const ModelState* p = Find(op.patch_model);
+  if (!m) return NotFound("patch: model id " + std::to_string(op.model) + " is not registered");
+  if (!p)
+    return NotFound("patch: patch model id " + std::to_string(op.patch_model) +
+                    " is not registered");
+  if (op.model == op.patch_model) return InvalidArgument("patch: a model cannot patch itself");
+  if (m->deleted || p->deleted)
+    return FailedPrecondition("patch: '" + m->name + "' or its patch was deleted");
+  if (op.patched_bytes < 0 || op.patched_bytes > m->bytes)
+    return InvalidArgument("patch: patched_bytes must be in [0, model bytes]");
+  m->patches.push_back(op.patch_model);
+  m->patched_bytes = op.patched_bytes == 0 ? m->bytes : std::max(m->patched_bytes, op.patched_bytes);
+  // Older dirty copies miss this patch: they are stale now.
+  if (m->host_dirty) EvictHost(op.model, EvictReason::kNotCached, out);
+  if (m->spilled) {
+    m->spilled = false;
+    acct_.spilled_bytes -= m->bytes;
+  }
+  if (m->device_valid) {
+    RESIDENCY_RETURN_IF_ERROR(PlanPatchApply(op.model, out));
+    Then([this, id = op.model](Outbox&) {
+      Find(id)->device_dirty = true;
+      return Status::Ok();
+    });
+  }
+  return Status::Ok();
+}
+
+}  // namespace residency::engine

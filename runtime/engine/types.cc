@@ -1,0 +1,78 @@
+#include "runtime/engine/types.h"
+
+namespace residency::engine {
+
+std::string_view ToString(Tier tier) {
+  switch (tier) {
+    case Tier::kDisk: return "disk";
+    case Tier::kHost: return "host";
+    case Tier::kPinned: return "pinned";
+    case Tier::kDevice: return "device";
+  }
+  return "?";
+}
+
+std::string_view ToString(LoaderKind kind) {
+  switch (kind) {
+    case LoaderKind::kMmapPageable: return "mmap-pageable";
+    case LoaderKind::kReadInto: return "read-into";
+    case LoaderKind::kThreadedPinned: return "threaded-pinned";
+  }
+  return "?";
+}
+
+std::string_view ToString(EvictionKind kind) {
+  switch (kind) {
+    case EvictionKind::kDrop: return "drop";
+    case EvictionKind::kRamLru: return "ram-lru";
+    case EvictionKind::kRamCostAware: return "ram-cost-aware";
+    case EvictionKind::kSpill: return "spill";
+  }
+  return "?";
+}
+
+std::string_view ToString(LoadMode mode) {
+  switch (mode) {
+    case LoadMode::kFull: return "full";
+    case LoadMode::kPartial: return "partial";
+    case LoadMode::kDynamic: return "dynamic";
+  }
+  return "?";
+}
+
+std::string_view ToString(EvictReason reason) {
+  switch (reason) {
+    case EvictReason::kDevicePressure: return "device-pressure";
+    case EvictReason::kRamCacheBudget: return "ram-cache-budget";
+    case EvictReason::kHostPressure: return "host-pressure";
+    case EvictReason::kPinBudget: return "pin-budget";
+    case EvictReason::kDeleted: return "deleted";
+    case EvictReason::kNotCached: return "not-cached";
+  }
+  return "?";
+}
+
+bool ParseLoaderKind(std::string_view name, LoaderKind& out) {
+  for (LoaderKind k : {LoaderKind::kMmapPageable, LoaderKind::kReadInto,
+                       LoaderKind::kThreadedPinned}) {
+    if (ToString(k) == name) { out = k; return true; }
+  }
+  return false;
+}
+
+bool ParseEvictionKind(std::string_view name, EvictionKind& out) {
+  for (EvictionKind k : {EvictionKind::kDrop, EvictionKind::kRamLru,
+                         EvictionKind::kRamCostAware, EvictionKind::kSpill}) {
+    if (ToString(k) == name) { out = k; return true; }
+  }
+  return false;
+}
+
+bool ParseLoadMode(std::string_view name, LoadMode& out) {
+  for (LoadMode m : {LoadMode::kFull, LoadMode::kPartial, LoadMode::kDynamic}) {
+    if (ToString(m) == name) { out = m; return true; }
+  }
+  return false;
+}
+
+}  // namespace residency::engine

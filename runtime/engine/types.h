@@ -1,0 +1,68 @@
+// Vocabulary of the residency engine: units, identifiers, tiers and the
+// enumerations that policies and reports share. Standard library only.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+namespace residency::engine {
+
+// Integer units everywhere: nanoseconds of (virtual or real) time and bytes.
+using Nanos = std::int64_t;
+using Bytes = std::int64_t;
+
+using ModelId = std::uint32_t;
+using FileId = std::uint32_t;
+using BufferId = std::uint64_t;
+using CommandId = std::uint64_t;
+using OpId = std::uint64_t;
+
+inline constexpr Bytes kKiB = 1024;
+inline constexpr Bytes kMiB = 1024 * kKiB;
+inline constexpr Bytes kGiB = 1024 * kMiB;
+inline constexpr Nanos kNanosPerSecond = 1'000'000'000;
+
+// Where a model's bytes can live. On unified-memory machines HOST, PINNED and
+// DEVICE draw from one physical pool.
+enum class Tier : std::uint8_t { kDisk, kHost, kPinned, kDevice };
+
+// How bytes get from the file to the device.
+enum class LoaderKind : std::uint8_t {
+  kMmapPageable,    // mmap + single-threaded faults + pageable copy per tensor
+  kReadInto,        // sequential read() per tensor into pageable RAM, no mmap
+  kThreadedPinned,  // chunked multi-threaded reads into pinned staging/buffers
+};
+
+// What happens to a model's device bytes when VRAM is needed elsewhere.
+enum class EvictionKind : std::uint8_t {
+  kDrop,          // free; reload from the file later
+  kRamLru,        // keep a host copy in a bounded RAM cache, LRU
+  kRamCostAware,  // keep a host copy, evict by GreedyDual-Size reload cost
+  kSpill,         // like kRamLru; dirty (patched) weights go to a scratch file
+                  // when the RAM cache cannot hold them
+};
+
+enum class LoadMode : std::uint8_t { kFull, kPartial, kDynamic };
+
+// Why bytes left a tier; reported per eviction.
+enum class EvictReason : std::uint8_t {
+  kDevicePressure,  // VRAM needed for another model or activations
+  kRamCacheBudget,  // the RAM cache exceeded its budget
+  kHostPressure,    // the OS reported low free RAM
+  kPinBudget,       // the pin budget needed room (bytes unpinned, kept)
+  kDeleted,         // the model was deleted
+  kNotCached,       // policy keeps no host copy after loading
+};
+
+std::string_view ToString(Tier tier);
+std::string_view ToString(LoaderKind kind);
+std::string_view ToString(EvictionKind kind);
+std::string_view ToString(LoadMode mode);
+std::string_view ToString(EvictReason reason);
+
+// Parsers for the names above; return false on an unknown name.
+bool ParseLoaderKind(std::string_view name, LoaderKind& out);
+bool ParseEvictionKind(std::string_view name, EvictionKind& out);
+bool ParseLoadMode(std::string_view name, LoadMode& out);
+
+}  // namespace residency::engine

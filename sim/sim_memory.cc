@@ -1,0 +1,53 @@
+#include "sim/sim_memory.h"
+
+#include <algorithm>
+
+namespace residency::sim {
+namespace {
+
+std::string Mib(Bytes b) { return std::to_string(b / engine::kMiB) + " MiB"; }
+
+}  // namespace
+
+SimMemory::SimMemory(const traces::Profile& p)
+    : usable_(p.ram_bytes - p.os_reserve_bytes),
+      swap_(p.swap_bytes),
+      vram_(p.vram_bytes),
+      unified_(p.unified) {}
+
+std::string SimMemory::AllocDevice(Bytes bytes) {
+  if (!unified_) {
+    if (device_ + bytes > vram_)
+      return "CUDA out of memory: device allocation of " + Mib(bytes) + " with " +
+             Mib(device_) + " of " + Mib(vram_) + " in use";
+    device_ += bytes;
+    return "";
+  }
+  // Unified memory (DGX Spark, ComfyUI #10896): the driver's allocator sees
+  // free RAM only; it does not wait for the page cache to be reclaimed.
+  const Bytes free = usable_ - Anonymous() - page_cache_.total();
+  if (bytes > free)
+    return "unified-memory allocation of " + Mib(bytes) + " failed: " + Mib(std::max<Bytes>(0, free)) +
+           " free (anonymous " + Mib(Anonymous()) + ", page cache " + Mib(page_cache_.total()) +
+           " of " + Mib(usable_) + " usable)";
+  device_ += bytes;
+  return "";
+}
+
+std::string SimMemory::Settle() {
+  const Bytes locked = pinned_ + (unified_ ? device_ : 0);
+  if (locked > usable_)
+    return "out of memory: page-locked and device memory " + Mib(locked) + " exceed usable RAM " +
+           Mib(usable_);
+  if (Anonymous() > usable_ + swap_)
+    return "out of memory: anonymous memory " + Mib(Anonymous()) + " exceeds RAM " +
+           Mib(usable_) + " + swap " + Mib(swap_);
+  page_cache_.ShrinkTo(PageCacheLimit());
+  return "";
+}
+
+Bytes SimMemory::PageCacheLimit() const { return std::max<Bytes>(0, usable_ - Anonymous()); }
+
+Bytes SimMemory::Available() const { return usable_ - Anonymous(); }
+
+}  // namespace residency::sim

@@ -1,0 +1,88 @@
+// What one simulated run produced: the figures a report shows, the OOM
+// report, invariant violations, per-prompt timings and the timeline.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "runtime/engine/types.h"
+
+namespace residency::sim {
+
+using engine::Bytes;
+using engine::Nanos;
+
+struct PromptTiming {
+  int prompt = 0;
+  Nanos begin_ns = 0;
+  Nanos end_ns = 0;
+  Nanos measured_wall_ns = -1;
+  Nanos wall_ns() const { return end_ns - begin_ns; }
+};
+
+struct TierSample {
+  Nanos time_ns = 0;
+  Bytes pageable_bytes = 0;
+  Bytes pinned_bytes = 0;
+  Bytes device_bytes = 0;
+  Bytes page_cache_bytes = 0;
+};
+
+struct Slice {
+  std::string name;
+  std::string lane;  // "loads", "compute", "disk", "h2d", "d2h", "evictions"
+  Nanos begin_ns = 0;
+  Nanos end_ns = 0;
+  Bytes bytes = 0;
+};
+
+struct OomReport {
+  bool happened = false;
+  Nanos time_ns = 0;
+  std::string message;
+  std::vector<std::string> holders;  // "who held what" at the moment of death
+};
+
+struct EvictionStat {
+  std::int64_t count = 0;
+  Bytes bytes = 0;
+};
+
+struct SimResult {
+  std::string trace;
+  std::string profile;
+  std::string policy;
+  std::uint64_t seed = 0;
+  Nanos makespan_ns = 0;
+  Nanos load_ns = 0;
+  Bytes disk_read_bytes = 0;
+  Bytes page_cache_read_bytes = 0;
+  Bytes h2d_bytes = 0;
+  Bytes d2h_bytes = 0;
+  Bytes spill_write_bytes = 0;
+  std::int64_t ram_cache_hits = 0;
+  std::int64_t device_hits = 0;
+  std::int64_t disk_loads = 0;
+  std::int64_t spill_loads = 0;
+  std::int64_t pin_fallbacks = 0;
+  std::int64_t finalizers = 0;
+  Bytes peak_host_bytes = 0;  // pageable + pinned
+  Bytes peak_pinned_bytes = 0;
+  Bytes peak_device_bytes = 0;
+  Bytes peak_page_cache_bytes = 0;
+  OomReport oom;
+  std::vector<std::string> violations;
+  std::vector<std::string> failed_ops;
+  std::map<std::string, EvictionStat> evictions;  // "tier/reason"
+  std::vector<PromptTiming> prompts;
+  std::uint64_t event_log_hash = 0;
+  std::uint64_t events = 0;    // simulator events processed
+  std::uint64_t commands = 0;  // engine commands executed
+  std::vector<TierSample> samples;
+  std::vector<Slice> slices;
+  std::vector<std::string> event_log;  // only with SimOptions::keep_event_log
+};
+
+}  // namespace residency::sim

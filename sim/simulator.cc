@@ -1,0 +1,544 @@
+#include "sim/simulator.h"
+
+#include <algorithm>
+#include <memory>
+#include <set>
+#include <unordered_map>
+
+#include "runtime/engine/engine.h"
+#include "sim/event_log.h"
+#include "sim/event_queue.h"
+#include "sim/fluid_model.h"
+#include "sim/sim_memory.h"
+#include "sim/timeline_recorder.h"
+
+namespace residency::sim {
+namespace {
+
+using engine::Command;
+using engine::CommandKind;
+using engine::Completion;
+using engine::Notice;
+using engine::NoticeKind;
+using engine::Outbox;
+
+constexpr Bytes kPageBytes = 4096;
+constexpr double kLatencyJitter = 0.2;  // +-10 % per disk request, drawn from the seed
+
+std::uint64_t SplitMix64(std::uint64_t& state) {
+  std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+std::string Mib(Bytes b) { return std::to_string(b / engine::kMiB) + " MiB"; }
+
+class Simulator {
+ public:
+  Simulator(const engine::Workload& w, const traces::Profile& p, const engine::Policy& policy,
+            const SimOptions& o, std::unique_ptr<engine::Engine> e)
+      : workload_(w), profile_(p), policy_(policy), options_(o), engine_(std::move(e)),
+        memory_(p), log_(o.keep_event_log), timeline_(o.record_timeline), rng_(o.seed) {
+    fluid_.SetCapacity(kDisk, [this](int n) { return profile_.DiskReadBytesPerSecond(n); });
+    fluid_.SetCapacity(kCpu, [this](int) { return static_cast<double>(profile_.cpu_cores); });
+    fluid_.SetCapacity(kPcieH2D, [this](int) {
+      return static_cast<double>(profile_.pcie_h2d_pinned_bytes_per_second);
+    });
+    fluid_.SetCapacity(kPcieD2H, [this](int) {
+      return static_cast<double>(profile_.pcie_d2h_bytes_per_second);
+    });
+    result_.trace = w.name;
+    result_.profile = p.name;
+    result_.policy = policy.name;
+    result_.seed = o.seed;
+  }
+
+  SimResult Run();
+
+ private:
+  struct Buffer {
+    Bytes bytes = 0;
+    bool pinned = false;
+    bool mapped = false;
+    Bytes touched = 0;  // high-water mark of first-touched bytes
+  };
+  struct Pending {
+    Command cmd;
+    int activities = 0;
+    Nanos start = 0;
+  };
+
+  void Drain(Outbox& out);
+  void Execute(const Command& cmd);
+  void CompleteNow(engine::CommandId id) { queue_.Push(now_, EventKind::kCompletion, id); }
+  void StartActivity(engine::CommandId id, const ActivitySpec& spec, Nanos latency);
+  void ExecuteRead(const Command& cmd);
+  void ExecuteCopy(const Command& cmd);
+  double DestinationRate(const Command& cmd);
+  void AfterMemoryChange();
+  void Kill(const std::string& why);
+  void Observe(const Outbox& out);
+  void CheckInvariants();
+  void Violation(std::string what);
+
+  const engine::Workload& workload_;
+  const traces::Profile& profile_;
+  const engine::Policy& policy_;
+  SimOptions options_;
+  std::unique_ptr<engine::Engine> engine_;
+  SimMemory memory_;
+  EventLog log_;
+  TimelineRecorder timeline_;
+  EventQueue queue_;
+  FluidModel fluid_;
+  std::uint64_t rng_;
+  Nanos now_ = 0;
+  bool dead_ = false;
+  Bytes pressure_ = 0;
+  std::unordered_map<engine::BufferId, Buffer> buffers_;
+  std::unordered_map<engine::CommandId, Pending> pending_;
+  std::unordered_map<std::uint64_t, engine::CommandId> activity_owner_;
+  std::unordered_map<std::uint64_t, ActivitySpec> delayed_;  // waiting out disk latency
+  std::unordered_map<engine::ModelId, Nanos> load_begin_;
+  std::unordered_map<engine::ModelId, int> finalizer_runs_;
+  std::unordered_map<engine::OpId, const engine::Op*> ops_by_id_;
+  SimResult result_;
+  std::uint64_t next_delayed_ = 1;
+  std::set<std::string> violations_seen_;
+};
+
+SimResult Simulator::Run() {
+  Outbox out;
+  for (const engine::Op& op : workload_.ops) ops_by_id_[op.id] = &op;
+  for (const engine::Op& op : workload_.ops) {
+    engine_->Submit(op, out);
+    Drain(out);
+    if (dead_) break;
+  }
+  while (!dead_) {
+    if (pressure_ > 0) {
+      const Bytes bytes = pressure_;
+      pressure_ = 0;
+      log_.Pressure(now_, bytes);
+      engine_->HostPressure(bytes, out);
+      Drain(out);
+      continue;
+    }
+    const Nanos next_activity = fluid_.NextCompletion();
+    const bool has_event = !queue_.empty();
+    if (next_activity < 0 && !has_event) break;
+    if (++result_.events > options_.max_events) {
+      Violation("run exceeded " + std::to_string(options_.max_events) + " events");
+      break;
+    }
+    if (next_activity >= 0 && (!has_event || next_activity < queue_.top().time)) {
+      now_ = std::max(now_, next_activity);
+      for (std::uint64_t act : fluid_.AdvanceTo(now_)) {
+        const engine::CommandId id = activity_owner_.at(act);
+        activity_owner_.erase(act);
+        Pending& p = pending_.at(id);
+        if (--p.activities == 0) CompleteNow(id);
+      }
+      continue;
+    }
+    const Event ev = queue_.Pop();
+    now_ = std::max(now_, ev.time);
+    fluid_.AdvanceTo(now_);
+    switch (ev.kind) {
+      case EventKind::kActivityStart: {
+        const ActivitySpec spec = delayed_.at(ev.payload);
+        const engine::CommandId owner = activity_owner_.at(ev.payload);
+        delayed_.erase(ev.payload);
+        activity_owner_.erase(ev.payload);
+        activity_owner_[fluid_.Start(spec, now_)] = owner;
+        break;
+      }
+      case EventKind::kTimer:
+      case EventKind::kCompletion: {
+        auto it = pending_.find(ev.payload);
+        if (it == pending_.end()) break;
+        const Command cmd = it->second.cmd;
+        timeline_.CommandDone(cmd, it->second.start, now_);
+        pending_.erase(it);
+        log_.Completion(now_, cmd.id);
+        engine_->Complete({cmd.id, Status::Ok()}, out);
+        Drain(out);
+        break;
+      }
+    }
+  }
+  if (!dead_ && !engine_->Idle())
+    Violation("the event queue drained with ops or commands outstanding (liveness)");
+  result_.makespan_ns = now_;
+  result_.event_log_hash = log_.hash();
+  if (options_.keep_event_log) result_.event_log = log_.lines();
+  timeline_.Finish(now_, result_);
+  return std::move(result_);
+}
+
+void Simulator::Drain(Outbox& out) {
+  Observe(out);
+  // Commands may complete instantly; their completions go through the queue,
+  // so the engine is never re-entered from here.
+  for (const Command& cmd : out.commands) {
+    if (dead_) break;
+    Execute(cmd);
+  }
+  out.Clear();
+  if (!dead_ && options_.check_invariants) CheckInvariants();
+}
+
+void Simulator::Observe(const Outbox& out) {
+  for (const Notice& n : out.notices) {
+    log_.NoticeLine(now_, n);
+    switch (n.kind) {
+      case NoticeKind::kEvicted: {
+        EvictionStat& s = result_.evictions[std::string(engine::ToString(n.tier)) + "/" +
+                                            std::string(engine::ToString(n.reason))];
+        ++s.count;
+        s.bytes += n.bytes;
+        timeline_.Instant("evict " + std::string(engine::ToString(n.tier)), "evictions", now_,
+                          n.bytes);
+        break;
+      }
+      case NoticeKind::kRamCacheHit: ++result_.ram_cache_hits; break;
+      case NoticeKind::kDeviceHit: ++result_.device_hits; break;
+      case NoticeKind::kDiskLoad: ++result_.disk_loads; break;
+      case NoticeKind::kSpillLoad: ++result_.spill_loads; break;
+      case NoticeKind::kPinFallback: ++result_.pin_fallbacks; break;
+      case NoticeKind::kFinalized: ++result_.finalizers; break;
+      case NoticeKind::kLoadStarted: load_begin_[n.model] = now_; break;
+      case NoticeKind::kLoadFinished: {
+        auto it = load_begin_.find(n.model);
+        if (it != load_begin_.end()) {
+          result_.load_ns += now_ - it->second;
+          timeline_.Span("load " + timeline_.ModelName(n.model), "loads", it->second, now_, n.bytes);
+          load_begin_.erase(it);
+        }
+        break;
+      }
+      default: break;
+    }
+  }
+  for (const engine::OpResult& r : out.finished) {
+    log_.OpFinished(now_, r);
+    const engine::Op& op = *ops_by_id_.at(r.op);
+    if (!r.status.ok()) {
+      result_.failed_ops.push_back("op " + std::to_string(op.id) + " (" +
+                                   std::string(engine::ToString(op.kind)) + "): " +
+                                   r.status.ToString());
+      // The load that failed never finishes; its open span is dropped.
+      load_begin_.erase(op.model);
+    }
+    if (op.kind == engine::OpKind::kRegisterModel) timeline_.NameModel(op.model, op.name);
+    if (op.kind == engine::OpKind::kPromptBegin)
+      result_.prompts.push_back({op.prompt, now_, now_, op.measured_wall_ns});
+    if (op.kind == engine::OpKind::kPromptEnd) {
+      for (auto it = result_.prompts.rbegin(); it != result_.prompts.rend(); ++it) {
+        if (it->prompt == op.prompt) {
+          it->end_ns = now_;
+          it->measured_wall_ns = op.measured_wall_ns;
+          timeline_.PromptBoundary(op.prompt, it->begin_ns, now_);
+          break;
+        }
+      }
+    }
+  }
+}
+
+void Simulator::StartActivity(engine::CommandId id, const ActivitySpec& spec, Nanos latency) {
+  ++pending_.at(id).activities;
+  if (latency <= 0) {
+    activity_owner_[fluid_.Start(spec, now_)] = id;
+    return;
+  }
+  const std::uint64_t key = next_delayed_++;
+  // Delayed activities use a key space disjoint from fluid ids (high bit set).
+  const std::uint64_t tagged = key | (1ULL << 63);
+  delayed_[tagged] = spec;
+  activity_owner_[tagged] = id;
+  queue_.Push(now_ + latency, EventKind::kActivityStart, tagged);
+}
+
+double Simulator::DestinationRate(const Command& cmd) {
+  // First touch of a page costs a fault; prefaulted or pinned memory does not.
+  auto it = buffers_.find(cmd.buffer);
+  const double copy = static_cast<double>(profile_.memcpy_bytes_per_second_per_thread);
+  if (it == buffers_.end()) return copy;
+  Buffer& b = it->second;
+  const Bytes end = cmd.buffer_offset + cmd.bytes;
+  if (b.pinned || end <= b.touched) return copy;
+  const Bytes fresh = std::min(cmd.bytes, end - std::max(b.touched, cmd.buffer_offset));
+  b.touched = std::max(b.touched, end);
+  const double fault_s = static_cast<double>(fresh) / kPageBytes * profile_.page_fault_ns / 1e9;
+  const double copy_s = static_cast<double>(cmd.bytes) / copy;
+  return static_cast<double>(cmd.bytes) / (copy_s + fault_s);
+}
+
+void Simulator::ExecuteRead(const Command& cmd) {
+  const engine::FileEntry& file = engine_->file(cmd.file);
+  PageCache& cache = memory_.page_cache();
+  const bool direct = cmd.read_mode == engine::ReadMode::kDirect;
+  const Bytes cached = direct ? 0 : cache.CachedBytes(cmd.file, cmd.file_offset, cmd.bytes);
+  const Bytes cold = cmd.bytes - cached;
+  const double jitter = 1.0 + kLatencyJitter * (static_cast<double>(SplitMix64(rng_) >> 11) /
+                                                    9007199254740992.0 - 0.5);
+  const Nanos latency = static_cast<Nanos>(static_cast<double>(profile_.disk_read_latency_ns) * jitter);
+  const double memcpy_rate = static_cast<double>(profile_.memcpy_bytes_per_second_per_thread);
+  if (cmd.read_mode == engine::ReadMode::kMapped) {
+    // Page faults on a mapping: one thread, one fault per page.
+    const double fault_rate = kPageBytes * 1e9 / std::max<double>(1.0, profile_.page_fault_ns);
+    if (cold > 0) {
+      ActivitySpec s;
+      s.bytes = static_cast<double>(cold);
+      s.cap_bytes_per_second = static_cast<double>(profile_.mmap_read_bytes_per_second);
+      s.weight[kDisk] = 1;
+      StartActivity(cmd.id, s, latency);
+    }
+    if (cached > 0) {
+      ActivitySpec s;
+      s.bytes = static_cast<double>(cached);
+      s.cap_bytes_per_second = fault_rate;
+      s.weight[kCpu] = 1.0 / fault_rate;
+      StartActivity(cmd.id, s, 0);
+    }
+  } else {
+    const double dest = DestinationRate(cmd);
+    if (cold > 0) {
+      ActivitySpec s;
+      s.bytes = static_cast<double>(cold);
+      s.cap_bytes_per_second = direct ? 1e15 : dest;  // direct: the disk is the limit
+      s.weight[kDisk] = 1;
+      if (!direct) s.weight[kCpu] = 1.0 / memcpy_rate;  // the kernel copies into the buffer
+      StartActivity(cmd.id, s, latency);
+    }
+    if (cached > 0) {
+      ActivitySpec s;
+      s.bytes = static_cast<double>(cached);
+      s.cap_bytes_per_second = dest;
+      s.weight[kCpu] = 1.0 / memcpy_rate;
+      StartActivity(cmd.id, s, 0);
+    }
+  }
+  result_.disk_read_bytes += cold;
+  result_.page_cache_read_bytes += cached;
+  if (!direct) {
+    cache.Insert(cmd.file, file.bytes, cmd.file_offset, cmd.bytes, memory_.PageCacheLimit());
+  }
+  if (pending_.at(cmd.id).activities == 0) CompleteNow(cmd.id);
+}
+
+void Simulator::ExecuteCopy(const Command& cmd) {
+  const bool h2d = cmd.kind == CommandKind::kCopyToDevice;
+  auto it = buffers_.find(cmd.buffer);
+  const bool pinned = it != buffers_.end() && it->second.pinned;
+  ActivitySpec s;
+  s.bytes = static_cast<double>(cmd.bytes);
+  if (pinned) {
+    s.cap_bytes_per_second = static_cast<double>(h2d ? profile_.pcie_h2d_pinned_bytes_per_second
+                                                     : profile_.pcie_d2h_bytes_per_second);
+  } else {
+    // Pageable copies go through the driver's staging buffer on one core.
+    s.cap_bytes_per_second = static_cast<double>(profile_.pcie_h2d_pageable_bytes_per_second);
+    s.weight[kCpu] = 1.0 / static_cast<double>(profile_.memcpy_bytes_per_second_per_thread);
+  }
+  if (memory_.unified()) {
+    // One pool: a "copy" is a memcpy within RAM.
+    s.cap_bytes_per_second = static_cast<double>(profile_.memcpy_bytes_per_second_per_thread);
+    s.weight = {};
+    s.weight[kCpu] = 1.0 / s.cap_bytes_per_second;
+  } else {
+    s.weight[h2d ? kPcieH2D : kPcieD2H] = 1;
+  }
+  (h2d ? result_.h2d_bytes : result_.d2h_bytes) += cmd.bytes;
+  StartActivity(cmd.id, s, 0);
+}
+
+void Simulator::Execute(const Command& cmd) {
+  ++result_.commands;
+  log_.Issue(now_, cmd);
+  pending_[cmd.id] = {cmd, 0, now_};
+  switch (cmd.kind) {
+    case CommandKind::kAllocHost:
+      buffers_[cmd.buffer] = {cmd.bytes, false, false, 0};
+      memory_.AddPageable(cmd.bytes);
+      AfterMemoryChange();
+      CompleteNow(cmd.id);
+      break;
+    case CommandKind::kMapFile:
+      buffers_[cmd.buffer] = {cmd.bytes, false, true, 0};
+      CompleteNow(cmd.id);
+      break;
+    case CommandKind::kFreeHost:
+    case CommandKind::kUnmapFile: {
+      auto it = buffers_.find(cmd.buffer);
+      if (it != buffers_.end()) {
+        if (!it->second.mapped) {
+          if (it->second.pinned) memory_.AddPinned(-it->second.bytes);
+          else memory_.AddPageable(-it->second.bytes);
+        }
+        buffers_.erase(it);
+      }
+      AfterMemoryChange();
+      CompleteNow(cmd.id);
+      break;
+    }
+    case CommandKind::kPrefault: {
+      Buffer& b = buffers_.at(cmd.buffer);
+      b.touched = std::max(b.touched, cmd.buffer_offset + cmd.bytes);
+      const double per_thread = static_cast<double>(profile_.prefault_bytes_per_second_per_thread);
+      ActivitySpec s;
+      s.bytes = static_cast<double>(cmd.bytes);
+      s.cap_bytes_per_second = per_thread * std::max(1, profile_.cpu_cores);
+      s.weight[kCpu] = 1.0 / per_thread;
+      StartActivity(cmd.id, s, 0);
+      break;
+    }
+    case CommandKind::kPin: {
+      Buffer& b = buffers_.at(cmd.buffer);
+      const bool faulted = b.touched >= b.bytes;
+      const Nanos per_gib = faulted ? profile_.register_ns_per_gib : profile_.register_unfaulted_ns_per_gib;
+      const Nanos cost = static_cast<Nanos>(static_cast<long double>(b.bytes) * per_gib / engine::kGiB);
+      b.pinned = true;
+      b.touched = b.bytes;
+      memory_.AddPageable(-b.bytes);
+      memory_.AddPinned(b.bytes);
+      AfterMemoryChange();
+      queue_.Push(now_ + cost, EventKind::kTimer, cmd.id);
+          break;
+    }
+    case CommandKind::kUnpin: {
+      Buffer& b = buffers_.at(cmd.buffer);
+      if (b.pinned) {
+        b.pinned = false;
+        memory_.AddPinned(-b.bytes);
+        memory_.AddPageable(b.bytes);
+      }
+      CompleteNow(cmd.id);
+      break;
+    }
+    case CommandKind::kReadFile:
+      ExecuteRead(cmd);
+      break;
+    case CommandKind::kSpillRead:
+    case CommandKind::kSpillWrite: {
+      ActivitySpec s;
+      s.bytes = static_cast<double>(cmd.bytes);
+      s.cap_bytes_per_second = static_cast<double>(cmd.kind == CommandKind::kSpillWrite
+                                                       ? profile_.disk_write_bytes_per_second
+                                                       : profile_.DiskReadBytesPerSecond(1));
+      s.weight[kDisk] = 1;
+      if (cmd.kind == CommandKind::kSpillWrite) result_.spill_write_bytes += cmd.bytes;
+      else result_.disk_read_bytes += cmd.bytes;
+      StartActivity(cmd.id, s, profile_.disk_read_latency_ns);
+          break;
+    }
+    case CommandKind::kCopyToDevice:
+    case CommandKind::kCopyToHost:
+      ExecuteCopy(cmd);
+      break;
+    case CommandKind::kAllocDevice: {
+      const std::string oom = memory_.AllocDevice(cmd.bytes);
+      if (!oom.empty()) {
+        Kill(oom);
+        return;
+      }
+      AfterMemoryChange();
+      CompleteNow(cmd.id);
+      break;
+    }
+    case CommandKind::kFreeDevice:
+      memory_.FreeDevice(cmd.bytes);
+      AfterMemoryChange();
+      CompleteNow(cmd.id);
+      break;
+    case CommandKind::kDropPageCache:
+      memory_.page_cache().Drop(cmd.file);
+      AfterMemoryChange();
+      CompleteNow(cmd.id);
+      break;
+    case CommandKind::kCompute:
+      queue_.Push(now_ + cmd.duration_ns, EventKind::kTimer, cmd.id);
+          break;
+    case CommandKind::kRunFinalizer:
+      if (++finalizer_runs_[cmd.model] > 1)
+        Violation("finalizer of model " + std::to_string(cmd.model) + " ran twice");
+      CompleteNow(cmd.id);
+      break;
+  }
+}
+
+void Simulator::AfterMemoryChange() {
+  const std::string oom = memory_.Settle();
+  if (!oom.empty()) {
+    Kill(oom);
+    return;
+  }
+  const Bytes host = memory_.pageable() + memory_.pinned();
+  result_.peak_host_bytes = std::max(result_.peak_host_bytes, host);
+  result_.peak_pinned_bytes = std::max(result_.peak_pinned_bytes, memory_.pinned());
+  result_.peak_device_bytes = std::max(result_.peak_device_bytes, memory_.device());
+  result_.peak_page_cache_bytes =
+      std::max(result_.peak_page_cache_bytes, memory_.page_cache().total());
+  timeline_.Sample(now_, memory_.pageable(), memory_.pinned(), memory_.device(),
+                   memory_.page_cache().total());
+  // Low free RAM: tell the engine, like a pressure notification would.
+  const Bytes available = memory_.Available();
+  if (available < policy_.host_headroom_bytes && engine_->RamCacheBytes() > 0)
+    pressure_ = std::max(pressure_, policy_.host_headroom_bytes - available);
+}
+
+void Simulator::Kill(const std::string& why) {
+  dead_ = true;
+  result_.oom.happened = true;
+  result_.oom.time_ns = now_;
+  result_.oom.message = why;
+  std::vector<std::string>& h = result_.oom.holders;
+  for (const engine::ModelView& m : engine_->Models()) {
+    if (m.device_bytes == 0 && m.host_bytes == 0) continue;
+    h.push_back(m.name + ": device " + Mib(m.device_bytes) + ", host " + Mib(m.host_bytes) +
+                (m.host_mapped ? " (mapped)" : m.host_pinned ? " (pinned)" : "") +
+                (m.active ? ", active" : "") + (m.handles > 0 ? ", held" : ""));
+  }
+  const engine::Accounting& a = engine_->accounting();
+  h.push_back("staging ring: " + Mib(a.staging_bytes));
+  h.push_back("activations: " + Mib(a.activation_bytes));
+  h.push_back("page cache: " + Mib(memory_.page_cache().total()));
+  log_.Oom(now_, why);
+}
+
+void Simulator::Violation(std::string what) {
+  // The same broken invariant is reported once, at its first moment.
+  if (!violations_seen_.insert(what).second) return;
+  if (result_.violations.size() < 50) {
+    result_.violations.push_back("t=" + std::to_string(now_) + "ns: " + what);
+  }
+}
+
+void Simulator::CheckInvariants() {
+  for (std::string& v : engine_->CheckInvariants()) Violation(std::move(v));
+  // The engine's books must match what this machine really holds.
+  const engine::Accounting& a = engine_->accounting();
+  if (a.pageable_bytes != memory_.pageable())
+    Violation("engine pageable " + std::to_string(a.pageable_bytes) + " != held " +
+              std::to_string(memory_.pageable()));
+  if (a.pinned_bytes != memory_.pinned())
+    Violation("engine pinned " + std::to_string(a.pinned_bytes) + " != held " +
+              std::to_string(memory_.pinned()));
+  if (a.device_bytes != memory_.device())
+    Violation("engine device " + std::to_string(a.device_bytes) + " != held " +
+              std::to_string(memory_.device()));
+}
+
+}  // namespace
+
+Result<SimResult> Simulate(const engine::Workload& workload, const traces::Profile& profile,
+                           const engine::Policy& policy, const SimOptions& options) {
+  auto created = engine::Engine::Create(profile.Limits(), policy);
+  if (!created.ok()) return created.status();
+  Simulator sim(workload, profile, policy, options, std::move(created).value());
+  return sim.Run();
+}
+
+}  // namespace residency::sim

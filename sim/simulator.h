@@ -1,0 +1,29 @@
+// Runs a workload through the residency engine on a simulated machine: the
+// engine decides, this executor turns each command into simulated work on
+// modeled resources (disk, CPU memcpy, PCIe) and memory pools, and feeds
+// completions back at virtual times. Deterministic: the same workload,
+// profile, policy and seed give the same event log hash.
+#pragma once
+
+#include <cstdint>
+
+#include "runtime/engine/ops.h"
+#include "runtime/engine/policy.h"
+#include "runtime/engine/status.h"
+#include "sim/sim_result.h"
+#include "traces/profile.h"
+
+namespace residency::sim {
+
+struct SimOptions {
+  std::uint64_t seed = 1;
+  bool keep_event_log = false;    // keep every log line (for divergence reports)
+  bool record_timeline = true;    // samples and slices for --timeline / --svg
+  bool check_invariants = true;   // engine invariants after every step
+  std::uint64_t max_events = 500'000'000;  // a bound on every run
+};
+
+Result<SimResult> Simulate(const engine::Workload& workload, const traces::Profile& profile,
+                           const engine::Policy& policy, const SimOptions& options);
+
+}  // namespace residency::sim

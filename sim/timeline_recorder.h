@@ -1,0 +1,43 @@
+// Collects what a timeline and a memory picture need: tier samples when
+// memory changes, and slices merged per lane so a 30 GB load in 2 MiB reads
+// becomes a handful of bars, not fifteen thousand.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "runtime/engine/commands.h"
+#include "sim/sim_result.h"
+
+namespace residency::sim {
+
+class TimelineRecorder {
+ public:
+  explicit TimelineRecorder(bool enabled) : enabled_(enabled) {}
+
+  void Sample(Nanos t, Bytes pageable, Bytes pinned, Bytes device, Bytes page_cache);
+  void CommandDone(const engine::Command& c, Nanos start, Nanos end);
+  void Span(std::string name, std::string lane, Nanos begin, Nanos end, Bytes bytes);
+  void Instant(std::string name, std::string lane, Nanos t, Bytes bytes);
+  void PromptBoundary(int prompt, Nanos begin, Nanos end);
+  void NameModel(engine::ModelId id, const std::string& name) { names_[id] = name; }
+  std::string ModelName(engine::ModelId id) const;
+  void Finish(Nanos end, SimResult& result);
+
+ private:
+  struct Open {
+    Nanos begin = 0;
+    Nanos end = 0;
+    Bytes bytes = 0;
+    bool open = false;
+  };
+  static const char* LaneOf(engine::CommandKind kind);
+
+  bool enabled_;
+  std::map<std::string, Open> merged_;  // lane -> slice being extended
+  std::vector<Slice> slices_;
+  std::vector<TierSample> samples_;
+  std::map<engine::ModelId, std::string> names_;
+};
+
+}  // namespace residency::sim

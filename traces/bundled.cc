@@ -1,0 +1,77 @@
+#include "traces/bundled.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+
+#include "traces/json_fields.h"
+#include "traces/policy_file.h"
+#include "traces/trace.h"
+
+#ifndef RESIDENCY_SOURCE_DATA_DIR
+#define RESIDENCY_SOURCE_DATA_DIR "traces"
+#endif
+
+namespace residency::traces {
+namespace fs = std::filesystem;
+
+std::string DataDir() {
+  if (const char* env = std::getenv("RESIDENCY_DATA_DIR"); env && *env) return env;
+  return RESIDENCY_SOURCE_DATA_DIR;
+}
+
+std::vector<BundledEntry> ListBundled(const std::string& kind) {
+  std::vector<BundledEntry> out;
+  const fs::path dir = fs::path(DataDir()) / kind;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const fs::path p = entry.path();
+    const std::string ext = p.extension().string();
+    if (ext != ".json" && ext != ".jsonl") continue;
+    BundledEntry e{p.stem().string(), p.string(), ""};
+    if (ext == ".json") {
+      auto text = ReadWholeFile(p.string());
+      if (text.ok()) {
+        auto j = ParseJsonObject(*text, p.string());
+        if (j.ok() && j->contains("description") && (*j)["description"].is_string())
+          e.description = (*j)["description"].get<std::string>();
+      }
+    } else {
+      auto t = ReadTraceFile(p.string());
+      if (t.ok()) e.description = t->header.description;
+    }
+    out.push_back(std::move(e));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const BundledEntry& a, const BundledEntry& b) { return a.name < b.name; });
+  return out;
+}
+
+namespace {
+
+Result<std::string> Resolve(const std::string& name_or_path, const std::string& kind) {
+  if (name_or_path.find('/') != std::string::npos ||
+      (name_or_path.size() > 5 && name_or_path.substr(name_or_path.size() - 5) == ".json")) {
+    return name_or_path;
+  }
+  for (const BundledEntry& e : ListBundled(kind))
+    if (e.name == name_or_path) return e.path;
+  std::string known;
+  for (const BundledEntry& e : ListBundled(kind)) known += (known.empty() ? "" : ", ") + e.name;
+  return NotFound("unknown " + kind.substr(0, kind.size() - 1) + " '" + name_or_path +
+                  "' (bundled: " + (known.empty() ? "none found in " + DataDir() : known) + ")");
+}
+
+}  // namespace
+
+Result<Profile> LoadProfile(const std::string& name_or_path) {
+  RESIDENCY_ASSIGN_OR_RETURN(std::string path, Resolve(name_or_path, "profiles"));
+  return ReadProfileFile(path);
+}
+
+Result<engine::Policy> LoadPolicy(const std::string& name_or_path) {
+  RESIDENCY_ASSIGN_OR_RETURN(std::string path, Resolve(name_or_path, "policies"));
+  return ReadPolicyFile(path);
+}
+
+}  // namespace residency::traces

@@ -1,0 +1,56 @@
+#include "traces/policy_file.h"
+
+#include "traces/json_fields.h"
+
+namespace residency::traces {
+
+Result<engine::Policy> ParsePolicy(const std::string& text, const std::string& origin) {
+  RESIDENCY_ASSIGN_OR_RETURN(nlohmann::json j, ParseJsonObject(text, origin));
+  JsonFields f(j, origin);
+  RESIDENCY_RETURN_IF_ERROR(f.Allow(
+      {"name", "description", "loader", "eviction", "read_threads", "chunk", "staging_buffers",
+       "staging", "pin_budget", "ram_cache", "host_headroom", "device_reserve", "pin_hysteresis",
+       "cache_hysteresis", "prefault_before_pin", "drop_page_cache_after_load", "direct_io",
+       "sources"}));
+  engine::Policy p;
+  std::string description, loader, eviction;
+  RESIDENCY_RETURN_IF_ERROR(f.String("name", p.name, true));
+  RESIDENCY_RETURN_IF_ERROR(f.String("description", description, false));
+  RESIDENCY_RETURN_IF_ERROR(f.String("loader", loader, true));
+  if (!engine::ParseLoaderKind(loader, p.loader))
+    return InvalidArgument(f.Where("loader") + ": unknown loader '" + loader +
+                           "' (known: mmap-pageable, read-into, threaded-pinned)");
+  RESIDENCY_RETURN_IF_ERROR(f.String("eviction", eviction, true));
+  if (!engine::ParseEvictionKind(eviction, p.eviction))
+    return InvalidArgument(f.Where("eviction") + ": unknown eviction '" + eviction +
+                           "' (known: drop, ram-lru, ram-cost-aware, spill)");
+  RESIDENCY_RETURN_IF_ERROR(f.Int("read_threads", p.read_threads, 1, 256));
+  RESIDENCY_RETURN_IF_ERROR(f.Size("chunk", p.chunk_bytes, false));
+  RESIDENCY_RETURN_IF_ERROR(f.Int("staging_buffers", p.staging_buffers, 1, 64));
+  RESIDENCY_RETURN_IF_ERROR(f.Size("staging", p.staging_bytes, false));
+  for (auto [key, field] : {std::pair{"pin_budget", &p.pin_budget_bytes},
+                            std::pair{"ram_cache", &p.ram_cache_bytes}}) {
+    if (f.Has(key) && f.at(key).is_string() && f.at(key).get<std::string>() == "auto") {
+      *field = -1;
+    } else {
+      RESIDENCY_RETURN_IF_ERROR(f.Size(key, *field, false));
+    }
+  }
+  RESIDENCY_RETURN_IF_ERROR(f.Size("host_headroom", p.host_headroom_bytes, false));
+  RESIDENCY_RETURN_IF_ERROR(f.Size("device_reserve", p.device_reserve_bytes, false));
+  RESIDENCY_RETURN_IF_ERROR(f.Size("pin_hysteresis", p.pin_hysteresis_bytes, false));
+  RESIDENCY_RETURN_IF_ERROR(f.Size("cache_hysteresis", p.cache_hysteresis_bytes, false));
+  RESIDENCY_RETURN_IF_ERROR(f.Bool("prefault_before_pin", p.prefault_before_pin));
+  RESIDENCY_RETURN_IF_ERROR(f.Bool("drop_page_cache_after_load", p.drop_page_cache_after_load));
+  RESIDENCY_RETURN_IF_ERROR(f.Bool("direct_io", p.direct_io));
+  Status valid = engine::ValidatePolicy(p);
+  if (!valid.ok()) return InvalidArgument(origin + ": " + valid.message());
+  return p;
+}
+
+Result<engine::Policy> ReadPolicyFile(const std::string& path) {
+  RESIDENCY_ASSIGN_OR_RETURN(std::string text, ReadWholeFile(path));
+  return ParsePolicy(text, path);
+}
+
+}  // namespace residency::traces

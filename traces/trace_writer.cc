@@ -1,0 +1,80 @@
+// Trace writer: one canonical JSON object per line, keys in a fixed order,
+// sizes as integers. ParseTrace(WriteTrace(t)) has the same content as t.
+#include <nlohmann/json.hpp>
+
+#include "traces/trace.h"
+
+namespace residency::traces {
+namespace {
+
+using ordered = nlohmann::ordered_json;
+
+ordered FileJson(const TraceFile& f) {
+  ordered j;
+  j["path"] = f.path;
+  j["bytes"] = f.bytes;
+  if (!f.tensors.empty()) j["tensors"] = f.tensors;
+  if (f.distribution) {
+    j["tensor_count"] = f.distribution->count;
+    j["tensor_distribution"] = f.distribution->kind;
+    j["tensor_seed"] = f.distribution->seed;
+  }
+  return j;
+}
+
+ordered EventJson(const TraceEvent& e) {
+  ordered j;
+  j["type"] = std::string(ToString(e.type));
+  if (e.at_ns >= 0) j["at_ns"] = e.at_ns;
+  switch (e.type) {
+    case EventType::kModel: {
+      j["model"] = e.model;
+      ordered files = ordered::array();
+      for (const TraceFile& f : e.files) files.push_back(FileJson(f));
+      j["files"] = files;
+      break;
+    }
+    case EventType::kLoad:
+      j["model"] = e.model;
+      j["mode"] = std::string(engine::ToString(e.mode));
+      if (e.mode == engine::LoadMode::kPartial) j["device_bytes"] = e.device_bytes;
+      break;
+    case EventType::kCompute:
+      j["models"] = e.models;
+      j["steps"] = e.steps;
+      j["step_ns"] = e.step_ns;
+      j["activation_bytes"] = e.activation_bytes;
+      break;
+    case EventType::kRelease:
+    case EventType::kDelete:
+      j["model"] = e.model;
+      break;
+    case EventType::kPatch:
+      j["model"] = e.model;
+      j["patch"] = e.patch;
+      if (e.patched_bytes > 0) j["patched_bytes"] = e.patched_bytes;
+      break;
+    case EventType::kPromptBegin:
+    case EventType::kPromptEnd:
+      j["prompt"] = e.prompt;
+      if (e.measured_wall_ns >= 0) j["measured_wall_ns"] = e.measured_wall_ns;
+      break;
+  }
+  return j;
+}
+
+}  // namespace
+
+std::string WriteTrace(const Trace& trace) {
+  ordered h;
+  h["format"] = "residency-trace";
+  h["version"] = trace.header.version;
+  h["name"] = trace.header.name;
+  if (!trace.header.source.empty()) h["source"] = trace.header.source;
+  if (!trace.header.description.empty()) h["description"] = trace.header.description;
+  std::string out = h.dump() + "\n";
+  for (const TraceEvent& e : trace.events) out += EventJson(e).dump() + "\n";
+  return out;
+}
+
+}  // namespace residency::traces

@@ -1,0 +1,88 @@
+// Trace -> engine workload: model names become ids, every reference is
+// checked, tensor distributions are expanded.
+#include <map>
+
+#include "traces/trace.h"
+
+namespace residency::traces {
+
+Result<engine::Workload> ToWorkload(const Trace& trace, const std::string& origin) {
+  engine::Workload w;
+  w.name = trace.header.name;
+  std::map<std::string, engine::ModelId> ids;
+  engine::OpId next_op = 1;
+  auto where = [&](const TraceEvent& e) { return origin + ":" + std::to_string(e.line) + ": "; };
+  auto lookup = [&](const TraceEvent& e, const std::string& name) -> Result<engine::ModelId> {
+    auto it = ids.find(name);
+    if (it == ids.end())
+      return InvalidArgument(where(e) + "model '" + name + "' is used before its model line");
+    return it->second;
+  };
+  for (const TraceEvent& e : trace.events) {
+    engine::Op op;
+    op.id = next_op++;
+    switch (e.type) {
+      case EventType::kModel: {
+        if (ids.count(e.model))
+          return InvalidArgument(where(e) + "model '" + e.model + "' is defined twice");
+        const auto id = static_cast<engine::ModelId>(ids.size() + 1);
+        ids.emplace(e.model, id);
+        op.kind = engine::OpKind::kRegisterModel;
+        op.model = id;
+        op.name = e.model;
+        for (const TraceFile& f : e.files) {
+          engine::FileSpec spec{f.path, f.bytes, f.tensors};
+          if (f.distribution) {
+            auto sizes = ExpandTensorSizes(f.bytes, *f.distribution);
+            if (!sizes.ok()) return InvalidArgument(where(e) + sizes.status().message());
+            spec.tensor_bytes = std::move(sizes).value();
+          }
+          op.files.push_back(std::move(spec));
+        }
+        break;
+      }
+      case EventType::kLoad: {
+        RESIDENCY_ASSIGN_OR_RETURN(op.model, lookup(e, e.model));
+        op.kind = engine::OpKind::kLoad;
+        op.mode = e.mode;
+        op.device_bytes = e.device_bytes;
+        break;
+      }
+      case EventType::kCompute: {
+        op.kind = engine::OpKind::kCompute;
+        for (const std::string& m : e.models) {
+          RESIDENCY_ASSIGN_OR_RETURN(engine::ModelId id, lookup(e, m));
+          op.models.push_back(id);
+        }
+        op.steps = e.steps;
+        op.step_ns = e.step_ns;
+        op.activation_bytes = e.activation_bytes;
+        break;
+      }
+      case EventType::kRelease:
+      case EventType::kDelete: {
+        RESIDENCY_ASSIGN_OR_RETURN(op.model, lookup(e, e.model));
+        op.kind = e.type == EventType::kRelease ? engine::OpKind::kRelease : engine::OpKind::kDelete;
+        break;
+      }
+      case EventType::kPatch: {
+        RESIDENCY_ASSIGN_OR_RETURN(op.model, lookup(e, e.model));
+        RESIDENCY_ASSIGN_OR_RETURN(op.patch_model, lookup(e, e.patch));
+        op.kind = engine::OpKind::kPatch;
+        op.patched_bytes = e.patched_bytes;
+        break;
+      }
+      case EventType::kPromptBegin:
+      case EventType::kPromptEnd:
+        op.kind = e.type == EventType::kPromptBegin ? engine::OpKind::kPromptBegin
+                                                    : engine::OpKind::kPromptEnd;
+        op.prompt = e.prompt;
+        op.measured_wall_ns = e.measured_wall_ns;
+        break;
+    }
+    w.ops.push_back(std::move(op));
+  }
+  return w;
+}
+
+}  // namespace residency::traces
