@@ -60,6 +60,8 @@ int main(int argc, char** argv) {
   rp->add_flag("--json", as_json, "Print one JSON object instead of the report");
   rp->add_option("--timeline", timeline_path, "Write a Chrome Trace Event timeline (Perfetto)");
   rp->add_option("--svg", svg_path, "Write an SVG picture of memory per tier");
+  std::string event_log_path;
+  rp->add_option("--event-log", event_log_path, "Write the full event log, one line per event");
 
   app.add_subcommand("policies", "List bundled policies");
   app.add_subcommand("profiles", "List bundled machine profiles");
@@ -75,11 +77,17 @@ int main(int argc, char** argv) {
   if (app.got_subcommand("profiles")) return ListBundled("profiles");
   if (app.got_subcommand("traces")) return ListBundled("examples");
 
+  replay.keep_event_log = !event_log_path.empty();
   auto result = residency::harness::Replay(replay);
   if (!result.ok()) return Fail(result.status());
   const auto& r = result.value();
   if (!timeline_path.empty() && !WriteFile(timeline_path, residency::harness::TimelineJson(r))) return 2;
   if (!svg_path.empty() && !WriteFile(svg_path, residency::harness::MemorySvg(r))) return 2;
+  if (!event_log_path.empty()) {
+    std::string text;
+    for (const std::string& line : r.event_log) text += line + "\n";
+    if (!WriteFile(event_log_path, text)) return 2;
+  }
   if (as_json) {
     std::cout << residency::harness::ResultJson(r).dump(2) << "\n";
   } else if (!compare_policies.empty()) {

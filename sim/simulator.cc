@@ -70,6 +70,7 @@ class Simulator {
   };
 
   void Drain(Outbox& out);
+  void AdvanceFluid();
   void Execute(const Command& cmd);
   void CompleteNow(engine::CommandId id) { queue_.Push(now_, EventKind::kCompletion, id); }
   void StartActivity(engine::CommandId id, const ActivitySpec& spec, Nanos latency);
@@ -97,6 +98,7 @@ class Simulator {
   bool dead_ = false;
   Bytes pressure_ = 0;
   std::unordered_map<engine::BufferId, Buffer> buffers_;
+  std::unordered_map<engine::BufferId, Bytes> device_buffers_;
   std::unordered_map<engine::CommandId, Pending> pending_;
   std::unordered_map<std::uint64_t, engine::CommandId> activity_owner_;
   std::unordered_map<std::uint64_t, ActivitySpec> delayed_;  // waiting out disk latency
@@ -134,17 +136,12 @@ SimResult Simulator::Run() {
     }
     if (next_activity >= 0 && (!has_event || next_activity < queue_.top().time)) {
       now_ = std::max(now_, next_activity);
-      for (std::uint64_t act : fluid_.AdvanceTo(now_)) {
-        const engine::CommandId id = activity_owner_.at(act);
-        activity_owner_.erase(act);
-        Pending& p = pending_.at(id);
-        if (--p.activities == 0) CompleteNow(id);
-      }
+      AdvanceFluid();
       continue;
     }
     const Event ev = queue_.Pop();
     now_ = std::max(now_, ev.time);
-    fluid_.AdvanceTo(now_);
+    AdvanceFluid();
     switch (ev.kind) {
       case EventKind::kActivityStart: {
         const ActivitySpec spec = delayed_.at(ev.payload);
@@ -169,12 +166,24 @@ SimResult Simulator::Run() {
     }
   }
   if (!dead_ && !engine_->Idle())
-    Violation("the event queue drained with ops or commands outstanding (liveness)");
+    Violation("the event queue drained with ops or commands outstanding (liveness): " +
+              engine_->DescribeOutstanding());
   result_.makespan_ns = now_;
   result_.event_log_hash = log_.hash();
   if (options_.keep_event_log) result_.event_log = log_.lines();
   timeline_.Finish(now_, result_);
   return std::move(result_);
+}
+
+void Simulator::AdvanceFluid() {
+  // Every activity that finished by now counts toward its command, whatever
+  // woke the loop.
+  for (std::uint64_t act : fluid_.AdvanceTo(now_)) {
+    const engine::CommandId id = activity_owner_.at(act);
+    activity_owner_.erase(act);
+    Pending& p = pending_.at(id);
+    if (--p.activities == 0) CompleteNow(id);
+  }
 }
 
 void Simulator::Drain(Outbox& out) {
@@ -444,15 +453,22 @@ void Simulator::Execute(const Command& cmd) {
         Kill(oom);
         return;
       }
+      device_buffers_[cmd.device_buffer] = cmd.bytes;
       AfterMemoryChange();
       CompleteNow(cmd.id);
       break;
     }
-    case CommandKind::kFreeDevice:
-      memory_.FreeDevice(cmd.bytes);
+    case CommandKind::kFreeDevice: {
+      // The executor frees what it allocated, whatever the command says.
+      auto it = device_buffers_.find(cmd.device_buffer);
+      if (it != device_buffers_.end()) {
+        memory_.FreeDevice(it->second);
+        device_buffers_.erase(it);
+      }
       AfterMemoryChange();
       CompleteNow(cmd.id);
       break;
+    }
     case CommandKind::kDropPageCache:
       memory_.page_cache().Drop(cmd.file);
       AfterMemoryChange();

@@ -33,6 +33,22 @@ void Engine::Touch(ModelState& m) {
   m.gds_priority = gds_inflation_ + ReloadCostPerMiB(m);
 }
 
+std::string Engine::DescribeOutstanding() const {
+  std::string s = std::to_string(queue_.size()) + " ops queued, " +
+                  std::to_string(inflight_.size()) + " commands in flight";
+  if (task_) {
+    s += ", running op " + std::to_string(task_->op.id) + " (" +
+         std::string(ToString(task_->op.kind)) + ") with " +
+         std::to_string(task_->steps.size()) + " steps and " +
+         std::to_string(task_->waiting.size()) + " awaited commands";
+  }
+  for (const auto& [id, f] : inflight_) {
+    s += "; #" + std::to_string(id) + " " + std::string(ToString(f.kind));
+    break;
+  }
+  return s;
+}
+
 bool Engine::Idle() const { return !task_ && queue_.empty() && inflight_.empty(); }
 
 void Engine::Submit(const Op& op, Outbox& out) {
@@ -166,7 +182,7 @@ void Engine::FailTask(Status status, Outbox& out) {
 }
 
 CommandId Engine::Issue(Command cmd, Outbox& out) {
-  cmd.id = ids_.Take();
+  if (cmd.id == 0) cmd.id = ids_.Take();  // pipelines number their own commands
   PendingDelta(cmd, -1);
   Inflight f{cmd.kind, cmd.buffer, cmd.device_buffer, cmd.model};
   switch (cmd.kind) {

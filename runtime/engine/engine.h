@@ -82,6 +82,8 @@ class Engine {
   // True when no op is queued or running and no command is in flight.
   bool Idle() const;
   std::size_t commands_in_flight() const { return inflight_.size(); }
+  // What keeps the engine busy, for liveness reports.
+  std::string DescribeOutstanding() const;
 
   const Accounting& accounting() const { return acct_; }
   const Budgets& budgets() const { return budgets_; }
@@ -184,6 +186,7 @@ class Engine {
   Status DoLoad(ModelId id, LoadMode mode, Bytes partial_bytes, bool acquire, Outbox& out);
   Bytes DeviceObtainable(const std::vector<ModelId>& protect) const;
   Status DoCompute(const Op& op, Outbox& out);
+  Status ComputeSteps(const Op& op, const std::vector<ModelId>& used, bool may_shrink, Outbox& o);
   Status DoRelease(ModelId id, Outbox& out);
   Status DoDelete(ModelId id, Outbox& out);
   Status DoPatch(const Op& op, Outbox& out);

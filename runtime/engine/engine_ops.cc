@@ -152,60 +152,84 @@ Status Engine::DoCompute(const Op& op, Outbox& out) {
       return DoLoad(id, m.mode, m.device_target, false, o);
     });
   }
-  Then([this, op, used](Outbox& o) -> Status {
-    // Streamed models need a device window to copy through.
-    Bytes window = 0;
+  Then([this, op, used](Outbox& o) { return ComputeSteps(op, used, true, o); });
+  return Status::Ok();
+}
+
+Status Engine::ComputeSteps(const Op& op, const std::vector<ModelId>& used, bool may_shrink,
+                            Outbox& o) {
+  // Streamed models need a device window to copy through.
+  Bytes window = 0;
+  for (ModelId id : used) {
+    const ModelState& m = *Find(id);
+    if (m.device_valid && m.device_bytes < m.bytes)
+      window = std::max(window, std::min(policy_.staging_bytes, m.bytes - m.device_bytes));
+  }
+  const Bytes needed_now = op.activation_bytes + window;
+  const Bytes obtainable = DeviceObtainable(used);
+  if (may_shrink && needed_now > obtainable) {
+    // A dynamic model gives back device bytes so activations fit; the rest
+    // of it streams (ComfyUI's dynamic VRAM does the same).
+    const Bytes shortfall = needed_now - obtainable + policy_.staging_bytes;
+    for (ModelId id : used) {
+      ModelState& m = *Find(id);
+      if (m.mode != LoadMode::kDynamic || !m.device_valid) continue;
+      const Bytes target = m.device_bytes - shortfall;
+      if (target < std::min<Bytes>(m.bytes, 256 * kMiB)) continue;
+      EvictDevice(id, EvictReason::kDevicePressure, o);
+      Then([this, id, target](Outbox& oo) { return DoLoad(id, LoadMode::kPartial, target, false, oo); });
+      Then([this, id](Outbox&) {
+        Find(id)->mode = LoadMode::kDynamic;
+        return Status::Ok();
+      });
+      Then([this, op, used](Outbox& oo) { return ComputeSteps(op, used, false, oo); });
+      return Status::Ok();
+    }
+  }
+  const Bytes needed = op.activation_bytes + window;
+  if (needed > 0) RESIDENCY_RETURN_IF_ERROR(MakeDeviceRoom(needed, used, o));
+  const BufferId activations = op.activation_bytes > 0 ? NewBuffer() : 0;
+  const BufferId stream = window > 0 ? NewBuffer() : 0;
+  std::vector<Command> alloc;
+  if (activations) {
+    Command c = Make(CommandKind::kAllocDevice, used.empty() ? 0 : used.front());
+    c.device_buffer = activations;
+    c.bytes = op.activation_bytes;
+    c.activation = true;
+    alloc.push_back(c);
+  }
+  if (stream) {
+    Command c = Make(CommandKind::kAllocDevice, used.front());
+    c.device_buffer = stream;
+    c.bytes = window;
+    c.activation = true;
+    alloc.push_back(c);
+  }
+  std::vector<Command> frees;
+  for (const Command& a : alloc) {
+    Command c = Make(CommandKind::kFreeDevice, a.model);
+    c.device_buffer = a.device_buffer;
+    c.bytes = a.bytes;
+    frees.push_back(c);
+  }
+  Batch(std::move(alloc));
+  OnFail([this, frees](Outbox&) { Batch(frees); });
+  for (int step = 0; step < op.steps; ++step) {
     for (ModelId id : used) {
       const ModelState& m = *Find(id);
-      if (m.device_valid && m.device_bytes < m.bytes)
-        window = std::max(window, std::min(policy_.staging_bytes, m.bytes - m.device_bytes));
-    }
-    const Bytes needed = op.activation_bytes + window;
-    if (needed > 0) RESIDENCY_RETURN_IF_ERROR(MakeDeviceRoom(needed, used, o));
-    const BufferId activations = op.activation_bytes > 0 ? NewBuffer() : 0;
-    const BufferId stream = window > 0 ? NewBuffer() : 0;
-    std::vector<Command> alloc;
-    if (activations) {
-      Command c = Make(CommandKind::kAllocDevice, used.empty() ? 0 : used.front());
-      c.device_buffer = activations;
-      c.bytes = op.activation_bytes;
-      c.activation = true;
-      alloc.push_back(c);
-    }
-    if (stream) {
-      Command c = Make(CommandKind::kAllocDevice, used.front());
-      c.device_buffer = stream;
-      c.bytes = window;
-      c.activation = true;
-      alloc.push_back(c);
-    }
-    Batch(std::move(alloc));
-    std::vector<Command> frees;
-    for (BufferId b : {activations, stream}) {
-      if (!b) continue;
-      Command c = Make(CommandKind::kFreeDevice, used.empty() ? 0 : used.front());
-      c.device_buffer = b;
-      frees.push_back(c);
-    }
-    OnFail([this, frees](Outbox&) { Batch(frees); });
-    for (int step = 0; step < op.steps; ++step) {
-      for (ModelId id : used) {
-        const ModelState& m = *Find(id);
-        if (m.device_valid && m.device_bytes < m.bytes) {
-          Note(o, NoticeKind::kStreamed, id, Tier::kDevice, EvictReason::kDevicePressure,
-               m.bytes - m.device_bytes);
-          PlanStream(m, id, stream, window);
-        }
+      if (m.device_valid && m.device_bytes < m.bytes) {
+        Note(o, NoticeKind::kStreamed, id, Tier::kDevice, EvictReason::kDevicePressure,
+             m.bytes - m.device_bytes);
+        PlanStream(m, id, stream, window);
       }
-      Command c = Make(CommandKind::kCompute, used.empty() ? 0 : used.front());
-      c.duration_ns = op.step_ns;
-      Batch({c});
     }
-    Batch(frees);
-    Then([this, used](Outbox&) {
-      for (ModelId id : used) Find(id)->active = false;
-      return Status::Ok();
-    });
+    Command c = Make(CommandKind::kCompute, used.empty() ? 0 : used.front());
+    c.duration_ns = op.step_ns;
+    Batch({c});
+  }
+  Batch(frees);
+  Then([this, used](Outbox&) {
+    for (ModelId id : used) Find(id)->active = false;
     return Status::Ok();
   });
   return Status::Ok();
@@ -217,7 +241,13 @@ Status Engine::DoRelease(ModelId id, Outbox& out) {
   if (m->handles <= 0)
     return FailedPrecondition("release: model '" + m->name + "' has no live handle");
   --m->handles;
-  if (m->handles == 0 && !m->deleted) EnforceCacheBudget({}, out);
+  if (m->handles == 0 && !m->deleted) {
+    // A copy kept only for streaming is not kept once nobody streams from it.
+    if (m->host_buffer && !m->host_mapped && !KeepsHostCopies(policy_.eviction) && !m->active &&
+        !m->host_dirty)
+      EvictHost(id, EvictReason::kNotCached, out);
+    EnforceCacheBudget({}, out);
+  }
   MaybeFinalize(id);
   return Status::Ok();
 }

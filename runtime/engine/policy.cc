@@ -55,10 +55,8 @@ Budgets ComputeBudgets(const MachineLimits& m, const Policy& p) {
   b.pin_budget_bytes = std::min(b.pin_budget_bytes, b.host_limit_bytes);
   if (p.ram_cache_bytes >= 0) {
     b.ram_cache_bytes = p.ram_cache_bytes;
-  } else if (m.ram_bytes >= 64 * kGiB) {
-    b.ram_cache_bytes = std::min(m.ram_bytes / 4, 32 * kGiB);
   } else {
-    b.ram_cache_bytes = m.ram_bytes / 10;
+    b.ram_cache_bytes = std::clamp(m.ram_bytes * 3 / 4, 12 * kGiB, 96 * kGiB);
   }
   b.ram_cache_bytes = std::min(b.ram_cache_bytes, b.host_limit_bytes);
   return b;

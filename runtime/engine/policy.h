@@ -61,8 +61,8 @@ Status ValidateMachine(const MachineLimits& machine);
 
 // Rules (sources in traces/FORMAT.md):
 //  pin budget auto = max(40% RAM, min(90% RAM, RAM - 4 GiB))   (ComfyUI, non-Windows)
-//  RAM cache auto  = min(25% RAM, 32 GiB) when RAM >= 64 GiB, else 10% RAM
-//                    (the ComfyUI #14076 proposal's auto-tune)
+//  RAM cache auto  = clamp(75% RAM, 12 GiB, 96 GiB)  (ComfyUI PR #13802's
+//                    inactive --cache-ram default), never above the host limit
 //  unified: device and host limits are the same pool.
 Budgets ComputeBudgets(const MachineLimits& machine, const Policy& policy);
 
