@@ -58,7 +58,8 @@ Result<std::string> Resolve(const std::string& name_or_path, const std::string& 
     if (e.name == name_or_path) return e.path;
   std::string known;
   for (const BundledEntry& e : ListBundled(kind)) known += (known.empty() ? "" : ", ") + e.name;
-  return NotFound("unknown " + kind.substr(0, kind.size() - 1) + " '" + name_or_path +
+  const std::string noun = kind == "policies" ? "policy" : kind == "profiles" ? "profile" : "trace";
+  return NotFound("unknown " + noun + " '" + name_or_path +
                   "' (bundled: " + (known.empty() ? "none found in " + DataDir() : known) + ")");
 }
 

@@ -200,8 +200,8 @@ Result<TraceEvent> ParseEvent(const json& j, const std::string& where) {
 
 Result<TraceHeader> ParseHeader(const json& j, const std::string& where) {
   LineParser p(j, where);
-  RESIDENCY_RETURN_IF_ERROR(p.Allow({"format", "version", "name", "source", "description"}));
   ASSIGN_OR_RETURN(std::string format, p.String("format"));
+  RESIDENCY_RETURN_IF_ERROR(p.Allow({"format", "version", "name", "source", "description"}));
   if (format != "residency-trace")
     return InvalidArgument(where + ": field 'format' must be \"residency-trace\", got \"" + format + "\"");
   TraceHeader h;

@@ -207,6 +207,8 @@ void Engine::EvictDevice(ModelId id, EvictReason reason, Outbox& out) {
       Pipe(std::move(chunks), {1, 2, policy_.staging_bytes, false});
       m.host_valid = true;
       m.host_dirty = true;
+    } else if (m.spilled) {
+      // The scratch file already holds exactly these weights.
     } else if (policy_.eviction == EvictionKind::kSpill && ring_planned_) {
       const FileId spill = SpillFile(id);
       std::vector<TransferChunk> chunks;
@@ -246,7 +248,7 @@ void Engine::EvictDevice(ModelId id, EvictReason reason, Outbox& out) {
 void Engine::EvictHost(ModelId id, EvictReason reason, Outbox& out) {
   ModelState& m = *Find(id);
   if (!m.host_buffer) return;
-  if (m.host_dirty && policy_.eviction == EvictionKind::kSpill && !m.deleted &&
+  if (m.host_dirty && !m.spilled && policy_.eviction == EvictionKind::kSpill && !m.deleted &&
       reason != EvictReason::kNotCached) {
     TransferChunk c;
     c.model = id;

@@ -303,10 +303,10 @@ Status Engine::PlanFromSpill(ModelId id, Outbox& out) {
   Pipe(std::move(chunks), {1, 2, m.bytes, false});
   Then([this, id](Outbox&) {
     ModelState& mm = *Find(id);
+    // The scratch copy stays valid until a new patch makes it stale, so a
+    // later eviction of these same weights needs no second write.
     mm.host_valid = true;
     mm.host_dirty = true;
-    mm.spilled = false;
-    acct_.spilled_bytes -= mm.bytes;
     return Status::Ok();
   });
   return Status::Ok();

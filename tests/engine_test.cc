@@ -1,0 +1,295 @@
+// Engine unit tests: loads, hits, evictions, the RAM cache, finalizers,
+// infeasible working sets and bad input, with completions in any order.
+#include <gtest/gtest.h>
+
+#include "runtime/engine/engine.h"
+#include "tests/engine_driver.h"
+
+namespace residency {
+namespace {
+
+using engine::Bytes;
+using engine::CommandKind;
+using engine::kGiB;
+using engine::kMiB;
+using engine::NoticeKind;
+using engine::OpKind;
+using testing::Compute;
+using testing::EngineDriver;
+using testing::Register;
+using testing::Simple;
+
+engine::MachineLimits Machine(Bytes ram, Bytes device, bool unified = false) {
+  engine::MachineLimits m;
+  m.ram_bytes = ram;
+  m.os_reserve_bytes = 2 * kGiB;
+  m.device_bytes = device;
+  m.unified = unified;
+  return m;
+}
+
+engine::Policy PolicyWith(engine::EvictionKind eviction,
+                          engine::LoaderKind loader = engine::LoaderKind::kThreadedPinned) {
+  engine::Policy p;
+  p.name = "test";
+  p.eviction = eviction;
+  p.loader = loader;
+  p.device_reserve_bytes = 0;
+  return p;
+}
+
+std::unique_ptr<engine::Engine> Make(const engine::MachineLimits& m, const engine::Policy& p) {
+  auto e = engine::Engine::Create(m, p);
+  EXPECT_TRUE(e.ok()) << e.status().ToString();
+  return std::move(e).value();
+}
+
+TEST(Engine, FullLoadReachesDeviceThenHits) {
+  auto e = Make(Machine(32 * kGiB, 8 * kGiB), PolicyWith(engine::EvictionKind::kDrop));
+  EngineDriver d(*e);
+  d.Submit(Register(1, 1, 1 * kGiB));
+  d.Submit(Simple(2, OpKind::kLoad, 1));
+  d.RunToIdle();
+  ASSERT_NE(d.log().Result(2), nullptr);
+  EXPECT_TRUE(d.log().Result(2)->status.ok());
+  EXPECT_EQ(e->accounting().device_bytes, 1 * kGiB);
+  EXPECT_EQ(d.log().Count(NoticeKind::kDiskLoad), 1);
+  // Every byte went through a read and a copy.
+  Bytes read = 0, copied = 0;
+  for (const auto& c : d.log().commands) {
+    if (c.kind == CommandKind::kReadFile) read += c.bytes;
+    if (c.kind == CommandKind::kCopyToDevice) copied += c.bytes;
+  }
+  EXPECT_EQ(read, 1 * kGiB);
+  EXPECT_EQ(copied, 1 * kGiB);
+  d.Submit(Simple(3, OpKind::kLoad, 1));
+  d.RunToIdle();
+  EXPECT_EQ(d.log().Count(NoticeKind::kDeviceHit), 1);
+  EXPECT_TRUE(e->Idle());
+  EXPECT_TRUE(d.log().violations.empty()) << d.log().violations.front();
+}
+
+TEST(Engine, InfeasibleLoadFailsWithTheNumbers) {
+  auto e = Make(Machine(32 * kGiB, 8 * kGiB), PolicyWith(engine::EvictionKind::kDrop));
+  EngineDriver d(*e);
+  d.Submit(Register(1, 1, 10 * kGiB));
+  d.Submit(Simple(2, OpKind::kLoad, 1));
+  d.RunToIdle();
+  const auto* r = d.log().Result(2);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->status.code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(r->status.message().find("10240 MiB"), std::string::npos) << r->status.message();
+  EXPECT_NE(r->status.message().find("8192 MiB"), std::string::npos) << r->status.message();
+  EXPECT_EQ(e->accounting().device_bytes, 0);
+  EXPECT_TRUE(e->Idle());
+  // The failed load holds no handle: a release is refused.
+  d.Submit(Simple(3, OpKind::kRelease, 1));
+  EXPECT_EQ(d.log().Result(3)->status.code(), StatusCode::kFailedPrecondition);
+}
+
+TEST(Engine, DropEvictsAndReloadsFromDisk) {
+  auto e = Make(Machine(32 * kGiB, 8 * kGiB), PolicyWith(engine::EvictionKind::kDrop));
+  EngineDriver d(*e);
+  d.Submit(Register(1, 1, 5 * kGiB));
+  d.Submit(Register(2, 2, 5 * kGiB));
+  d.Submit(Simple(3, OpKind::kLoad, 1));
+  d.Submit(Simple(4, OpKind::kRelease, 1));
+  d.Submit(Simple(5, OpKind::kLoad, 2));
+  d.Submit(Simple(6, OpKind::kRelease, 2));
+  d.Submit(Simple(7, OpKind::kLoad, 1));
+  d.RunToIdle();
+  EXPECT_EQ(d.log().Count(NoticeKind::kDiskLoad), 3);
+  EXPECT_EQ(d.log().Count(NoticeKind::kRamCacheHit), 0);
+  EXPECT_EQ(d.log().Count(NoticeKind::kEvicted), 2);
+  EXPECT_EQ(e->accounting().host_bytes(), e->accounting().staging_bytes);  // no cached copies
+  EXPECT_TRUE(d.log().violations.empty()) << d.log().violations.front();
+}
+
+TEST(Engine, RamLruServesTheSecondLoadFromRam) {
+  auto e = Make(Machine(64 * kGiB, 8 * kGiB), PolicyWith(engine::EvictionKind::kRamLru));
+  EngineDriver d(*e);
+  d.Submit(Register(1, 1, 5 * kGiB));
+  d.Submit(Register(2, 2, 5 * kGiB));
+  d.Submit(Simple(3, OpKind::kLoad, 1));
+  d.Submit(Simple(4, OpKind::kRelease, 1));
+  d.Submit(Simple(5, OpKind::kLoad, 2));
+  d.Submit(Simple(6, OpKind::kRelease, 2));
+  d.Submit(Simple(7, OpKind::kLoad, 1));
+  d.RunToIdle();
+  EXPECT_EQ(d.log().Count(NoticeKind::kDiskLoad), 2);
+  EXPECT_EQ(d.log().Count(NoticeKind::kRamCacheHit), 1);
+  EXPECT_LE(e->RamCacheBytes(), e->budgets().ram_cache_bytes);
+  EXPECT_TRUE(d.log().violations.empty()) << d.log().violations.front();
+}
+
+TEST(Engine, RamCacheStaysWithinItsBudget) {
+  auto policy = PolicyWith(engine::EvictionKind::kRamLru);
+  policy.ram_cache_bytes = 6 * kGiB;
+  auto e = Make(Machine(64 * kGiB, 8 * kGiB), policy);
+  EngineDriver d(*e);
+  engine::OpId op = 1;
+  for (engine::ModelId m = 1; m <= 4; ++m) d.Submit(Register(op++, m, 4 * kGiB));
+  for (engine::ModelId m = 1; m <= 4; ++m) {
+    d.Submit(Simple(op++, OpKind::kLoad, m));
+    d.Submit(Simple(op++, OpKind::kRelease, m));
+  }
+  d.RunToIdle();
+  EXPECT_LE(e->RamCacheBytes(), 6 * kGiB);
+  EXPECT_GT(d.log().Count(NoticeKind::kEvicted), 0);
+  EXPECT_TRUE(d.log().violations.empty()) << d.log().violations.front();
+}
+
+TEST(Engine, FinalizerRunsOnceAfterTheLastHandle) {
+  auto e = Make(Machine(64 * kGiB, 8 * kGiB), PolicyWith(engine::EvictionKind::kRamLru));
+  EngineDriver d(*e);
+  d.Submit(Register(1, 1, 2 * kGiB));
+  d.Submit(Simple(2, OpKind::kLoad, 1));
+  d.Submit(Simple(3, OpKind::kLoad, 1));
+  d.Submit(Simple(4, OpKind::kDelete, 1));
+  d.Submit(Simple(5, OpKind::kRelease, 1));
+  d.RunToIdle();
+  EXPECT_EQ(d.log().Count(CommandKind::kRunFinalizer), 0) << "a handle is still live";
+  d.Submit(Simple(6, OpKind::kRelease, 1));
+  d.RunToIdle();
+  EXPECT_EQ(d.log().Count(CommandKind::kRunFinalizer), 1);
+  EXPECT_EQ(e->accounting().device_bytes, 0);
+  EXPECT_EQ(e->RamCacheBytes(), 0) << "a cache must not keep a deleted model";
+  // A deleted model cannot be loaded or deleted again; the finalizer stays at one.
+  d.Submit(Simple(7, OpKind::kLoad, 1));
+  d.Submit(Simple(8, OpKind::kDelete, 1));
+  d.RunToIdle();
+  EXPECT_EQ(d.log().Result(7)->status.code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(d.log().Result(8)->status.code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(d.log().Count(CommandKind::kRunFinalizer), 1);
+  EXPECT_TRUE(d.log().violations.empty()) << d.log().violations.front();
+}
+
+TEST(Engine, BadInputIsAnsweredNotFatal) {
+  auto e = Make(Machine(16 * kGiB, 8 * kGiB), PolicyWith(engine::EvictionKind::kDrop));
+  EngineDriver d(*e);
+  d.Submit(Simple(1, OpKind::kLoad, 42));
+  d.Submit(Simple(2, OpKind::kRelease, 42));
+  auto bad = Register(3, 1, 1 * kGiB);
+  bad.files[0].tensor_bytes.push_back(1);  // tensors no longer sum to the file
+  d.Submit(bad);
+  auto empty = Register(4, 2, 1 * kGiB);
+  empty.files.clear();
+  d.Submit(empty);
+  d.Submit(Register(5, 3, 1 * kGiB));
+  d.Submit(Register(6, 3, 1 * kGiB));
+  d.Submit(Compute(7, {99}, 0));
+  d.RunToIdle();
+  EXPECT_EQ(d.log().Result(1)->status.code(), StatusCode::kNotFound);
+  EXPECT_EQ(d.log().Result(2)->status.code(), StatusCode::kNotFound);
+  EXPECT_EQ(d.log().Result(3)->status.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(d.log().Result(4)->status.code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(d.log().Result(5)->status.ok());
+  EXPECT_EQ(d.log().Result(6)->status.code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(d.log().Result(7)->status.code(), StatusCode::kNotFound);
+  EXPECT_TRUE(e->Idle());
+}
+
+TEST(Engine, ComputeStreamsWhatDoesNotFit) {
+  auto e = Make(Machine(64 * kGiB, 8 * kGiB), PolicyWith(engine::EvictionKind::kDrop));
+  EngineDriver d(*e);
+  d.Submit(Register(1, 1, 12 * kGiB));
+  auto load = Simple(2, OpKind::kLoad, 1);
+  load.mode = engine::LoadMode::kPartial;
+  load.device_bytes = 6 * kGiB;
+  d.Submit(load);
+  d.Submit(Compute(3, {1}, 1 * kGiB, 3));
+  d.RunToIdle();
+  EXPECT_TRUE(d.log().Result(3)->status.ok()) << d.log().Result(3)->status.ToString();
+  EXPECT_EQ(d.log().Count(NoticeKind::kStreamed), 3);
+  EXPECT_EQ(d.log().Count(CommandKind::kCompute), 3);
+  EXPECT_EQ(e->accounting().activation_bytes, 0) << "activations are freed after compute";
+  EXPECT_TRUE(d.log().violations.empty()) << d.log().violations.front();
+}
+
+TEST(Engine, UnifiedMemoryKeepsOneCopy) {
+  auto e = Make(Machine(128 * kGiB, 0, true), PolicyWith(engine::EvictionKind::kRamLru));
+  EngineDriver d(*e);
+  d.Submit(Register(1, 1, 20 * kGiB));
+  d.Submit(Simple(2, OpKind::kLoad, 1));
+  d.RunToIdle();
+  for (const auto& m : e->Models()) {
+    EXPECT_TRUE(m.device_valid);
+    EXPECT_EQ(m.host_bytes, 0) << "a host copy beside the device copy is double residency";
+  }
+  EXPECT_TRUE(d.log().violations.empty()) << d.log().violations.front();
+}
+
+TEST(Engine, PatchedWeightsSpillAndComeBackDirty) {
+  auto policy = PolicyWith(engine::EvictionKind::kSpill);
+  policy.ram_cache_bytes = 0;  // no room in RAM: dirty weights must spill
+  auto e = Make(Machine(64 * kGiB, 8 * kGiB), policy);
+  EngineDriver d(*e);
+  d.Submit(Register(1, 1, 5 * kGiB));
+  d.Submit(Register(2, 2, 5 * kGiB));
+  d.Submit(Register(3, 3, 256 * kMiB));
+  d.Submit(Simple(4, OpKind::kLoad, 1));
+  engine::Op patch = Simple(5, OpKind::kPatch, 1);
+  patch.patch_model = 3;
+  d.Submit(patch);
+  d.Submit(Simple(6, OpKind::kRelease, 1));
+  d.Submit(Simple(7, OpKind::kLoad, 2));
+  d.Submit(Simple(8, OpKind::kRelease, 2));
+  d.Submit(Simple(9, OpKind::kLoad, 1));
+  d.RunToIdle();
+  for (engine::OpId op = 4; op <= 9; ++op)
+    EXPECT_TRUE(d.log().Result(op)->status.ok()) << op << ": " << d.log().Result(op)->status.ToString();
+  EXPECT_EQ(d.log().Count(NoticeKind::kSpilled), 1);
+  EXPECT_EQ(d.log().Count(NoticeKind::kSpillLoad), 1);
+  EXPECT_GT(d.log().Count(CommandKind::kSpillWrite), 0);
+  EXPECT_TRUE(d.log().violations.empty()) << d.log().violations.front();
+}
+
+TEST(Engine, FailedReadFailsTheLoadAndFreesItsMemory) {
+  auto e = Make(Machine(32 * kGiB, 8 * kGiB), PolicyWith(engine::EvictionKind::kRamLru));
+  EngineDriver d(*e);
+  d.Submit(Register(1, 1, 1 * kGiB));
+  d.Submit(Simple(2, OpKind::kLoad, 1));
+  d.RunToIdle();
+  ASSERT_TRUE(d.log().Result(2)->status.ok());
+  d.Submit(Register(3, 2, 1 * kGiB));
+  d.FailFirstRead(2);
+  d.Submit(Simple(4, OpKind::kLoad, 2));
+  d.RunToIdle();
+  EXPECT_EQ(d.log().Result(4)->status.code(), StatusCode::kInternal);
+  for (const auto& m : e->Models()) {
+    if (m.id != 2) continue;
+    EXPECT_EQ(m.device_bytes, 0);
+    EXPECT_EQ(m.host_bytes, 0);
+    EXPECT_EQ(m.handles, 0);
+  }
+  EXPECT_TRUE(e->Idle());
+  EXPECT_TRUE(d.log().violations.empty()) << d.log().violations.front();
+}
+
+// Completions in any order, as real threads deliver them: same outcome.
+TEST(Engine, RandomCompletionOrderKeepsInvariants) {
+  for (std::uint64_t seed = 1; seed <= 30; ++seed) {
+    auto policy = PolicyWith(seed % 2 ? engine::EvictionKind::kRamLru : engine::EvictionKind::kSpill);
+    policy.loader = static_cast<engine::LoaderKind>(seed % 3);
+    policy.pin_budget_bytes = 6 * kGiB;
+    auto e = Make(Machine(48 * kGiB, 8 * kGiB), policy);
+    EngineDriver d(*e, seed);
+    engine::OpId op = 1;
+    for (engine::ModelId m = 1; m <= 3; ++m) d.Submit(Register(op++, m, (2 + m) * kGiB, 7));
+    for (int round = 0; round < 3; ++round) {
+      for (engine::ModelId m = 1; m <= 3; ++m) {
+        d.Submit(Simple(op++, OpKind::kLoad, m));
+        d.Submit(Compute(op++, {m}, 512 * kMiB));
+        d.Submit(Simple(op++, OpKind::kRelease, m));
+      }
+    }
+    d.RunToIdle();
+    EXPECT_TRUE(e->Idle()) << "seed " << seed;
+    ASSERT_TRUE(d.log().violations.empty()) << "seed " << seed << ": " << d.log().violations.front();
+    for (const auto& r : d.log().finished)
+      EXPECT_TRUE(r.status.ok()) << "seed " << seed << " op " << r.op << ": " << r.status.ToString();
+  }
+}
+
+}  // namespace
+}  // namespace residency

@@ -1,0 +1,149 @@
+// Trace format: bundled traces parse, round trips are lossless, errors name
+// file:line and the field, tensor expansion is deterministic and exact.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "traces/bundled.h"
+#include "traces/trace.h"
+#include "traces/units.h"
+
+namespace residency::traces {
+namespace {
+
+const char* kHeader = R"({"format":"residency-trace","version":1,"name":"t"})";
+
+std::string Error(const std::string& body) {
+  auto t = ParseTrace(std::string(kHeader) + "\n" + body, "x.jsonl");
+  if (t.ok()) {
+    auto w = ToWorkload(*t, "x.jsonl");
+    return w.ok() ? "" : w.status().message();
+  }
+  return t.status().message();
+}
+
+TEST(Trace, BundledExamplesParseAndConvert) {
+  const auto examples = ListBundled("examples");
+  ASSERT_GE(examples.size(), 5u);
+  for (const auto& e : examples) {
+    auto t = ReadTraceFile(e.path);
+    ASSERT_TRUE(t.ok()) << t.status().ToString();
+    auto w = ToWorkload(*t, e.path);
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    EXPECT_GT(w->ops.size(), 10u) << e.name;
+    int prompts = 0;
+    for (const auto& op : w->ops) prompts += op.kind == engine::OpKind::kPromptBegin;
+    EXPECT_GE(prompts, 3) << e.name << " needs several prompts so caching matters";
+  }
+}
+
+TEST(Trace, RoundTripIsLossless) {
+  for (const auto& e : ListBundled("examples")) {
+    auto first = ReadTraceFile(e.path);
+    ASSERT_TRUE(first.ok());
+    const std::string written = WriteTrace(*first);
+    auto second = ParseTrace(written, "rewritten");
+    ASSERT_TRUE(second.ok()) << second.status().ToString();
+    ASSERT_EQ(first->events.size(), second->events.size());
+    for (std::size_t i = 0; i < first->events.size(); ++i)
+      EXPECT_TRUE(first->events[i].SameContent(second->events[i])) << e.name << " event " << i;
+    EXPECT_EQ(first->header.name, second->header.name);
+    EXPECT_EQ(first->header.description, second->header.description);
+    EXPECT_EQ(WriteTrace(*second), written) << "writing is canonical";
+  }
+}
+
+TEST(Trace, ErrorsNameFileLineAndField) {
+  EXPECT_EQ(Error("{not json"), "x.jsonl:2: not valid JSON");
+  EXPECT_EQ(Error(R"({"type":"load","model":"a","colour":"red"})"),
+            "x.jsonl:2: unknown field 'colour'");
+  EXPECT_EQ(Error(R"({"type":"fly"})"), "x.jsonl:2: unknown event type 'fly'");
+  EXPECT_EQ(Error("\n\n" R"({"type":"load","model":"a"})"),
+            "x.jsonl:4: model 'a' is used before its model line");
+  EXPECT_EQ(Error(R"({"type":"model","model":"a","files":[{"path":"a","bytes":10,"tensors":[3,3]}]})"),
+            "x.jsonl:2: files[0]: tensors of 'a' sum to 6 bytes, but 'bytes' is 10");
+  EXPECT_EQ(Error(R"({"type":"load","model":"a","mode":"partial"})"),
+            "x.jsonl:2: missing field 'device_bytes'");
+  EXPECT_EQ(Error(R"({"type":"compute","models":["a"],"steps":-1,"step_ns":5})"),
+            "x.jsonl:2: field 'steps' must be in [0, 1000000], got -1");
+  EXPECT_EQ(Error(R"({"type":"model","model":"a","files":[{"path":"a","bytes":"3 parsecs"}]})"),
+            "x.jsonl:2: files[0]: field 'bytes': unknown unit \"parsecs\" in \"3 parsecs\" "
+            "(known: B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)");
+  auto no_header = ParseTrace(R"({"type":"load","model":"a"})", "y.jsonl");
+  EXPECT_EQ(no_header.status().message(), "y.jsonl:1: missing field 'format'");
+  auto future = ParseTrace(R"({"format":"residency-trace","version":2,"name":"t"})", "z.jsonl");
+  EXPECT_NE(future.status().message().find("z.jsonl:1: trace format version 2 is not supported"),
+            std::string::npos);
+  auto missing = ReadTraceFile("/nonexistent/t.jsonl");
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(missing.status().message().find("/nonexistent/t.jsonl"), std::string::npos);
+}
+
+TEST(Trace, TensorExpansionIsDeterministicAndExact) {
+  for (const char* kind : {"uniform", "skewed"}) {
+    TensorDistribution d{1095, kind, 7};
+    auto a = ExpandTensorSizes(28'600'000'000, d);
+    auto b = ExpandTensorSizes(28'600'000'000, d);
+    ASSERT_TRUE(a.ok());
+    EXPECT_EQ(*a, *b);
+    EXPECT_EQ(a->size(), 1095u);
+    Bytes sum = 0;
+    for (Bytes s : *a) {
+      EXPECT_GT(s, 0);
+      sum += s;
+    }
+    EXPECT_EQ(sum, 28'600'000'000);
+  }
+  EXPECT_FALSE(ExpandTensorSizes(10, {11, "uniform", 1}).ok());
+  EXPECT_FALSE(ExpandTensorSizes(10, {2, "bimodal", 1}).ok());
+}
+
+TEST(Units, ParseSizesRatesDurations) {
+  using nlohmann::json;
+  EXPECT_EQ(*ParseBytes(json("2 MiB"), "f"), 2 * 1024 * 1024);
+  EXPECT_EQ(*ParseBytes(json("6.94 GB"), "f"), 6'940'000'000);
+  EXPECT_EQ(*ParseBytes(json(4096), "f"), 4096);
+  EXPECT_EQ(*ParseRate(json("7 GB/s"), "f"), 7'000'000'000);
+  EXPECT_EQ(*ParseDuration(json("120 ms"), "f"), 120'000'000);
+  EXPECT_EQ(*ParseDuration(json("1.5 s"), "f"), 1'500'000'000);
+  EXPECT_FALSE(ParseBytes(json(-1), "f").ok());
+  EXPECT_FALSE(ParseBytes(json("lots"), "f").ok());
+  EXPECT_FALSE(ParseRate(json("7 GB"), "f").ok());
+  EXPECT_FALSE(ParseBytes(json("1e30 TB"), "f").ok());
+  EXPECT_FALSE(ParseBytes(json::array(), "f").ok());
+}
+
+TEST(Profiles, BundledProfilesAndPoliciesLoad) {
+  const auto profiles = ListBundled("profiles");
+  ASSERT_GE(profiles.size(), 6u);
+  for (const char* required : {"rtx5060-16g", "rtx5060-64g", "rtx4090-64g", "rtx5090-96g",
+                               "dgx-spark-128g", "hdd-5060-16g"}) {
+    auto p = LoadProfile(required);
+    ASSERT_TRUE(p.ok()) << p.status().ToString();
+    EXPECT_FALSE(p->sources.empty()) << required << " must say where its numbers come from";
+  }
+  EXPECT_TRUE(LoadProfile("dgx-spark-128g")->unified);
+  for (const char* required : {"drop", "ram-lru", "ram-cost-aware", "mmap-pageable", "read-into",
+                               "threaded-direct", "spill"}) {
+    auto p = LoadPolicy(required);
+    ASSERT_TRUE(p.ok()) << p.status().ToString();
+  }
+  auto unknown = LoadProfile("rtx9999");
+  EXPECT_EQ(unknown.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(unknown.status().message().find("rtx4090-64g"), std::string::npos)
+      << "the error lists what is bundled";
+}
+
+TEST(Profiles, BadFieldsAreNamed) {
+  auto p = ParseProfile(R"({"name":"x","ram":"16 GiB","os_reserve":"2 GiB","vram":"8 GiB",
+      "disk_read":{"one":"1 GB/s"}})", "p.json");
+  EXPECT_EQ(p.status().message(),
+            "p.json: field 'disk_read': key 'one' must be a concurrency in [1, 4096]");
+  auto q = ParseProfile(R"({"name":"x","ram":"16 GiB"})", "q.json");
+  EXPECT_EQ(q.status().message(), "q.json: field 'os_reserve' is missing");
+  auto r = ParseProfile("[1,2]", "r.json");
+  EXPECT_EQ(r.status().message(), "r.json: expected a JSON object");
+}
+
+}  // namespace
+}  // namespace residency::traces
