@@ -3,11 +3,7 @@
 #include <algorithm>
 
 namespace residency::sim {
-namespace {
-
-std::string Mib(Bytes b) { return std::to_string(b / engine::kMiB) + " MiB"; }
-
-}  // namespace
+using engine::FormatMiB;
 
 SimMemory::SimMemory(const traces::Profile& p)
     : usable_(p.ram_bytes - p.os_reserve_bytes),
@@ -18,8 +14,8 @@ SimMemory::SimMemory(const traces::Profile& p)
 std::string SimMemory::AllocDevice(Bytes bytes) {
   if (!unified_) {
     if (device_ + bytes > vram_)
-      return "CUDA out of memory: device allocation of " + Mib(bytes) + " with " +
-             Mib(device_) + " of " + Mib(vram_) + " in use";
+      return "CUDA out of memory: device allocation of " + FormatMiB(bytes) + " with " +
+             FormatMiB(device_) + " of " + FormatMiB(vram_) + " in use";
     device_ += bytes;
     return "";
   }
@@ -27,9 +23,9 @@ std::string SimMemory::AllocDevice(Bytes bytes) {
   // free RAM only; it does not wait for the page cache to be reclaimed.
   const Bytes free = usable_ - Anonymous() - page_cache_.total();
   if (bytes > free)
-    return "unified-memory allocation of " + Mib(bytes) + " failed: " + Mib(std::max<Bytes>(0, free)) +
-           " free (anonymous " + Mib(Anonymous()) + ", page cache " + Mib(page_cache_.total()) +
-           " of " + Mib(usable_) + " usable)";
+    return "unified-memory allocation of " + FormatMiB(bytes) + " failed: " + FormatMiB(std::max<Bytes>(0, free)) +
+           " free (anonymous " + FormatMiB(Anonymous()) + ", page cache " + FormatMiB(page_cache_.total()) +
+           " of " + FormatMiB(usable_) + " usable)";
   device_ += bytes;
   return "";
 }
@@ -37,11 +33,11 @@ std::string SimMemory::AllocDevice(Bytes bytes) {
 std::string SimMemory::Settle() {
   const Bytes locked = pinned_ + (unified_ ? device_ : 0);
   if (locked > usable_)
-    return "out of memory: page-locked and device memory " + Mib(locked) + " exceed usable RAM " +
-           Mib(usable_);
+    return "out of memory: page-locked and device memory " + FormatMiB(locked) + " exceed usable RAM " +
+           FormatMiB(usable_);
   if (Anonymous() > usable_ + swap_)
-    return "out of memory: anonymous memory " + Mib(Anonymous()) + " exceeds RAM " +
-           Mib(usable_) + " + swap " + Mib(swap_);
+    return "out of memory: anonymous memory " + FormatMiB(Anonymous()) + " exceeds RAM " +
+           FormatMiB(usable_) + " + swap " + FormatMiB(swap_);
   page_cache_.ShrinkTo(PageCacheLimit());
   return "";
 }

@@ -1,6 +1,8 @@
 #include "sim/simulator.h"
 
 #include <algorithm>
+
+#include "runtime/engine/splitmix64.h"
 #include <memory>
 #include <set>
 #include <unordered_map>
@@ -25,14 +27,9 @@ using engine::Outbox;
 constexpr Bytes kPageBytes = 4096;
 constexpr double kLatencyJitter = 0.2;  // +-10 % per disk request, drawn from the seed
 
-std::uint64_t SplitMix64(std::uint64_t& state) {
-  std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
+using engine::SplitMix64;
 
-std::string Mib(Bytes b) { return std::to_string(b / engine::kMiB) + " MiB"; }
+using engine::FormatMiB;
 
 class Simulator {
  public:
@@ -513,14 +510,14 @@ void Simulator::Kill(const std::string& why) {
   std::vector<std::string>& h = result_.oom.holders;
   for (const engine::ModelView& m : engine_->Models()) {
     if (m.device_bytes == 0 && m.host_bytes == 0) continue;
-    h.push_back(m.name + ": device " + Mib(m.device_bytes) + ", host " + Mib(m.host_bytes) +
+    h.push_back(m.name + ": device " + FormatMiB(m.device_bytes) + ", host " + FormatMiB(m.host_bytes) +
                 (m.host_mapped ? " (mapped)" : m.host_pinned ? " (pinned)" : "") +
                 (m.active ? ", active" : "") + (m.handles > 0 ? ", held" : ""));
   }
   const engine::Accounting& a = engine_->accounting();
-  h.push_back("staging ring: " + Mib(a.staging_bytes));
-  h.push_back("activations: " + Mib(a.activation_bytes));
-  h.push_back("page cache: " + Mib(memory_.page_cache().total()));
+  h.push_back("staging ring: " + FormatMiB(a.staging_bytes));
+  h.push_back("activations: " + FormatMiB(a.activation_bytes));
+  h.push_back("page cache: " + FormatMiB(memory_.page_cache().total()));
   log_.Oom(now_, why);
 }
 

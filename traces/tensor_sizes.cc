@@ -2,19 +2,11 @@
 #include <algorithm>
 #include <cmath>
 
+#include "runtime/engine/splitmix64.h"
 #include "traces/trace.h"
 
 namespace residency::traces {
-namespace {
-
-std::uint64_t SplitMix64(std::uint64_t& state) {
-  std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-}  // namespace
+using engine::SplitMix64;
 
 Result<std::vector<Bytes>> ExpandTensorSizes(Bytes bytes, const TensorDistribution& dist) {
   if (dist.count <= 0) return InvalidArgument("tensor count must be > 0");

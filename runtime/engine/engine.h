@@ -206,10 +206,19 @@ class Engine {
   std::vector<TransferChunk> FileWindows(const ModelState& m, ModelId id, Bytes window,
                                          Bytes device_limit, BufferId device_buffer,
                                          BufferId host_buffer, bool host_pinned, bool staging);
+  // Copy-only chunks of `window` bytes over [begin, end) of m's host copy.
+  // The device side starts at `begin` (same layout) unless `device_at_zero`
+  // (a streaming window reused for every chunk).
+  std::vector<TransferChunk> HostDeviceChunks(const ModelState& m, ModelId id, Bytes begin,
+                                              Bytes end, Bytes window, BufferId device_buffer,
+                                              bool device_at_zero, bool to_device) const;
+  // The command that releases m's host copy (a free, or an unmap for a mapping).
+  Command FreeHostCommand(const ModelState& m, ModelId id) const;
   bool WantsHostCopy(const ModelState& m) const;
   bool StreamsFromHost(const ModelState& m) const { return m.device_target < m.bytes; }
 
   // Room making and eviction (engine_evict.cc).
+  Bytes DeviceHeld() const;  // issued and staged device bytes
   Bytes DeviceFree() const;
   Bytes HostFree() const;
   Status MakeDeviceRoom(Bytes needed, const std::vector<ModelId>& protect, Outbox& out);

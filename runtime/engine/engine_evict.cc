@@ -6,24 +6,19 @@
 #include "runtime/engine/engine.h"
 
 namespace residency::engine {
-namespace {
-
-std::string Mib(Bytes b) { return std::to_string(b / kMiB) + " MiB"; }
-
-}  // namespace
+Bytes Engine::DeviceHeld() const {
+  return acct_.device_bytes + pending_.device_alloc - pending_.device_free;
+}
 
 Bytes Engine::DeviceFree() const {
-  const Bytes device_held =
-      acct_.device_bytes + pending_.device_alloc - pending_.device_free;
-  Bytes free = budgets_.device_limit_bytes - device_held;
+  Bytes free = budgets_.device_limit_bytes - DeviceHeld();
   if (budgets_.unified) free = std::min(free, HostFree());
   return free;
 }
 
 Bytes Engine::HostFree() const {
   Bytes held = acct_.host_bytes() + pending_.host_alloc - pending_.host_free;
-  if (budgets_.unified)
-    held += acct_.device_bytes + pending_.device_alloc - pending_.device_free;
+  if (budgets_.unified) held += DeviceHeld();
   return budgets_.host_limit_bytes - held;
 }
 
@@ -76,8 +71,7 @@ Status Engine::MakeDeviceRoom(Bytes needed, const std::vector<ModelId>& protect,
     const ModelState& y = models_.at(b);
     return x.last_use != y.last_use ? x.last_use < y.last_use : a < b;
   });
-  const Bytes device_room = budgets_.device_limit_bytes -
-                            (acct_.device_bytes + pending_.device_alloc - pending_.device_free);
+  const Bytes device_room = budgets_.device_limit_bytes - DeviceHeld();
   Bytes device_gain = 0;
   std::vector<ModelId> chosen;
   for (ModelId id : device_victims) {
@@ -100,10 +94,10 @@ Status Engine::MakeDeviceRoom(Bytes needed, const std::vector<ModelId>& protect,
                                    budgets_.unified ? HostFree() + device_gain + host_gain
                                                     : device_room + device_gain);
   if (available < needed)
-    return ResourceExhausted("working set needs " + Mib(needed) + " more device memory; " +
-                             Mib(available) + " obtainable (device limit " +
-                             Mib(budgets_.device_limit_bytes) + ", in use by active models " +
-                             Mib(budgets_.device_limit_bytes - device_room - device_gain) + ")");
+    return ResourceExhausted("working set needs " + FormatMiB(needed) + " more device memory; " +
+                             FormatMiB(available) + " obtainable (device limit " +
+                             FormatMiB(budgets_.device_limit_bytes) + ", in use by active models " +
+                             FormatMiB(budgets_.device_limit_bytes - device_room - device_gain) + ")");
   for (ModelId id : chosen) EvictDevice(id, EvictReason::kDevicePressure, out);
   for (ModelId id : host_chosen) EvictHost(id, EvictReason::kDevicePressure, out);
   return Status::Ok();
@@ -122,11 +116,11 @@ Status Engine::MakeHostRoom(Bytes needed, const std::vector<ModelId>& protect, O
     chosen.push_back(id);
   }
   if (free + gain < needed)
-    return ResourceExhausted("working set needs " + Mib(needed) + " of host memory; " +
-                             Mib(free + gain) + " obtainable (host limit " +
-                             Mib(budgets_.host_limit_bytes) + ", pinned " +
-                             Mib(acct_.pinned_bytes) + ", pageable " +
-                             Mib(acct_.pageable_bytes) + ")");
+    return ResourceExhausted("working set needs " + FormatMiB(needed) + " of host memory; " +
+                             FormatMiB(free + gain) + " obtainable (host limit " +
+                             FormatMiB(budgets_.host_limit_bytes) + ", pinned " +
+                             FormatMiB(acct_.pinned_bytes) + ", pageable " +
+                             FormatMiB(acct_.pageable_bytes) + ")");
   for (ModelId id : chosen) EvictHost(id, EvictReason::kHostPressure, out);
   return Status::Ok();
 }
@@ -189,22 +183,9 @@ void Engine::EvictDevice(ModelId id, EvictReason reason, Outbox& out) {
     // Patched weights cannot be re-read from the file: keep them if we can.
     if (KeepsHostCopies(policy_.eviction) && m.host_buffer && !m.host_mapped &&
         m.host_bytes == m.bytes) {
-      std::vector<TransferChunk> chunks;
-      for (Bytes off = 0; off < m.bytes;) {
-        TransferChunk c;
-        c.model = id;
-        c.bytes = std::min(policy_.staging_bytes, m.bytes - off);
-        c.host_buffer = m.host_buffer;
-        c.host_offset = off;
-        c.host_pinned = m.host_pinned;
-        c.has_copy = true;
-        c.to_device = false;
-        c.device_buffer = m.device_buffer;
-        c.device_offset = off;
-        chunks.push_back(c);
-        off += c.bytes;
-      }
-      Pipe(std::move(chunks), {1, 2, policy_.staging_bytes, false});
+      Pipe(HostDeviceChunks(m, id, 0, m.bytes, policy_.staging_bytes, m.device_buffer, false,
+                            false),
+           {1, 2, policy_.staging_bytes, false});
       m.host_valid = true;
       m.host_dirty = true;
     } else if (m.spilled) {
@@ -262,10 +243,7 @@ void Engine::EvictHost(ModelId id, EvictReason reason, Outbox& out) {
     acct_.spilled_bytes += m.bytes;
     Note(out, NoticeKind::kSpilled, id, Tier::kDisk, reason, m.bytes);
   }
-  Command c = Make(m.host_mapped ? CommandKind::kUnmapFile : CommandKind::kFreeHost, id);
-  c.buffer = m.host_buffer;
-  c.bytes = m.host_bytes;
-  Batch({c});
+  Batch({FreeHostCommand(m, id)});
   if (reason != EvictReason::kNotCached)
     Note(out, NoticeKind::kEvicted, id, m.host_pinned ? Tier::kPinned : Tier::kHost, reason,
          m.host_bytes);

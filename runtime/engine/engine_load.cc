@@ -13,6 +13,35 @@ bool Engine::WantsHostCopy(const ModelState& m) const {
   return KeepsHostCopies(policy_.eviction);
 }
 
+std::vector<TransferChunk> Engine::HostDeviceChunks(const ModelState& m, ModelId id, Bytes begin,
+                                                    Bytes end, Bytes window,
+                                                    BufferId device_buffer, bool device_at_zero,
+                                                    bool to_device) const {
+  std::vector<TransferChunk> chunks;
+  for (Bytes off = begin; off < end;) {
+    TransferChunk c;
+    c.model = id;
+    c.bytes = std::min(window, end - off);
+    c.host_buffer = m.host_buffer;
+    c.host_offset = off;
+    c.host_pinned = m.host_pinned;
+    c.has_copy = true;
+    c.to_device = to_device;
+    c.device_buffer = device_buffer;
+    c.device_offset = device_at_zero ? 0 : off;
+    chunks.push_back(c);
+    off += c.bytes;
+  }
+  return chunks;
+}
+
+Command Engine::FreeHostCommand(const ModelState& m, ModelId id) const {
+  Command c = Make(m.host_mapped ? CommandKind::kUnmapFile : CommandKind::kFreeHost, id);
+  c.buffer = m.host_buffer;
+  c.bytes = m.host_bytes;
+  return c;
+}
+
 BufferId Engine::AllocHostSteps(ModelId id, Bytes bytes, bool pin, bool staging) {
   const BufferId buffer = NewBuffer();
   Command alloc = Make(CommandKind::kAllocHost, id);
@@ -146,10 +175,7 @@ Status Engine::PlanTransfer(ModelId id, Outbox& out) {
   OnFail([this, id](Outbox&) {
     ModelState& mm = *Find(id);
     if (!mm.host_buffer || mm.host_valid) return;  // a complete copy stays cached
-    Command c = Make(mm.host_mapped ? CommandKind::kUnmapFile : CommandKind::kFreeHost, id);
-    c.buffer = mm.host_buffer;
-    c.bytes = mm.host_bytes;
-    Batch({c});
+    Batch({FreeHostCommand(mm, id)});
     mm.host_buffer = 0;
     mm.host_bytes = 0;
     mm.host_pinned = mm.host_mapped = mm.host_dirty = false;
@@ -246,21 +272,9 @@ Status Engine::PlanFromFile(ModelId id, bool keep_host, Outbox& out) {
 
 void Engine::PlanFromHost(ModelId id) {
   const ModelState& m = *Find(id);
-  std::vector<TransferChunk> chunks;
-  for (Bytes off = 0; off < m.device_target;) {
-    TransferChunk c;
-    c.model = id;
-    c.bytes = std::min(policy_.staging_bytes, m.device_target - off);
-    c.host_buffer = m.host_buffer;
-    c.host_offset = off;
-    c.host_pinned = m.host_pinned;
-    c.has_copy = true;
-    c.device_buffer = m.device_buffer;
-    c.device_offset = off;
-    chunks.push_back(c);
-    off += c.bytes;
-  }
-  Pipe(std::move(chunks), {1, 2, policy_.staging_bytes, false});
+  Pipe(HostDeviceChunks(m, id, 0, m.device_target, policy_.staging_bytes, m.device_buffer, false,
+                        true),
+       {1, 2, policy_.staging_bytes, false});
 }
 
 FileId Engine::SpillFile(ModelId id) {
@@ -288,18 +302,11 @@ Status Engine::PlanFromSpill(ModelId id, Outbox& out) {
   whole.file = m.spill_file;
   whole.host_buffer = m.host_buffer;
   chunks.push_back(whole);
-  for (Bytes off = 0; off < m.device_target;) {
-    TransferChunk c;
-    c.model = id;
-    c.bytes = std::min(policy_.staging_bytes, m.device_target - off);
-    c.host_buffer = m.host_buffer;
-    c.host_offset = off;
-    c.has_copy = true;
-    c.device_buffer = m.device_buffer;
-    c.device_offset = off;
+  // Copies wait for the whole read: the pipeline issues copies in chunk order.
+  for (const TransferChunk& c : HostDeviceChunks(m, id, 0, m.device_target,
+                                                 policy_.staging_bytes, m.device_buffer, false,
+                                                 true))
     chunks.push_back(c);
-    off += c.bytes;
-  }
   Pipe(std::move(chunks), {1, 2, m.bytes, false});
   Then([this, id](Outbox&) {
     ModelState& mm = *Find(id);
@@ -366,19 +373,8 @@ void Engine::PlanStream(const ModelState& m, ModelId id, BufferId stream_buffer,
     Pipe(std::move(chunks), {1, 1, std::numeric_limits<Bytes>::max(), true});
     return;
   }
-  for (Bytes off = m.device_bytes; off < m.bytes;) {
-    TransferChunk c;
-    c.model = id;
-    c.bytes = std::min(window, m.bytes - off);
-    c.host_buffer = m.host_buffer;
-    c.host_offset = off;
-    c.host_pinned = m.host_pinned;
-    c.has_copy = true;
-    c.device_buffer = stream_buffer;
-    chunks.push_back(c);
-    off += c.bytes;
-  }
-  Pipe(std::move(chunks), {1, 1, window, false});
+  Pipe(HostDeviceChunks(m, id, m.device_bytes, m.bytes, window, stream_buffer, true, true),
+       {1, 1, window, false});
 }
 
 Status Engine::FinishLoad(ModelId id, Outbox& out) {

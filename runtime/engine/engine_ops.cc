@@ -5,12 +5,6 @@
 #include "runtime/engine/engine.h"
 
 namespace residency::engine {
-namespace {
-
-std::string Mib(Bytes b) { return std::to_string(b / kMiB) + " MiB"; }
-
-}  // namespace
-
 Status Engine::DoRegister(const Op& op) {
   if (Find(op.model))
     return FailedPrecondition("register: model id " + std::to_string(op.model) +
@@ -87,8 +81,8 @@ Status Engine::DoLoad(ModelId id, LoadMode mode, Bytes partial_bytes, bool acqui
     const Bytes floor = std::min(m->bytes, 256 * kMiB);
     if (target < floor)
       return ResourceExhausted("load: dynamic load of '" + m->name + "' needs at least " +
-                               Mib(floor) + " of device memory; " + Mib(obtainable) +
-                               " obtainable (limit " + Mib(budgets_.device_limit_bytes) + ")");
+                               FormatMiB(floor) + " of device memory; " + FormatMiB(obtainable) +
+                               " obtainable (limit " + FormatMiB(budgets_.device_limit_bytes) + ")");
   }
   if (acquire) ++m->handles;
   Touch(*m);
@@ -103,12 +97,11 @@ Status Engine::DoLoad(ModelId id, LoadMode mode, Bytes partial_bytes, bool acqui
   const Bytes obtainable = DeviceObtainable({id}) + (m->device_buffer ? m->device_bytes : 0);
   if (target > obtainable) {
     if (acquire) --m->handles;
-    return ResourceExhausted("load: '" + m->name + "' needs " + Mib(target) +
-                             " of device memory; " + Mib(obtainable) +
-                             " obtainable (limit " + Mib(budgets_.device_limit_bytes) +
+    return ResourceExhausted("load: '" + m->name + "' needs " + FormatMiB(target) +
+                             " of device memory; " + FormatMiB(obtainable) +
+                             " obtainable (limit " + FormatMiB(budgets_.device_limit_bytes) +
                              ", held by models in use " +
-                             Mib(acct_.device_bytes + pending_.device_alloc -
-                                 pending_.device_free - (obtainable - DeviceFree())) +
+                             FormatMiB(DeviceHeld() - (obtainable - DeviceFree())) +
                              ")");
   }
   if (acquire) {
@@ -274,12 +267,7 @@ void Engine::MaybeFinalize(ModelId id) {
     c.bytes = m.device_bytes;
     frees.push_back(c);
   }
-  if (m.host_buffer) {
-    Command c = Make(m.host_mapped ? CommandKind::kUnmapFile : CommandKind::kFreeHost, id);
-    c.buffer = m.host_buffer;
-    c.bytes = m.host_bytes;
-    frees.push_back(c);
-  }
+  if (m.host_buffer) frees.push_back(FreeHostCommand(m, id));
   if (m.spilled) acct_.spilled_bytes -= m.bytes;
   m.device_buffer = 0;
   m.device_bytes = 0;

@@ -2,6 +2,8 @@
 
 namespace residency::engine {
 
+std::string FormatMiB(Bytes bytes) { return std::to_string(bytes / kMiB) + " MiB"; }
+
 std::string_view ToString(Tier tier) {
   switch (tier) {
     case Tier::kDisk: return "disk";

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 namespace residency::engine {
@@ -53,6 +54,9 @@ enum class EvictReason : std::uint8_t {
   kDeleted,         // the model was deleted
   kNotCached,       // policy keeps no host copy after loading
 };
+
+// "1234 MiB": how the engine and the simulator name byte counts in messages.
+std::string FormatMiB(Bytes bytes);
 
 std::string_view ToString(Tier tier);
 std::string_view ToString(LoaderKind kind);
