@@ -87,9 +87,8 @@ TEST(Engine, InfeasibleLoadFailsWithTheNumbers) {
   EXPECT_EQ(d.log().Result(3)->status.code(), StatusCode::kFailedPrecondition);
 }
 
-TEST(Engine, DropEvictsAndReloadsFromDisk) {
-  auto e = Make(Machine(32 * kGiB, 8 * kGiB), PolicyWith(engine::EvictionKind::kDrop));
-  EngineDriver d(*e);
+// Two 5 GiB models on an 8 GiB device: load A, then B (which evicts A), then A again.
+void SwapAndBack(EngineDriver& d) {
   d.Submit(Register(1, 1, 5 * kGiB));
   d.Submit(Register(2, 2, 5 * kGiB));
   d.Submit(Simple(3, OpKind::kLoad, 1));
@@ -98,6 +97,12 @@ TEST(Engine, DropEvictsAndReloadsFromDisk) {
   d.Submit(Simple(6, OpKind::kRelease, 2));
   d.Submit(Simple(7, OpKind::kLoad, 1));
   d.RunToIdle();
+}
+
+TEST(Engine, DropEvictsAndReloadsFromDisk) {
+  auto e = Make(Machine(32 * kGiB, 8 * kGiB), PolicyWith(engine::EvictionKind::kDrop));
+  EngineDriver d(*e);
+  SwapAndBack(d);
   EXPECT_EQ(d.log().Count(NoticeKind::kDiskLoad), 3);
   EXPECT_EQ(d.log().Count(NoticeKind::kRamCacheHit), 0);
   EXPECT_EQ(d.log().Count(NoticeKind::kEvicted), 2);
@@ -108,14 +113,7 @@ TEST(Engine, DropEvictsAndReloadsFromDisk) {
 TEST(Engine, RamLruServesTheSecondLoadFromRam) {
   auto e = Make(Machine(64 * kGiB, 8 * kGiB), PolicyWith(engine::EvictionKind::kRamLru));
   EngineDriver d(*e);
-  d.Submit(Register(1, 1, 5 * kGiB));
-  d.Submit(Register(2, 2, 5 * kGiB));
-  d.Submit(Simple(3, OpKind::kLoad, 1));
-  d.Submit(Simple(4, OpKind::kRelease, 1));
-  d.Submit(Simple(5, OpKind::kLoad, 2));
-  d.Submit(Simple(6, OpKind::kRelease, 2));
-  d.Submit(Simple(7, OpKind::kLoad, 1));
-  d.RunToIdle();
+  SwapAndBack(d);
   EXPECT_EQ(d.log().Count(NoticeKind::kDiskLoad), 2);
   EXPECT_EQ(d.log().Count(NoticeKind::kRamCacheHit), 1);
   EXPECT_LE(e->RamCacheBytes(), e->budgets().ram_cache_bytes);

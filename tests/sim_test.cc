@@ -22,21 +22,24 @@ TEST(EventQueue, OrdersByTimeThenPushOrder) {
   EXPECT_EQ(order, (std::vector<std::uint64_t>{2, 3, 4, 1}));
 }
 
+ActivitySpec DiskActivity(double bytes, double cap_bytes_per_second) {
+  ActivitySpec a;
+  a.bytes = bytes;
+  a.cap_bytes_per_second = cap_bytes_per_second;
+  a.weight[kDisk] = 1;
+  return a;
+}
+
 TEST(FluidModel, MaxMinSharesAndCaps) {
   FluidModel f;
   f.SetCapacity(kDisk, [](int) { return 10e9; });
-  ActivitySpec a;
-  a.bytes = 10e9;
-  a.cap_bytes_per_second = 8e9;
-  a.weight[kDisk] = 1;
+  const ActivitySpec a = DiskActivity(10e9, 8e9);
   const auto x = f.Start(a, 0);
   EXPECT_DOUBLE_EQ(f.rate(x), 8e9);
   const auto y = f.Start(a, 0);
   EXPECT_DOUBLE_EQ(f.rate(x), 5e9);
   EXPECT_DOUBLE_EQ(f.rate(y), 5e9);
-  ActivitySpec slow = a;
-  slow.cap_bytes_per_second = 2e9;
-  const auto z = f.Start(slow, 0);
+  const auto z = f.Start(DiskActivity(10e9, 2e9), 0);
   EXPECT_DOUBLE_EQ(f.rate(z), 2e9);
   EXPECT_DOUBLE_EQ(f.rate(x), 4e9);  // the capped one frees bandwidth for the others
   EXPECT_GT(f.NextCompletion(), 0);
@@ -45,11 +48,7 @@ TEST(FluidModel, MaxMinSharesAndCaps) {
 TEST(FluidModel, CompletesAtTheComputedTime) {
   FluidModel f;
   f.SetCapacity(kDisk, [](int) { return 1e9; });
-  ActivitySpec a;
-  a.bytes = 1e9;
-  a.cap_bytes_per_second = 1e12;
-  a.weight[kDisk] = 1;
-  f.Start(a, 0);
+  f.Start(DiskActivity(1e9, 1e12), 0);
   EXPECT_EQ(f.NextCompletion(), 1'000'000'000);
   EXPECT_TRUE(f.AdvanceTo(999'000'000).empty());
   EXPECT_EQ(f.AdvanceTo(1'000'000'000).size(), 1u);
