@@ -54,8 +54,10 @@ Result<std::string> Resolve(const std::string& name_or_path, const std::string& 
       (name_or_path.size() > 5 && name_or_path.substr(name_or_path.size() - 5) == ".json")) {
     return name_or_path;
   }
-  for (const BundledEntry& e : ListBundled(kind))
-    if (e.name == name_or_path) return e.path;
+  // A bundled name is a file name; the folder is listed only to explain a miss.
+  const fs::path candidate = fs::path(DataDir()) / kind / (name_or_path + ".json");
+  std::error_code ec;
+  if (fs::is_regular_file(candidate, ec)) return candidate.string();
   std::string known;
   for (const BundledEntry& e : ListBundled(kind)) known += (known.empty() ? "" : ", ") + e.name;
   const std::string noun = kind == "policies" ? "policy" : kind == "profiles" ? "profile" : "trace";
