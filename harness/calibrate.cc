@@ -1,0 +1,218 @@
+#include "harness/calibrate.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+
+#include "runtime/io/host_buffer.h"
+#include "runtime/io/input_file.h"
+#include "runtime/io/threaded_reader.h"
+#include "runtime/safetensors/writer.h"
+
+namespace residency::harness {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+std::string Rate(double bytes_per_second) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.2f GB/s", bytes_per_second / 1e9);
+  return buf;
+}
+
+struct ScratchFile {
+  std::string path;
+  ~ScratchFile() {
+    std::error_code ec;
+    std::filesystem::remove(path, ec);
+  }
+};
+
+Result<double> ReadRate(const std::string& path, int threads, bool direct, bool cold) {
+  RESIDENCY_ASSIGN_OR_RETURN(io::InputFile file, io::InputFile::Open(path, direct));
+  if (cold) file.DropCache(0, file.size());
+  RESIDENCY_ASSIGN_OR_RETURN(io::HostBuffer dst, io::HostBuffer::Reserve(file.size(), file.size()));
+  RESIDENCY_RETURN_IF_ERROR(dst.Prefault(0, file.size()));
+  io::ThreadedReader reader({threads, io::kDefaultChunkBytes, false});
+  const auto t0 = Clock::now();
+  RESIDENCY_RETURN_IF_ERROR(reader.Read(file, 0, file.size(), dst.data()));
+  return file.size() / Seconds(t0);
+}
+
+}  // namespace
+
+Result<traces::Profile> Calibrate(const CalibrateOptions& o, device::DeviceBackend* device,
+                                  const Progress& progress) {
+  traces::Profile p;
+  p.name = o.name;
+  p.description = "measured by `residency calibrate`";
+  p.ram_bytes = static_cast<engine::Bytes>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGESIZE);
+  p.os_reserve_bytes = 2ll << 30;
+  p.cpu_cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  p.vram_bytes = device ? static_cast<engine::Bytes>(device->capacity_bytes()) : 0;
+  const std::string how = "residency calibrate: ";
+
+  // Disk write: the scratch file itself, fsync'd.
+  ScratchFile scratch{(std::filesystem::path(o.dir) / ".residency-calibrate.safetensors").string()};
+  auto t0 = Clock::now();
+  RESIDENCY_RETURN_IF_ERROR(safetensors::WriteFile(
+      scratch.path, {safetensors::TensorOfBytes("calibrate", o.file_bytes - 4096)}, 7));
+  {
+    const int fd = ::open(scratch.path.c_str(), O_RDONLY);
+    if (fd >= 0) {
+      ::fsync(fd);
+      ::close(fd);
+    }
+  }
+  p.disk_write_bytes_per_second = static_cast<engine::Bytes>(o.file_bytes / Seconds(t0));
+  p.sources["disk_write"] = how + "wrote and fsync'd a " + std::to_string(o.file_bytes >> 20) + " MiB file";
+  progress("disk write " + Rate(p.disk_write_bytes_per_second));
+
+  // Cold disk reads by concurrency: O_DIRECT where the filesystem allows it,
+  // else buffered after dropping the file from the page cache.
+  bool direct_ok = io::InputFile::Open(scratch.path, true).ok();
+  for (int threads : o.thread_counts) {
+    RESIDENCY_ASSIGN_OR_RETURN(double rate, ReadRate(scratch.path, threads, direct_ok, !direct_ok));
+    p.disk_read_bytes_per_second.push_back({threads, static_cast<engine::Bytes>(rate)});
+    progress("disk read, " + std::to_string(threads) + " thread(s)" + (direct_ok ? " O_DIRECT: " : " cold: ") + Rate(rate));
+  }
+  p.sources["disk_read"] = how + (direct_ok ? "O_DIRECT" : "cold buffered") +
+                           " reads of 8 MiB chunks by thread count";
+
+  // Latency: 4 KiB reads at scattered offsets.
+  {
+    RESIDENCY_ASSIGN_OR_RETURN(io::InputFile file, io::InputFile::Open(scratch.path, direct_ok));
+    file.DropCache(0, file.size());
+    char* bounce = io::ThreadBounceBuffer(8192);
+    char* dst = io::ThreadBounceBuffer(8192);
+    const int n = 64;
+    t0 = Clock::now();
+    for (int i = 0; i < n; ++i) {
+      const std::uint64_t off = ((file.size() / n) * i) & ~std::uint64_t{4095};
+      RESIDENCY_RETURN_IF_ERROR(file.ReadExact(off, 4096, dst, bounce));
+    }
+    p.disk_read_latency_ns = static_cast<engine::Nanos>(Seconds(t0) / n * 1e9);
+    p.sources["disk_read_latency"] = how + "mean of 64 scattered 4 KiB reads";
+    progress("disk latency " + std::to_string(p.disk_read_latency_ns / 1000) + " us");
+  }
+
+  // mmap of a cold file, faulted by one thread.
+  {
+    RESIDENCY_ASSIGN_OR_RETURN(io::InputFile file, io::InputFile::Open(scratch.path, false));
+    file.DropCache(0, file.size());
+    const int fd = ::open(scratch.path.c_str(), O_RDONLY);
+    void* map = ::mmap(nullptr, file.size(), PROT_READ, MAP_SHARED, fd, 0);
+    ::close(fd);
+    if (map == MAP_FAILED) return Internal(scratch.path + ": mmap failed");
+    t0 = Clock::now();
+    volatile char sink = 0;
+    for (std::uint64_t at = 0; at < file.size(); at += 4096) sink = sink + static_cast<char*>(map)[at];
+    p.mmap_read_bytes_per_second = static_cast<engine::Bytes>(file.size() / Seconds(t0));
+    ::munmap(map, file.size());
+    p.sources["mmap_read"] = how + "one thread faulting a cold mapping";
+    progress("mmap read " + Rate(p.mmap_read_bytes_per_second));
+  }
+
+  // Memory: memcpy, first-touch faults, prefault, page-locking.
+  const std::size_t m = o.memory_bytes;
+  {
+    RESIDENCY_ASSIGN_OR_RETURN(io::HostBuffer a, io::HostBuffer::Reserve(m, m));
+    RESIDENCY_ASSIGN_OR_RETURN(io::HostBuffer b, io::HostBuffer::Reserve(m, m));
+    RESIDENCY_RETURN_IF_ERROR(a.Prefault(0, m));
+    RESIDENCY_RETURN_IF_ERROR(b.Prefault(0, m));
+    std::memcpy(b.data(), a.data(), m);
+    t0 = Clock::now();
+    for (int i = 0; i < 4; ++i) std::memcpy(b.data(), a.data(), m);
+    p.memcpy_bytes_per_second_per_thread = static_cast<engine::Bytes>(4.0 * m / Seconds(t0));
+    p.sources["memcpy_per_thread"] = how + "memcpy between prefaulted buffers, one thread";
+    progress("memcpy " + Rate(p.memcpy_bytes_per_second_per_thread));
+  }
+  {
+    void* fresh = ::mmap(nullptr, m, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (fresh == MAP_FAILED) return ResourceExhausted("calibrate: cannot map memory");
+    ::madvise(fresh, m, MADV_NOHUGEPAGE);  // 4 KiB faults, as the profile field means
+    t0 = Clock::now();
+    for (std::size_t at = 0; at < m; at += 4096) static_cast<volatile char*>(fresh)[at] = 1;
+    p.page_fault_ns = static_cast<engine::Nanos>(Seconds(t0) / (m / 4096) * 1e9);
+    ::munmap(fresh, m);
+    p.sources["page_fault"] = how + "first touch of 4 KiB pages (THP off)";
+    progress("page fault " + std::to_string(p.page_fault_ns) + " ns");
+  }
+  {
+    RESIDENCY_ASSIGN_OR_RETURN(io::HostBuffer a, io::HostBuffer::Reserve(m, m));
+    io::PrefaultMethod method{};
+    t0 = Clock::now();
+    RESIDENCY_RETURN_IF_ERROR(a.Prefault(0, m, &method));
+    p.prefault_bytes_per_second_per_thread = static_cast<engine::Bytes>(m / Seconds(t0));
+    p.sources["prefault_per_thread"] = how + std::string(io::ToString(method)) + ", one thread";
+    progress("prefault " + Rate(p.prefault_bytes_per_second_per_thread) + " (" + std::string(io::ToString(method)) + ")");
+    std::string why;
+    t0 = Clock::now();
+    const io::PinKind kind = device ? device->RegisterHost(a.data(), m, &why) : io::LockWithMlock(a.data(), m, &why);
+    const double locked = Seconds(t0);
+    if (kind != io::PinKind::kPlain) {
+      p.register_ns_per_gib = static_cast<engine::Nanos>(locked / m * (1ull << 30) * 1e9);
+      p.sources["register_per_gib"] = how + std::string(io::ToString(kind)) + " of prefaulted memory";
+      if (device) device->UnregisterHost(a.data(), m, kind);
+      else io::UnlockMlock(a.data(), m);
+      RESIDENCY_ASSIGN_OR_RETURN(io::HostBuffer fresh, io::HostBuffer::Reserve(m, m));
+      t0 = Clock::now();
+      const io::PinKind k2 = device ? device->RegisterHost(fresh.data(), m, &why) : io::LockWithMlock(fresh.data(), m, &why);
+      p.register_unfaulted_ns_per_gib = static_cast<engine::Nanos>(Seconds(t0) / m * (1ull << 30) * 1e9);
+      p.sources["register_unfaulted_per_gib"] = how + std::string(io::ToString(k2)) + " of unfaulted memory";
+      if (device) device->UnregisterHost(fresh.data(), m, k2);
+      else io::UnlockMlock(fresh.data(), m);
+      progress("page-lock " + std::to_string(p.register_ns_per_gib / 1000000) + " ms/GiB prefaulted, " +
+               std::to_string(p.register_unfaulted_ns_per_gib / 1000000) + " ms/GiB unfaulted (" +
+               std::string(io::ToString(kind)) + ")");
+    } else {
+      progress("page-lock not permitted here: " + why);
+      p.sources["register_per_gib"] = how + "not measured: " + why;
+    }
+  }
+
+  // Host <-> device copies.
+  if (device) {
+    RESIDENCY_ASSIGN_OR_RETURN(io::HostBuffer host, io::HostBuffer::Reserve(m, m));
+    RESIDENCY_RETURN_IF_ERROR(host.Prefault(0, m));
+    RESIDENCY_ASSIGN_OR_RETURN(device::DevicePtr dev, device->Alloc(m));
+    auto time_copy = [&](bool h2d) -> Result<double> {
+      const auto c0 = Clock::now();
+      for (int i = 0; i < 4; ++i)
+        RESIDENCY_RETURN_IF_ERROR(h2d ? device->CopyToDevice(dev, 0, host.data(), m)
+                                      : device->CopyToHost(host.data(), dev, 0, m));
+      return 4.0 * m / Seconds(c0);
+    };
+    auto pageable = time_copy(true);
+    std::string why;
+    const io::PinKind kind = device->RegisterHost(host.data(), m, &why);
+    auto pinned = time_copy(true);
+    auto d2h = time_copy(false);
+    device->UnregisterHost(host.data(), m, kind);
+    device->Free(dev);
+    if (!pageable.ok()) return pageable.status();
+    if (!pinned.ok()) return pinned.status();
+    if (!d2h.ok()) return d2h.status();
+    p.pcie_h2d_pageable_bytes_per_second = static_cast<engine::Bytes>(pageable.value());
+    p.pcie_h2d_pinned_bytes_per_second = static_cast<engine::Bytes>(pinned.value());
+    p.pcie_d2h_bytes_per_second = static_cast<engine::Bytes>(d2h.value());
+    const std::string dev_note = how + "copies of " + std::to_string(m >> 20) + " MiB to/from " + device->name();
+    p.sources["pcie_h2d_pinned"] = dev_note + " (" + std::string(io::ToString(kind)) + " host memory)";
+    p.sources["pcie_h2d_pageable"] = dev_note;
+    p.sources["pcie_d2h"] = dev_note;
+    progress("host->device " + Rate(pinned.value()) + " pinned, " + Rate(pageable.value()) +
+             " pageable; device->host " + Rate(d2h.value()));
+  }
+  return p;
+}
+
+}  // namespace residency::harness

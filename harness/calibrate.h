@@ -1,0 +1,31 @@
+// `residency calibrate`: measures this machine and fills a profile. Every
+// figure comes from a timed operation on a scratch file or fresh memory;
+// each profile field's source note says how it was measured.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "runtime/device/device_backend.h"
+#include "runtime/engine/status.h"
+#include "traces/profile.h"
+
+namespace residency::harness {
+
+struct CalibrateOptions {
+  std::string dir = ".";                 // where the scratch file goes (the disk measured)
+  std::uint64_t file_bytes = 1ull << 30;  // scratch file size
+  std::uint64_t memory_bytes = 256ull << 20;  // buffer size for memory figures
+  std::vector<int> thread_counts = {1, 2, 4};
+  std::string name = "this-machine";
+};
+
+using Progress = std::function<void(const std::string& line)>;
+
+// `device` may be null (no device figures: PCIe rates are left at 0).
+Result<traces::Profile> Calibrate(const CalibrateOptions& options, device::DeviceBackend* device,
+                                  const Progress& progress);
+
+}  // namespace residency::harness

@@ -1,0 +1,61 @@
+// The real executor: runs a workload through the same engine the simulator
+// drives, carrying its commands out on real files, threads, host memory and
+// a device backend, and feeding completions back. Reads, copies and compute
+// run on worker threads; the engine is only ever called from the caller's
+// thread (it is single-threaded by design).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "runtime/device/device_backend.h"
+#include "runtime/engine/ops.h"
+#include "runtime/engine/policy.h"
+#include "runtime/engine/status.h"
+
+namespace residency::executor {
+
+struct RunOptions {
+  // Model file paths in the workload are resolved as models_dir/basename.
+  std::string models_dir;
+  // Spill files go here; empty: a fresh directory under $TMPDIR.
+  std::string scratch_dir;
+  // Compute steps last step_ns x time_scale (0 skips the waiting).
+  double time_scale = 1.0;
+  // Check the engine's invariants after every step (cheap for small runs).
+  bool check_invariants = true;
+};
+
+struct OpTiming {
+  engine::OpId op = 0;
+  std::int64_t start_ns = 0;  // since the run began
+  std::int64_t end_ns = 0;
+};
+
+struct RunResult {
+  std::int64_t wall_ns = 0;
+  std::vector<std::string> decisions;  // engine::AppendDecisions lines
+  std::vector<OpTiming> ops;           // one per workload op, in op order
+  std::vector<std::string> failed_ops; // "op N kind: message"
+  std::vector<std::string> violations; // engine invariants broken
+  std::uint64_t commands = 0;
+  std::uint64_t read_bytes = 0;        // bytes read from model files
+  std::uint64_t h2d_bytes = 0;
+  std::uint64_t d2h_bytes = 0;
+  std::uint64_t spill_bytes = 0;       // written to scratch files
+  std::uint64_t peak_host_bytes = 0;   // host buffers alive at once (executor's count)
+  std::uint64_t peak_pinned_bytes = 0;
+  std::uint64_t peak_device_bytes = 0;
+  std::uint64_t pin_fallbacks = 0;     // pins that ended as plain memory
+  int finalizers = 0;
+};
+
+// Runs `workload`; a Status error only for a run that could not start or
+// that the executor could not carry out (a missing file, a failed read). Ops
+// the engine itself fails (an infeasible working set) are in failed_ops.
+Result<RunResult> RunWorkload(const engine::Workload& workload, const engine::MachineLimits& machine,
+                              const engine::Policy& policy, device::DeviceBackend& device,
+                              const RunOptions& options);
+
+}  // namespace residency::executor

@@ -1,0 +1,33 @@
+// Writes well-formed safetensors files with deterministic content: for
+// `residency gen-model`, tests and benchmarks. Not a general serializer.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "runtime/engine/status.h"
+#include "runtime/safetensors/dtype.h"
+
+namespace residency::safetensors {
+
+struct TensorSpec {
+  std::string name;
+  DType dtype = DType::kU8;
+  std::vector<std::uint64_t> shape;
+};
+
+// A tensor of exactly `bytes` bytes: BF16 when the size is even, else U8.
+TensorSpec TensorOfBytes(std::string name, std::uint64_t bytes);
+
+// Writes `tensors` in order, data contiguous from 0, the header padded with
+// spaces to a multiple of 8. Content: the splitmix64 sequence
+// from `seed`, one value per 8-byte word.
+Status WriteFile(const std::string& path, const std::vector<TensorSpec>& tensors,
+                 std::uint64_t seed);
+
+// The serialized header JSON that WriteFile would use (unpadded); tests build
+// malformed variants from it.
+std::string HeaderJson(const std::vector<TensorSpec>& tensors);
+
+}  // namespace residency::safetensors
