@@ -92,34 +92,6 @@ struct GenArgs {
   std::uint64_t seed = 1;
 };
 
-// Tensor specs that fill exactly `file_bytes` including the header: the
-// trace's sizes, with the largest tensor shrunk by the header's size.
-Result<std::vector<safetensors::TensorSpec>> FitTensors(const engine::FileSpec& f) {
-  std::vector<std::uint64_t> sizes;
-  for (engine::Bytes b : f.tensor_bytes) sizes.push_back(static_cast<std::uint64_t>(b));
-  if (sizes.empty()) sizes.push_back(static_cast<std::uint64_t>(f.bytes));
-  const std::size_t largest =
-      static_cast<std::size_t>(std::max_element(sizes.begin(), sizes.end()) - sizes.begin());
-  for (int attempt = 0; attempt < 16; ++attempt) {
-    std::vector<safetensors::TensorSpec> specs;
-    std::uint64_t data = 0;
-    for (std::size_t i = 0; i < sizes.size(); ++i) {
-      specs.push_back(safetensors::TensorOfBytes("t" + std::to_string(i), sizes[i]));
-      data += sizes[i];
-    }
-    const std::uint64_t header = 8 + (safetensors::HeaderJson(specs).size() + 7) / 8 * 8;
-    const auto want = static_cast<std::uint64_t>(f.bytes);
-    if (header + data == want) return specs;
-    const std::int64_t diff = static_cast<std::int64_t>(header + data) - static_cast<std::int64_t>(want);
-    if (static_cast<std::int64_t>(sizes[largest]) - diff <= 0)
-      return InvalidArgument(f.path + ": " + std::to_string(f.bytes) +
-                             " bytes cannot hold its tensors and a " + std::to_string(header) +
-                             "-byte safetensors header");
-    sizes[largest] = static_cast<std::uint64_t>(static_cast<std::int64_t>(sizes[largest]) - diff);
-  }
-  return Internal(f.path + ": tensor sizes did not settle around the header size");
-}
-
 int RunGenModel(const GenArgs& a) {
   auto trace = traces::ReadTraceFile(a.trace);
   if (!trace.ok()) return Fail(trace.status());
@@ -139,7 +111,7 @@ int RunGenModel(const GenArgs& a) {
   if (ec) return Fail(Internal(a.out + ": cannot create directory: " + ec.message()));
   for (std::size_t i = 0; i < model->files.size(); ++i) {
     const engine::FileSpec& f = model->files[i];
-    auto specs = FitTensors(f);
+    auto specs = safetensors::FitToFileSize(f.path, f.tensor_bytes, f.bytes);
     if (!specs.ok()) return Fail(specs.status());
     const std::string path = (std::filesystem::path(a.out) / std::filesystem::path(f.path).filename()).string();
     const auto t0 = std::chrono::steady_clock::now();

@@ -78,6 +78,8 @@ struct SimResult {
   std::map<std::string, EvictionStat> evictions;  // "tier/reason"
   std::vector<PromptTiming> prompts;
   std::uint64_t event_log_hash = 0;
+  // engine::AppendDecisions lines, when SimOptions::record_decisions.
+  std::vector<std::string> decisions;
   std::uint64_t events = 0;    // simulator events processed
   std::uint64_t commands = 0;  // engine commands executed
   std::vector<TierSample> samples;

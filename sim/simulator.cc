@@ -1,5 +1,7 @@
 #include "sim/simulator.h"
 
+#include "runtime/engine/decision_log.h"
+
 #include <algorithm>
 
 #include "runtime/engine/splitmix64.h"
@@ -196,6 +198,7 @@ void Simulator::Drain(Outbox& out) {
 }
 
 void Simulator::Observe(const Outbox& out) {
+  if (options_.record_decisions) engine::AppendDecisions(out, result_.decisions);
   for (const Notice& n : out.notices) {
     log_.NoticeLine(now_, n);
     switch (n.kind) {

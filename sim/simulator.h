@@ -20,6 +20,7 @@ struct SimOptions {
   bool keep_event_log = false;    // keep every log line (for divergence reports)
   bool record_timeline = true;    // samples and slices for --timeline / --svg
   bool check_invariants = true;   // engine invariants after every step
+  bool record_decisions = false;  // time-free decision lines (differential tests)
   std::uint64_t max_events = 500'000'000;  // a bound on every run
 };
 

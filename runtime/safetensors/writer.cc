@@ -41,6 +41,33 @@ std::string HeaderJson(const std::vector<TensorSpec>& tensors) {
   return header.dump();
 }
 
+Result<std::vector<TensorSpec>> FitToFileSize(const std::string& origin,
+                                              const std::vector<std::int64_t>& tensor_bytes,
+                                              std::int64_t file_bytes) {
+  std::vector<std::int64_t> sizes = tensor_bytes;
+  if (sizes.empty()) sizes.push_back(file_bytes);
+  const auto largest = static_cast<std::size_t>(std::max_element(sizes.begin(), sizes.end()) - sizes.begin());
+  // The header's length depends on the sizes' digits and dtypes: iterate.
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    std::vector<TensorSpec> specs;
+    std::int64_t data = 0;
+    for (std::size_t i = 0; i < sizes.size(); ++i) {
+      if (sizes[i] < 0) return InvalidArgument(origin + ": negative tensor size");
+      specs.push_back(TensorOfBytes("t" + std::to_string(i), static_cast<std::uint64_t>(sizes[i])));
+      data += sizes[i];
+    }
+    const auto header = static_cast<std::int64_t>(8 + (HeaderJson(specs).size() + 7) / 8 * 8);
+    const std::int64_t diff = header + data - file_bytes;
+    if (diff == 0) return specs;
+    if (sizes[largest] - diff <= 0)
+      return InvalidArgument(origin + ": " + std::to_string(file_bytes) +
+                             " bytes cannot hold its tensors and a " + std::to_string(header) +
+                             "-byte safetensors header");
+    sizes[largest] -= diff;
+  }
+  return Internal(origin + ": tensor sizes did not settle around the header size");
+}
+
 Status WriteFile(const std::string& path, const std::vector<TensorSpec>& tensors,
                  std::uint64_t seed) {
   std::string json = HeaderJson(tensors);

@@ -26,6 +26,13 @@ TensorSpec TensorOfBytes(std::string name, std::uint64_t bytes);
 Status WriteFile(const std::string& path, const std::vector<TensorSpec>& tensors,
                  std::uint64_t seed);
 
+// Tensor specs whose file (header included) is exactly `file_bytes` long:
+// the given sizes (one tensor if none), the largest shrunk by the header's
+// size. Errors name `origin` when the file is too small for its header.
+Result<std::vector<TensorSpec>> FitToFileSize(const std::string& origin,
+                                              const std::vector<std::int64_t>& tensor_bytes,
+                                              std::int64_t file_bytes);
+
 // The serialized header JSON that WriteFile would use (unpadded); tests build
 // malformed variants from it.
 std::string HeaderJson(const std::vector<TensorSpec>& tensors);

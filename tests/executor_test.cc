@@ -1,0 +1,130 @@
+// The real executor against the simulator: same workload, same limits, same
+// policy, so the engine must make the same decisions (hits, evictions, pin
+// fallbacks, spills, finalizers, op results) in the same order, whatever the
+// real threads' timing. Also: what the real run leaves behind.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "runtime/device/device_backend.h"
+#include "runtime/executor/real_executor.h"
+#include "sim/simulator.h"
+#include "tests/runtime_fixture.h"
+#include "traces/bundled.h"
+#include "traces/trace.h"
+
+namespace residency {
+namespace {
+
+using testing::ScratchDir;
+
+engine::Workload TinyWorkload() {
+  auto trace = traces::ReadTraceFile(RESIDENCY_TEST_DATA_DIR "/tiny-swap.jsonl");
+  EXPECT_TRUE(trace.ok()) << trace.status().message();
+  auto w = traces::ToWorkload(trace.value(), "tiny-swap.jsonl");
+  EXPECT_TRUE(w.ok()) << w.status().message();
+  return w.value();
+}
+
+// Policy tuned for small models: small staging slots and no device reserve.
+engine::Policy SmallPolicy(const std::string& name) {
+  auto p = traces::LoadPolicy(name);
+  EXPECT_TRUE(p.ok()) << p.status().message();
+  engine::Policy policy = p.value();
+  policy.staging_bytes = 8 << 20;
+  policy.device_reserve_bytes = 0;
+  policy.host_headroom_bytes = 256 << 20;
+  return policy;
+}
+
+traces::Profile SmallProfile() {
+  auto p = traces::LoadProfile("sandbox-2c-24g");
+  EXPECT_TRUE(p.ok()) << p.status().message();
+  traces::Profile profile = p.value();
+  profile.vram_bytes = 64 << 20;
+  profile.ram_bytes = 4ll << 30;
+  profile.os_reserve_bytes = 1ll << 30;
+  return profile;
+}
+
+std::string FirstDivergence(const std::vector<std::string>& a, const std::vector<std::string>& b) {
+  const std::size_t n = std::min(a.size(), b.size());
+  for (std::size_t i = 0; i < n; ++i)
+    if (a[i] != b[i]) return "line " + std::to_string(i) + ": sim '" + a[i] + "' vs real '" + b[i] + "'";
+  return "lengths differ: sim " + std::to_string(a.size()) + " lines, real " + std::to_string(b.size());
+}
+
+class Differential : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Differential, RealRunMakesTheSimulatorsDecisions) {
+  const engine::Workload w = TinyWorkload();
+  ScratchDir dir("diff");
+  testing::WriteModelFiles(w, dir);
+  if (::testing::Test::HasFatalFailure()) return;
+  engine::Policy policy = SmallPolicy(GetParam());
+  if (policy.direct_io && !testing::DirectIoWorks(dir.File("a.safetensors")))
+    GTEST_SKIP() << "the scratch filesystem refuses O_DIRECT; " << GetParam() << " not run";
+  const traces::Profile profile = SmallProfile();
+
+  sim::SimOptions sim_options;
+  sim_options.record_decisions = true;
+  sim_options.record_timeline = false;
+  auto simulated = sim::Simulate(w, profile, policy, sim_options);
+  ASSERT_TRUE(simulated.ok()) << simulated.status().message();
+  ASSERT_TRUE(simulated->violations.empty()) << simulated->violations.front();
+
+  auto dev = device::MakeHostDevice(static_cast<std::uint64_t>(profile.vram_bytes));
+  executor::RunOptions options;
+  options.models_dir = dir.path();
+  options.time_scale = 0.1;
+  auto real = executor::RunWorkload(w, profile.Limits(), policy, *dev, options);
+  ASSERT_TRUE(real.ok()) << real.status().message();
+  EXPECT_TRUE(real->violations.empty()) << real->violations.front();
+  EXPECT_EQ(real->failed_ops, simulated->failed_ops);
+  EXPECT_EQ(real->decisions, simulated->decisions) << FirstDivergence(simulated->decisions, real->decisions);
+  EXPECT_GT(real->read_bytes, 0u);
+  EXPECT_EQ(real->finalizers, 1) << "model b is deleted once";
+  EXPECT_EQ(dev->used_bytes(), 0u) << "device memory left behind";
+}
+
+INSTANTIATE_TEST_SUITE_P(Policies, Differential,
+                         ::testing::Values("drop", "ram-lru", "ram-cost-aware", "spill", "mmap-pageable",
+                                           "read-into", "read-into-dontneed", "threaded-direct"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           std::replace(n.begin(), n.end(), '-', '_');
+                           return n;
+                         });
+
+TEST(RealExecutor, MissingModelFileIsAClearError) {
+  const engine::Workload w = TinyWorkload();
+  ScratchDir dir("missing");
+  auto dev = device::MakeHostDevice(64 << 20);
+  executor::RunOptions options;
+  options.models_dir = dir.path();
+  auto r = executor::RunWorkload(w, SmallProfile().Limits(), SmallPolicy("drop"), *dev, options);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("a.safetensors"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("gen-model"), std::string::npos);
+}
+
+TEST(RealExecutor, AnInfeasibleLoadFailsTypedAndTheRunGoesOn) {
+  const engine::Workload w = TinyWorkload();
+  ScratchDir dir("infeasible");
+  testing::WriteModelFiles(w, dir);
+  engine::MachineLimits limits = SmallProfile().Limits();
+  limits.device_bytes = 40 << 20;  // model a (50 MB) cannot fit fully
+  auto dev = device::MakeHostDevice(40 << 20);
+  executor::RunOptions options;
+  options.models_dir = dir.path();
+  options.time_scale = 0;
+  auto r = executor::RunWorkload(w, limits, SmallPolicy("drop"), *dev, options);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_FALSE(r->failed_ops.empty());
+  EXPECT_NE(r->failed_ops.front().find("MiB"), std::string::npos) << r->failed_ops.front();
+  EXPECT_TRUE(r->violations.empty());
+}
+
+}  // namespace
+}  // namespace residency
