@@ -1,10 +1,11 @@
+SHELL := /bin/bash
 # The two commands a newcomer needs: `make demo` and `make test`. Both install
 # the Debian packages first (scripts/install-deps.sh, idempotent).
 PRESET ?= release
 BUILD := build/$(PRESET)
 OUT ?= out
 
-.PHONY: deps build demo test bench asan tsan clean
+.PHONY: deps build demo test bench asan tsan fuzz clean
 
 deps:
 	@scripts/install-deps.sh
@@ -28,8 +29,28 @@ bench: build
 asan:
 	@$(MAKE) test PRESET=asan
 
-tsan:
-	@$(MAKE) test PRESET=tsan
+# The threaded runtime (reader, executor, devices, loader) under ThreadSanitizer.
+tsan: deps
+	@cmake --preset tsan >/dev/null
+	@cmake --build --preset tsan --target residency_runtime_tests
+	RESIDENCY_DATA_DIR=$(CURDIR)/traces TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	  build/tsan/tests/residency_runtime_tests
+
+# Every parser under libFuzzer (clang, ASan+UBSan) for FUZZ_SECONDS each,
+# starting from the seed corpus in tests/fuzz/corpus. A crash fails the
+# target and leaves its input in build/fuzz/.
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS := safetensors trace profile
+fuzz: deps
+	@cmake --preset fuzz >/dev/null
+	@cmake --build --preset fuzz --target $(addprefix fuzz_,$(FUZZ_TARGETS))
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build/fuzz/corpus-$$t && cp tests/fuzz/corpus/$$t/* build/fuzz/corpus-$$t/ && \
+	  build/fuzz/tests/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096 \
+	    -artifact_prefix=build/fuzz/ -print_final_stats=1 build/fuzz/corpus-$$t 2>&1 | \
+	    grep -E "^(Done|stat::number_of_executed_units|==[0-9]+==ERROR)|SUMMARY" ; \
+	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	done
 
 clean:
 	rm -rf build $(OUT)

@@ -8,6 +8,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev librapidcheck-dev
   nlohmann-json3-dev libcli11-dev
   libboost-dev libsqlite3-dev prometheus-cpp-dev liburing-dev
+  clang libclang-rt-14-dev fio
 )
 
 missing=()
