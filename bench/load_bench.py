@@ -32,8 +32,9 @@ def fio(path, size, jobs, chunk, direct):
     return json.loads(out)["jobs"][0]["read"]["bw_bytes"] / 1e9
 
 def load(residency, path, extra):
+    """GB/s of the last pass (the only pass unless --repeat is in extra)."""
     out = json.loads(run([residency, "load", path, "--json"] + extra))
-    return out["bytes"] / out["seconds"] / 1e9, out
+    return out["bytes"] / out["pass_seconds"][-1] / 1e9, out
 
 def main():
     ap = argparse.ArgumentParser()
@@ -61,9 +62,12 @@ def main():
         ("residency load --device none, warm", "warm", lambda: load(a.residency, path, ["--threads", t, "--chunk", c])[0]),
         ("residency load --device none --no-pin, warm", "warm", lambda: load(a.residency, path, ["--threads", t, "--chunk", c, "--no-pin"])[0]),
         ("residency load --device host, warm", "warm", lambda: load(a.residency, path, ["--threads", t, "--chunk", c, "--device", "host"])[0]),
+        ("residency load --device none, warm, steady (pass 3)", "warm", lambda: load(a.residency, path, ["--threads", t, "--chunk", c, "--repeat", "3"])[0]),
+        ("residency load --device host, warm, steady (pass 3)", "warm", lambda: load(a.residency, path, ["--threads", t, "--chunk", c, "--device", "host", "--repeat", "3"])[0]),
         ("fio O_DIRECT", "any", lambda: fio(path, size, a.threads, chunk_bytes, True)),
         ("residency load --direct --device none", "any", lambda: load(a.residency, path, ["--threads", t, "--chunk", c, "--direct"])[0]),
         ("residency load --direct --device host", "any", lambda: load(a.residency, path, ["--threads", t, "--chunk", c, "--direct", "--device", "host"])[0]),
+        ("residency load --direct --device none, steady (pass 3)", "any", lambda: load(a.residency, path, ["--threads", t, "--chunk", c, "--direct", "--repeat", "3"])[0]),
     ]
     print(f"file {size / 1e9:.2f} GB, {a.threads} threads/jobs, {a.chunk} requests, median of {a.repeat}")
     results = {}
@@ -77,10 +81,18 @@ def main():
         print(f"  {name:48s} {results[name]:7.2f} GB/s   runs: {', '.join(f'{x:.2f}' for x in figures)}")
     warm(path)
     _, detail = load(a.residency, path, ["--threads", t, "--chunk", c, "--device", "host"])
-    print(f"  peak RSS of a --device host load: {detail['peak_rss_bytes'] / 1e9:.3f} GB "
-          f"(file {size / 1e9:.3f} GB + 2 staging windows of {detail['staging_window_bytes'] / 1e6:.1f} MB)")
+    _, none = load(a.residency, path, ["--threads", t, "--chunk", c])
+    help_rss = run(["/usr/bin/env", "bash", "-c", f"/usr/bin/time -f %M {a.residency} --help >/dev/null 2>/tmp/rss.$$; tail -1 /tmp/rss.$$; rm -f /tmp/rss.$$"]).strip()
+    window = detail['staging_window_bytes']
+    print(f"  peak RSS, --device none: {none['peak_rss_bytes'] / 1e9:.3f} GB; --device host: {detail['peak_rss_bytes'] / 1e9:.3f} GB; "
+          f"bound file + 2 windows = {(size + 2 * window) / 1e9:.3f} GB (window {window / 1e6:.1f} MB); "
+          f"process baseline (residency --help) {int(help_rss) / 1e3:.1f} MB")
     fb, fd = results["fio buffered, warm cache"], results["fio O_DIRECT"]
-    print(f"  ratios: none/fio-buffered {results['residency load --device none, warm'] / fb:.2f}, "
+    mm = results['mmap + 1-thread copy (classic), warm']
+    steady = results['residency load --device none, warm, steady (pass 3)']
+    print(f"  steady state: none/fio-buffered {steady / fb:.2f}, none/mmap {steady / mm:.2f}, "
+          f"direct-none/fio-direct {results['residency load --direct --device none, steady (pass 3)'] / fd:.2f}")
+    print(f"  first pass: none/fio-buffered {results['residency load --device none, warm'] / fb:.2f}, "
           f"host/fio-buffered {results['residency load --device host, warm'] / fb:.2f}, "
           f"direct-none/fio-direct {results['residency load --direct --device none'] / fd:.2f}, "
           f"none/mmap {results['residency load --device none, warm'] / results['mmap + 1-thread copy (classic), warm']:.2f}, "

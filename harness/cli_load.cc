@@ -28,6 +28,7 @@ struct LoadArgs {
   std::string device = "none";
   std::string method = "threaded";
   std::size_t device_capacity = 0;
+  int passes = 1;
 };
 
 double Gbps(std::uint64_t bytes, double seconds) { return seconds > 0 ? bytes / seconds / 1e9 : 0; }
@@ -39,6 +40,7 @@ int RunLoad(const LoadArgs& a) {
   options.direct = a.direct;
   options.verify = a.verify;
   options.pin = !a.no_pin;
+  options.passes = a.passes;
   options.method = a.method == "mmap-copy" ? loader::Method::kMmapCopy : loader::Method::kThreaded;
   std::uint64_t total = 0;
   for (const std::string& f : a.files) {
@@ -57,7 +59,8 @@ int RunLoad(const LoadArgs& a) {
                         {"peak_rss_bytes", r.peak_rss_bytes}, {"peak_pinned_bytes", r.peak_pinned_bytes},
                         {"staging_window_bytes", r.staging_bytes}, {"pin", std::string(io::ToString(r.pin_kind))},
                         {"device", r.device}, {"threads", a.threads}, {"chunk_bytes", a.chunk},
-                        {"direct", a.direct}, {"method", a.method}, {"verified", r.verified}};
+                        {"direct", a.direct}, {"method", a.method}, {"verified", r.verified},
+                        {"pass_seconds", r.pass_seconds}};
     for (const loader::Stage& s : r.stages)
       j["stages"].push_back({{"name", s.name}, {"bytes", s.bytes}, {"seconds", s.seconds},
                              {"gb_per_s", Gbps(s.bytes, s.seconds)}});
@@ -70,6 +73,11 @@ int RunLoad(const LoadArgs& a) {
               Gbps(r.bytes, r.seconds), a.method.c_str(), a.threads,
               harness::HumanBytes(static_cast<engine::Bytes>(a.chunk)).c_str(),
               a.direct ? ", O_DIRECT" : "", r.device.c_str());
+  if (r.pass_seconds.size() > 1) {
+    std::printf("  passes:");
+    for (double s : r.pass_seconds) std::printf(" %.3f s (%.2f GB/s)", s, Gbps(r.bytes, s));
+    std::printf("; figures below are the last pass\n");
+  }
   std::printf("  %-16s %12s %10s %10s\n", "stage", "bytes", "seconds", "GB/s");
   for (const loader::Stage& s : r.stages)
     std::printf("  %-16s %12s %10.3f %10.2f\n", s.name.c_str(),
@@ -139,6 +147,8 @@ Subcommand AddLoad(CLI::App& app) {
   c->add_option("--method", a->method, "threaded (this project's loader) or mmap-copy (the classic path)")
       ->check(CLI::IsMember({"threaded", "mmap-copy"}))->capture_default_str();
   c->add_flag("--no-pin", a->no_pin, "Leave the host copy pageable (device none)");
+  c->add_option("--repeat", a->passes, "Load this many times, reusing buffers after the first pass (steady state)")
+      ->capture_default_str()->check(CLI::Range(1, 1000));
   c->add_flag("--verify", a->verify, "Check every tensor's bytes against the file afterwards");
   c->add_flag("--json", a->json, "Print one JSON object");
   return {c, [a] { return RunLoad(*a); }};

@@ -83,6 +83,10 @@ TEST_P(Differential, RealRunMakesTheSimulatorsDecisions) {
   EXPECT_TRUE(real->violations.empty()) << real->violations.front();
   EXPECT_EQ(real->failed_ops, simulated->failed_ops);
   EXPECT_EQ(real->decisions, simulated->decisions) << FirstDivergence(simulated->decisions, real->decisions);
+  // Every byte is accounted: the executor's own peaks equal the simulator's.
+  EXPECT_EQ(static_cast<engine::Bytes>(real->peak_device_bytes), simulated->peak_device_bytes);
+  EXPECT_EQ(static_cast<engine::Bytes>(real->peak_pinned_bytes), simulated->peak_pinned_bytes);
+  EXPECT_EQ(static_cast<engine::Bytes>(real->peak_host_bytes), simulated->peak_host_bytes);
   EXPECT_GT(real->read_bytes, 0u);
   EXPECT_EQ(real->finalizers, 1) << "model b is deleted once";
   EXPECT_EQ(dev->used_bytes(), 0u) << "device memory left behind";

@@ -28,6 +28,11 @@ struct LoadOptions {
   bool pin = true;         // page-lock the host copy (device none)
   bool verify = false;     // compare every tensor with a plain read of the file
   Method method = Method::kThreaded;
+  // Load everything this many times in one process. Passes after the first
+  // reuse the host buffers, device allocations and staging windows of the
+  // first, as a server that recycles its pinned pool does: pass 1 pays for
+  // first-touch page faults, later passes show the steady state.
+  int passes = 1;
 };
 
 struct Stage {
@@ -39,9 +44,10 @@ struct Stage {
 struct LoadReport {
   std::uint64_t files = 0;
   std::uint64_t tensors = 0;
-  std::uint64_t bytes = 0;       // file bytes read
-  double seconds = 0;            // wall, all stages
-  std::vector<Stage> stages;
+  std::uint64_t bytes = 0;       // file bytes read in one pass
+  double seconds = 0;            // wall of the last pass, all stages
+  std::vector<double> pass_seconds;  // wall of every pass
+  std::vector<Stage> stages;     // the last pass
   std::uint64_t peak_rss_bytes = 0;
   std::uint64_t peak_pinned_bytes = 0;
   std::uint64_t staging_bytes = 0;  // one staging window (device loads)
