@@ -53,4 +53,25 @@ Result<engine::Policy> ReadPolicyFile(const std::string& path) {
   return ParsePolicy(text, path);
 }
 
+std::string WritePolicy(const engine::Policy& p) {
+  nlohmann::ordered_json j;
+  j["name"] = p.name;
+  j["loader"] = std::string(engine::ToString(p.loader));
+  j["eviction"] = std::string(engine::ToString(p.eviction));
+  j["read_threads"] = p.read_threads;
+  j["chunk"] = p.chunk_bytes;
+  j["staging_buffers"] = p.staging_buffers;
+  j["staging"] = p.staging_bytes;
+  j["pin_budget"] = p.pin_budget_bytes < 0 ? nlohmann::ordered_json("auto") : nlohmann::ordered_json(p.pin_budget_bytes);
+  j["ram_cache"] = p.ram_cache_bytes < 0 ? nlohmann::ordered_json("auto") : nlohmann::ordered_json(p.ram_cache_bytes);
+  j["host_headroom"] = p.host_headroom_bytes;
+  j["device_reserve"] = p.device_reserve_bytes;
+  j["pin_hysteresis"] = p.pin_hysteresis_bytes;
+  j["cache_hysteresis"] = p.cache_hysteresis_bytes;
+  j["prefault_before_pin"] = p.prefault_before_pin;
+  j["drop_page_cache_after_load"] = p.drop_page_cache_after_load;
+  j["direct_io"] = p.direct_io;
+  return j.dump(2) + "\n";
+}
+
 }  // namespace residency::traces

@@ -132,6 +132,18 @@ void Engine::Advance(Outbox& out) {
     Task& t = *task_;
     if (!t.waiting.empty()) return;
     if (t.steps.empty()) {
+      // Every op, whichever way it ended, leaves the RAM cache within its
+      // budget: a copy stops being needed (a streamed model now resident, a
+      // failed op's model) without a load finishing (found by the property
+      // tests; traces/regressions/cache-over-budget-after-op).
+      if (!t.cache_trimmed) {
+        t.cache_trimmed = true;
+        EnforceCacheBudget({}, out);
+        for (auto it = staged_steps_.rbegin(); it != staged_steps_.rend(); ++it)
+          t.steps.push_front(std::move(*it));
+        staged_steps_.clear();
+        if (!t.steps.empty()) continue;
+      }
       out.finished.push_back({t.op.id, t.op.kind, t.status});
       task_.reset();
       continue;

@@ -148,6 +148,7 @@ class Engine {
     std::vector<CommandId> waiting;
     Status status;
     std::vector<std::function<void(Outbox&)>> on_fail;  // undo, run on failure
+    bool cache_trimmed = false;  // the RAM-cache budget was enforced at its end
   };
   // Allocations and frees decided but not yet issued (staged in a step).
   struct Pending {
@@ -172,6 +173,11 @@ class Engine {
   void Then(std::function<Status(Outbox&)> fn);
   void Batch(std::vector<Command> batch);
   void PendingDelta(const Command& cmd, int sign);
+  // A device copy smaller than the model streams the rest from a host copy;
+  // without a complete one it cannot serve a compute.
+  static bool Streamable(const ModelState& m) {
+    return m.device_bytes >= m.bytes || (m.host_buffer && m.host_valid);
+  }
   void OnFail(std::function<void(Outbox&)> fn) { task_->on_fail.push_back(std::move(fn)); }
   void Pipe(std::vector<TransferChunk> chunks, PipelineLimits limits);
   Command Make(CommandKind kind, ModelId model) const;
@@ -202,7 +208,9 @@ class Engine {
   Status FinishLoad(ModelId id, Outbox& out);
   BufferId AllocHostSteps(ModelId id, Bytes bytes, bool pin, bool staging);
   FileId SpillFile(ModelId id);
-  Status EnsureStagingRing(Outbox& out);
+  // `same_pool`: bytes about to be allocated on the device, which on unified
+  // memory come out of the same pool as the ring.
+  Status EnsureStagingRing(Outbox& out, Bytes same_pool = 0);
   std::vector<TransferChunk> FileWindows(const ModelState& m, ModelId id, Bytes window,
                                          Bytes device_limit, BufferId device_buffer,
                                          BufferId host_buffer, bool host_pinned, bool staging);

@@ -262,10 +262,15 @@ void Engine::HostPressure(Bytes bytes, Outbox& out) {
     if (gain >= goal) break;
     ModelState& m = models_.at(id);
     if (m.host_dirty) continue;
+    // Only complete copies go: one still being built may have steps queued
+    // behind its allocation (prefault, pin) that would land on a freed buffer.
+    if (!m.host_valid) continue;
     // A buffer with a command in flight (or not yet allocated) is never freed.
     auto b = buffers_.find(m.host_buffer);
     if (b == buffers_.end() || b->second.inflight > 0) continue;
-    if (task_ && task_->op.model == id) continue;
+    if (task_ && (task_->op.model == id || task_->op.patch_model == id ||
+                  std::find(task_->op.models.begin(), task_->op.models.end(), id) != task_->op.models.end()))
+      continue;
     gain += m.host_bytes;
     Command c = Make(CommandKind::kFreeHost, id);
     c.buffer = m.host_buffer;

@@ -65,11 +65,11 @@ BufferId Engine::AllocHostSteps(ModelId id, Bytes bytes, bool pin, bool staging)
   return buffer;
 }
 
-Status Engine::EnsureStagingRing(Outbox& out) {
+Status Engine::EnsureStagingRing(Outbox& out, Bytes same_pool) {
   if (ring_planned_) return Status::Ok();
   const Bytes slot = policy_.staging_bytes;
   const Bytes total = slot * policy_.staging_buffers;
-  RESIDENCY_RETURN_IF_ERROR(MakeHostRoom(total, {}, out));
+  RESIDENCY_RETURN_IF_ERROR(MakeHostRoom(total + (budgets_.unified ? same_pool : 0), {}, out));
   ring_planned_ = true;
   std::vector<StagingRing::Slot> slots;
   for (int i = 0; i < policy_.staging_buffers; ++i) {
@@ -127,14 +127,23 @@ Status Engine::PlanTransfer(ModelId id, Outbox& out) {
   const bool via_ring = (!from_host && !from_spill && !keep_host &&
                          policy_.loader == LoaderKind::kThreadedPinned);
   if ((via_ring || !m.patches.empty()) && !ring_planned_) {
-    RESIDENCY_RETURN_IF_ERROR(EnsureStagingRing(out));
+    // Unified: the device allocation that follows shares the pool (found by
+    // the property tests; traces/regressions/unified-ring-plus-device).
+    RESIDENCY_RETURN_IF_ERROR(EnsureStagingRing(out, m.device_target));
     Then([this, id](Outbox& o) { return PlanTransfer(id, o); });
     return Status::Ok();
   }
   const bool needs_host_buffer =
       !from_host && (from_spill || (keep_host && policy_.loader != LoaderKind::kMmapPageable) ||
                      (!keep_host && policy_.loader == LoaderKind::kReadInto));
-  if (needs_host_buffer) RESIDENCY_RETURN_IF_ERROR(MakeHostRoom(m.bytes, {id}, out));
+  if (needs_host_buffer) {
+    // On unified memory the device allocation below comes out of the same
+    // pool as this host buffer: make room for both, or the pair overshoots
+    // the pool (found by the property tests; traces/regressions/
+    // unified-read-into-double-residency).
+    const Bytes same_pool = budgets_.unified ? m.device_target : 0;
+    RESIDENCY_RETURN_IF_ERROR(MakeHostRoom(m.bytes + same_pool, {id}, out));
+  }
 
   const BufferId device = NewBuffer();
   Command alloc = Make(CommandKind::kAllocDevice, id);
@@ -183,7 +192,9 @@ Status Engine::PlanTransfer(ModelId id, Outbox& out) {
   if (!m.patches.empty() && !dirty_source) RESIDENCY_RETURN_IF_ERROR(PlanPatchApply(id, out));
   const bool from_file = !from_host && !from_spill;
   Then([this, id, from_file](Outbox& o) {
-    if (from_file && policy_.drop_page_cache_after_load) {
+    // Unified memory: a device allocation cannot reclaim the page cache
+    // (DGX Spark), so the file's cached pages are dropped after every load.
+    if (from_file && (policy_.drop_page_cache_after_load || budgets_.unified)) {
       std::vector<Command> drops;
       for (FileId f : Find(id)->files) {
         Command c = Make(CommandKind::kDropPageCache, id);
@@ -289,6 +300,10 @@ FileId Engine::SpillFile(ModelId id) {
 Status Engine::PlanFromSpill(ModelId id, Outbox& out) {
   (void)out;
   ModelState& m = *Find(id);
+  // A stale copy (the file mapping of an mmap-loaded model) goes first, or
+  // it leaks (found by the property tests; traces/regressions/
+  // spill-reload-leaks-mapping).
+  if (m.host_buffer) Batch({FreeHostCommand(m, id)});
   m.host_buffer = AllocHostSteps(id, m.bytes, false, false);
   m.host_bytes = m.bytes;
   m.host_pinned = m.host_mapped = false;
@@ -338,6 +353,18 @@ Status Engine::PlanPatchApply(ModelId id, Outbox& out) {
     }
   }
   Pipe(std::move(chunks), {policy_.read_threads, 2, policy_.chunk_bytes, false});
+  // Patch files fill the page cache like any read; on unified memory it must
+  // go (found by the property tests; traces/regressions/unified-patch-page-cache).
+  if (policy_.drop_page_cache_after_load || budgets_.unified) {
+    std::vector<Command> drops;
+    for (ModelId p : m.patches)
+      for (FileId f : Find(p)->files) {
+        Command c = Make(CommandKind::kDropPageCache, p);
+        c.file = f;
+        drops.push_back(c);
+      }
+    Batch(std::move(drops));
+  }
   return Status::Ok();
 }
 

@@ -87,8 +87,11 @@ Status Engine::DoLoad(ModelId id, LoadMode mode, Bytes partial_bytes, bool acqui
   if (acquire) ++m->handles;
   Touch(*m);
   m->mode = mode;
-  const bool resident = m->device_valid && m->device_bytes >= target;
-  if (resident || (mode == LoadMode::kDynamic && m->device_valid)) {
+  // A device copy smaller than the model streams the rest from a host copy;
+  // without one (evicted since) it is not a hit (found by the property tests;
+  // traces/regressions/partial-hit-without-host-copy).
+  const bool resident = m->device_valid && m->device_bytes >= target && Streamable(*m);
+  if (resident || (mode == LoadMode::kDynamic && m->device_valid && Streamable(*m))) {
     m->device_target = m->device_bytes;
     Note(out, NoticeKind::kDeviceHit, id, Tier::kDevice, EvictReason::kDevicePressure,
          m->device_bytes);
@@ -140,7 +143,7 @@ Status Engine::DoCompute(const Op& op, Outbox& out) {
   for (ModelId id : used) {
     Then([this, id](Outbox& o) -> Status {
       ModelState& m = *Find(id);
-      if (m.device_valid && m.device_bytes >= std::min(m.device_target, m.bytes))
+      if (m.device_valid && m.device_bytes >= std::min(m.device_target, m.bytes) && Streamable(m))
         return Status::Ok();
       return DoLoad(id, m.mode, m.device_target, false, o);
     });
