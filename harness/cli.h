@@ -24,6 +24,7 @@ Subcommand AddLoad(CLI::App& app);
 Subcommand AddGenModel(CLI::App& app);
 Subcommand AddRun(CLI::App& app);
 Subcommand AddCalibrate(CLI::App& app);
+Subcommand AddTorture(CLI::App& app);
 
 // Shared helpers: a one-line error on stderr (exit 2), writing a text file.
 int Fail(const Status& s);

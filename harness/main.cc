@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
       AddLoad(app),
       AddGenModel(app),
       AddCalibrate(app),
+      AddTorture(app),
       AddListing(app, "policies", "policies", "List bundled policies"),
       AddListing(app, "profiles", "profiles", "List bundled machine profiles"),
       AddListing(app, "traces", "examples", "List bundled example traces"),

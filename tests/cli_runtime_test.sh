@@ -42,5 +42,6 @@ expect 2 "$tmp/empty/a.safetensors: model 'a' file missing" -- "$bin" run "$trac
 
 expect 0 "profile written" -- "$bin" calibrate --out "$tmp/me.json" --dir "$tmp" --file-size 64MiB --memory-size 16MiB --threads 1 --threads 2
 expect 0 "Replay of" -- "$bin" replay "$trace" --profile "$tmp/me.json" --policy ram-lru
+expect 0 "torture: 1 cases, no violation \(base seed 7\)" -- "$bin" torture --seconds 0 --seed 7 --out "$tmp/torture"
 [ $fail -eq 0 ] && echo "cli runtime checks pass"
 exit $fail
