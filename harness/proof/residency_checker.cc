@@ -9,7 +9,7 @@ using engine::CommandKind;
 
 ResidencyChecker::ResidencyChecker(const engine::Workload& workload, const engine::Budgets& budgets)
     : budgets_(budgets) {
-  for (const engine::Op& op : workload.ops) ops_[op.id] = &op;
+  for (const engine::Op& op : workload.ops) ops_[op.id] = op;
 }
 
 void ResidencyChecker::Violation(std::string what) {
@@ -79,9 +79,9 @@ void ResidencyChecker::OnCommand(const Command& c) {
       // The running op may be the release that drops the last handle, or the
       // delete itself: both issue the finalizer before they finish.
       const auto op = ops_.find(current_op_);
-      const bool running = op != ops_.end() && op->second->model == c.model;
-      const bool deleting = running && op->second->kind == engine::OpKind::kDelete;
-      const int live = handles_[c.model] - (running && op->second->kind == engine::OpKind::kRelease ? 1 : 0);
+      const bool running = op != ops_.end() && op->second.model == c.model;
+      const bool deleting = running && op->second.kind == engine::OpKind::kDelete;
+      const int live = handles_[c.model] - (running && op->second.kind == engine::OpKind::kRelease ? 1 : 0);
       if (live > 0)
         Violation("model " + std::to_string(c.model) + " finalized with " + std::to_string(live) +
                   " live handle(s)");
@@ -128,8 +128,8 @@ void ResidencyChecker::OnNotice(const engine::Notice& n) {
   // A fully loaded model in use by the running compute keeps its device bytes.
   if (n.kind != engine::NoticeKind::kEvicted || n.tier != engine::Tier::kDevice) return;
   auto op = ops_.find(current_op_);
-  if (op == ops_.end() || op->second->kind != engine::OpKind::kCompute) return;
-  const auto& used = op->second->models;
+  if (op == ops_.end() || op->second.kind != engine::OpKind::kCompute) return;
+  const auto& used = op->second.models;
   if (std::find(used.begin(), used.end(), n.model) != used.end() && handles_[n.model] > 0 &&
       mode_[n.model] == engine::LoadMode::kFull)
     Violation("op " + std::to_string(current_op_) + ": model " + std::to_string(n.model) +
@@ -144,7 +144,7 @@ void ResidencyChecker::OnFinished(const engine::OpResult& r) {
   current_op_ = std::max(current_op_, r.op + 1);
   auto it = ops_.find(r.op);
   if (it == ops_.end()) return;
-  const engine::Op& op = *it->second;
+  const engine::Op& op = it->second;
   if (!r.status.ok()) {
     const StatusCode code = r.status.code();
     if (code != StatusCode::kResourceExhausted && code != StatusCode::kFailedPrecondition &&
@@ -219,7 +219,7 @@ void ResidencyChecker::Finish(const engine::Engine& engine) {
   if (!engine.Idle()) Violation("the run ended with the engine not idle: " + engine.DescribeOutstanding());
   if (!pending_.empty()) Violation(std::to_string(pending_.size()) + " command(s) never completed");
   for (const auto& [id, op] : ops_)
-    if (!finished_.count(id)) Violation("op " + std::to_string(id) + " (" + std::string(ToString(op->kind)) + ") never finished");
+    if (!finished_.count(id)) Violation("op " + std::to_string(id) + " (" + std::string(ToString(op.kind)) + ") never finished");
   for (engine::ModelId m : deleted_) {
     if (handles_[m] > 0) continue;
     if (finalized_[m] != 1)

@@ -22,6 +22,8 @@ class ResidencyChecker {
  public:
   ResidencyChecker(const engine::Workload& workload, const engine::Budgets& budgets);
 
+  // An op submitted after construction (stateful tests build ops as they go).
+  void AddOp(const engine::Op& op) { ops_[op.id] = op; }
   // Feed everything one engine call produced, before executing its commands.
   void Observe(const engine::Engine& engine, const engine::Outbox& out);
   // A command's completion, before it is handed to the engine.
@@ -47,7 +49,7 @@ class ResidencyChecker {
   void Touch(engine::BufferId buffer, bool device, const engine::Command& c);
 
   const engine::Budgets budgets_;
-  std::unordered_map<engine::OpId, const engine::Op*> ops_;
+  std::unordered_map<engine::OpId, engine::Op> ops_;
   std::unordered_map<engine::BufferId, HostBuf> host_;
   std::unordered_map<engine::BufferId, std::pair<engine::Bytes, engine::ModelId>> device_;
   std::unordered_map<engine::BufferId, int> inflight_;  // per buffer (host or device)
