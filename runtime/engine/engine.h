@@ -148,7 +148,10 @@ class Engine {
     std::vector<CommandId> waiting;
     Status status;
     std::vector<std::function<void(Outbox&)>> on_fail;  // undo, run on failure
-    bool cache_trimmed = false;  // the RAM-cache budget was enforced at its end
+    // The RAM-cache budget was enforced at its end. No default member
+    // initializer: clang 14 then rejects optional<Task>::emplace() inside
+    // Engine; emplace() value-initializes it to false.
+    bool cache_trimmed;
   };
   // Allocations and frees decided but not yet issued (staged in a step).
   struct Pending {
