@@ -25,6 +25,11 @@ Subcommand AddGenModel(CLI::App& app);
 Subcommand AddRun(CLI::App& app);
 Subcommand AddCalibrate(CLI::App& app);
 Subcommand AddTorture(CLI::App& app);
+Subcommand AddSweep(CLI::App& app);
+Subcommand AddMerge(CLI::App& app);
+Subcommand AddCompare(CLI::App& app);
+Subcommand AddReport(CLI::App& app);
+Subcommand AddServe(CLI::App& app);
 
 // Shared helpers: a one-line error on stderr (exit 2), writing a text file.
 int Fail(const Status& s);

@@ -47,9 +47,7 @@ std::vector<BundledEntry> ListBundled(const std::string& kind) {
   return out;
 }
 
-namespace {
-
-Result<std::string> Resolve(const std::string& name_or_path, const std::string& kind) {
+Result<std::string> ResolveBundledPath(const std::string& name_or_path, const std::string& kind) {
   if (name_or_path.find('/') != std::string::npos ||
       (name_or_path.size() > 5 && name_or_path.substr(name_or_path.size() - 5) == ".json")) {
     return name_or_path;
@@ -65,15 +63,13 @@ Result<std::string> Resolve(const std::string& name_or_path, const std::string& 
                   "' (bundled: " + (known.empty() ? "none found in " + DataDir() : known) + ")");
 }
 
-}  // namespace
-
 Result<Profile> LoadProfile(const std::string& name_or_path) {
-  RESIDENCY_ASSIGN_OR_RETURN(std::string path, Resolve(name_or_path, "profiles"));
+  RESIDENCY_ASSIGN_OR_RETURN(std::string path, ResolveBundledPath(name_or_path, "profiles"));
   return ReadProfileFile(path);
 }
 
 Result<engine::Policy> LoadPolicy(const std::string& name_or_path) {
-  RESIDENCY_ASSIGN_OR_RETURN(std::string path, Resolve(name_or_path, "policies"));
+  RESIDENCY_ASSIGN_OR_RETURN(std::string path, ResolveBundledPath(name_or_path, "policies"));
   return ReadPolicyFile(path);
 }
 

@@ -21,6 +21,9 @@ struct BundledEntry {
 
 std::vector<BundledEntry> ListBundled(const std::string& kind);  // "profiles", "policies", "examples"
 
+// A bundled NAME's file, or FILE itself (a path, or a name ending in .json).
+Result<std::string> ResolveBundledPath(const std::string& name_or_path, const std::string& kind);
+
 // NAME (a bundled entry) or FILE (a path ending in .json).
 Result<Profile> LoadProfile(const std::string& name_or_path);
 Result<engine::Policy> LoadPolicy(const std::string& name_or_path);

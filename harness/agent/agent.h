@@ -1,0 +1,80 @@
+// `residency serve`: the agent. Routes:
+//   GET  /healthz              200 {"status":"ok"}; 503 while draining
+//   GET  /metrics              Prometheus text format
+//   POST /v1/traces[?name=N]   validated, committed to SQLite before the 2xx; {"id": <content hash>}
+//   GET  /v1/traces            stored traces; GET /v1/traces/{id}: the trace's bytes
+//   POST /v1/sweeps            {"traces":[ids], "profiles":[names], "policies":[names], "seeds":[n]}
+//                              queued on a bounded worker pool (202), 503 when full
+//   GET  /v1/sweeps/{id}       status and progress
+//   GET  /v1/runs[?trace=&profile=&policy=&limit=&offset=], GET /v1/runs/{id}
+// Writes need "Authorization: Bearer <token>" when a token is configured.
+// Nothing a request carries becomes a path: traces live in SQLite under the
+// data directory, profiles and policies are bundled names only.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "harness/agent/http_server.h"
+#include "harness/agent/metrics.h"
+#include "harness/store/results_store.h"
+
+namespace residency::agent {
+
+struct AgentOptions {
+  std::string data_dir;
+  std::string token;            // empty: writes need no token
+  int workers = 1;              // sweeps run at once
+  int jobs_per_sweep = 1;       // threads per sweep
+  std::size_t queue_limit = 16; // sweeps waiting; more get 503
+  std::size_t max_runs_per_sweep = 10000;
+};
+
+class Agent {
+ public:
+  // Opens DATA/results.db, re-queues sweeps a previous agent left queued or
+  // running, and starts the workers.
+  static Result<std::unique_ptr<Agent>> Open(const AgentOptions& options);
+  ~Agent();
+
+  HttpResponse Handle(const HttpRequest& request);
+  metrics::Metrics& metrics() { return metrics_; }
+  // Refuse new work (healthz 503, writes 503); then Shutdown() lets each
+  // running sweep finish its current run and leaves the rest queued in the
+  // database for the next start.
+  void BeginDrain() { draining_ = true; }
+  void Shutdown();
+
+ private:
+  Agent(AgentOptions options, std::unique_ptr<store::ResultsStore> store);
+  HttpResponse PostTrace(const HttpRequest& request, const std::string& query);
+  HttpResponse GetTraces();
+  HttpResponse GetTrace(const std::string& id);
+  HttpResponse PostSweep(const HttpRequest& request);
+  HttpResponse GetSweep(const std::string& id);
+  HttpResponse GetRuns(const std::string& query);
+  HttpResponse GetRun(const std::string& id);
+  bool Authorized(const HttpRequest& request) const;
+  void Enqueue(std::int64_t sweep_id);
+  void WorkerLoop();
+  void RunOneSweep(std::int64_t sweep_id);
+
+  AgentOptions options_;
+  std::unique_ptr<store::ResultsStore> store_;
+  metrics::Metrics metrics_;
+  std::atomic<bool> draining_{false};
+  std::atomic<bool> stopping_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::int64_t> queue_;
+  std::size_t running_ = 0;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace residency::agent

@@ -1,0 +1,56 @@
+// Prometheus metrics (prometheus-cpp), named per the Prometheus conventions:
+// base units, _total for counters, _bytes and _seconds. The agent records
+// every simulated run here and `residency run --metrics-file` records a real
+// run with the same names, so one dashboard reads both (source="sim"|"real").
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "runtime/engine/types.h"
+
+namespace prometheus {
+class Registry;
+}
+
+namespace residency::metrics {
+
+using engine::Bytes;
+
+// One run's figures, from the simulator or from a real run.
+struct RunSample {
+  std::string source = "sim";  // sim | real
+  std::string profile, policy, outcome;
+  double load_seconds = 0;
+  Bytes disk_read_bytes = 0, page_cache_read_bytes = 0, spill_read_bytes = 0;
+  std::int64_t ram_cache_hits = 0, ram_cache_misses = 0;
+  Bytes peak_host_bytes = 0, peak_pinned_bytes = 0, peak_device_bytes = 0;
+  Bytes host_budget_bytes = 0, pin_budget_bytes = 0, device_budget_bytes = 0;
+  struct Eviction {
+    std::int64_t count = 0;
+    Bytes bytes = 0;
+  };
+  std::map<std::string, Eviction> evictions;  // "tier/reason"
+  std::int64_t ooms = 0, violations = 0, events = 0;
+};
+
+class Metrics {
+ public:
+  Metrics();
+  ~Metrics();
+  void RecordRun(const RunSample& s);
+  void RecordHttp(const std::string& route, int code, double seconds);
+  void RecordIngest(Bytes bytes);
+  void SetSweepsQueued(std::int64_t n);
+  void RecordSweep(const std::string& status);
+  // The text exposition format (version 0.0.4).
+  std::string Serialize() const;
+
+ private:
+  struct Families;
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<Families> f_;
+};
+
+}  // namespace residency::metrics

@@ -1,0 +1,159 @@
+#include "harness/sweep/sweep_spec.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <tuple>
+
+#include "harness/store/results_store.h"
+#include "traces/bundled.h"
+#include "traces/json_fields.h"
+#include "traces/policy_file.h"
+#include "traces/trace.h"
+
+namespace residency::sweep {
+namespace fs = std::filesystem;
+
+namespace {
+
+Result<std::vector<std::string>> ExpandTracePaths(const std::vector<std::string>& args) {
+  std::vector<std::string> out;
+  for (const std::string& arg : args) {
+    std::error_code ec;
+    if (fs::is_directory(arg, ec)) {
+      std::vector<std::string> found;
+      for (const auto& e : fs::directory_iterator(arg, ec)) {
+        if (e.path().extension() == ".jsonl") found.push_back(e.path().string());
+      }
+      if (ec) return NotFound(arg + ": cannot list: " + ec.message());
+      if (found.empty()) return NotFound(arg + ": no *.jsonl traces in this folder");
+      std::sort(found.begin(), found.end());
+      out.insert(out.end(), found.begin(), found.end());
+    } else if (fs::is_regular_file(arg, ec)) {
+      out.push_back(arg);
+    } else {
+      return NotFound(arg + ": no such trace file or folder");
+    }
+  }
+  return out;
+}
+
+template <typename T>
+Status NoDuplicateNames(const std::vector<T>& inputs, const std::string& kind) {
+  for (std::size_t i = 0; i < inputs.size(); ++i)
+    for (std::size_t j = i + 1; j < inputs.size(); ++j)
+      if (inputs[i].name == inputs[j].name && inputs[i].body != inputs[j].body)
+        return InvalidArgument("two different " + kind + " are both named '" + inputs[i].name + "' (" +
+                               inputs[i].origin + ", " + inputs[j].origin + "); rename one");
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<TraceInput> TraceFromText(const std::string& name, const std::string& origin, const std::string& body) {
+  RESIDENCY_ASSIGN_OR_RETURN(traces::Trace trace, traces::ParseTrace(body, origin));
+  RESIDENCY_ASSIGN_OR_RETURN(engine::Workload workload, traces::ToWorkload(trace, origin));
+  TraceInput in;
+  in.name = name.empty() ? trace.header.name : name;
+  in.origin = origin;
+  in.provenance = trace.header.source;
+  in.body = body;
+  in.workload = std::move(workload);
+  return in;
+}
+
+Result<ProfileInput> LoadProfileInput(const std::string& arg) {
+  RESIDENCY_ASSIGN_OR_RETURN(std::string path, traces::ResolveBundledPath(arg, "profiles"));
+  RESIDENCY_ASSIGN_OR_RETURN(std::string body, traces::ReadWholeFile(path));
+  RESIDENCY_ASSIGN_OR_RETURN(traces::Profile profile, traces::ParseProfile(body, path));
+  ProfileInput in;
+  in.name = profile.name.empty() ? fs::path(path).stem().string() : profile.name;
+  in.origin = path;
+  in.body = std::move(body);
+  in.profile = std::move(profile);
+  return in;
+}
+
+Result<PolicyInput> LoadPolicyInput(const std::string& arg) {
+  RESIDENCY_ASSIGN_OR_RETURN(std::string path, traces::ResolveBundledPath(arg, "policies"));
+  RESIDENCY_ASSIGN_OR_RETURN(std::string body, traces::ReadWholeFile(path));
+  RESIDENCY_ASSIGN_OR_RETURN(engine::Policy policy, traces::ParsePolicy(body, path));
+  PolicyInput in;
+  in.name = policy.name.empty() ? fs::path(path).stem().string() : policy.name;
+  in.origin = path;
+  in.body = std::move(body);
+  in.policy = std::move(policy);
+  return in;
+}
+
+Result<SweepSpec> LoadSweepSpec(const std::vector<std::string>& trace_args,
+                                const std::vector<std::string>& profile_args,
+                                const std::vector<std::string>& policy_args,
+                                const std::vector<std::uint64_t>& seeds) {
+  if (trace_args.empty() || profile_args.empty() || policy_args.empty())
+    return InvalidArgument("a sweep needs at least one trace, one profile and one policy");
+  if (seeds.empty()) return InvalidArgument("a sweep needs at least one seed");
+  SweepSpec spec;
+  spec.seeds = seeds;
+  RESIDENCY_ASSIGN_OR_RETURN(std::vector<std::string> trace_paths, ExpandTracePaths(trace_args));
+  for (const std::string& path : trace_paths) {
+    RESIDENCY_ASSIGN_OR_RETURN(std::string body, traces::ReadWholeFile(path));
+    RESIDENCY_ASSIGN_OR_RETURN(TraceInput in, TraceFromText(fs::path(path).stem().string(), path, body));
+    spec.traces.push_back(std::move(in));
+  }
+  for (const std::string& arg : profile_args) {
+    RESIDENCY_ASSIGN_OR_RETURN(ProfileInput in, LoadProfileInput(arg));
+    spec.profiles.push_back(std::move(in));
+  }
+  for (const std::string& arg : policy_args) {
+    RESIDENCY_ASSIGN_OR_RETURN(PolicyInput in, LoadPolicyInput(arg));
+    spec.policies.push_back(std::move(in));
+  }
+  RESIDENCY_RETURN_IF_ERROR(NoDuplicateNames(spec.traces, "traces"));
+  RESIDENCY_RETURN_IF_ERROR(NoDuplicateNames(spec.profiles, "profiles"));
+  RESIDENCY_RETURN_IF_ERROR(NoDuplicateNames(spec.policies, "policies"));
+  return spec;
+}
+
+Result<Shard> ParseShard(const std::string& text) {
+  const auto slash = text.find('/');
+  const auto bad = [&] { return InvalidArgument("--shard '" + text + "': expected i/N with 0 <= i < N"); };
+  if (slash == std::string::npos) return bad();
+  try {
+    std::size_t used_i = 0, used_n = 0;
+    const std::string si = text.substr(0, slash), sn = text.substr(slash + 1);
+    Shard s{std::stoi(si, &used_i), std::stoi(sn, &used_n)};
+    if (used_i != si.size() || used_n != sn.size() || s.count < 1 || s.index < 0 || s.index >= s.count) return bad();
+    return s;
+  } catch (const std::exception&) {
+    return bad();
+  }
+}
+
+std::vector<PlannedRun> PlanRuns(const SweepSpec& spec, const Shard& shard) {
+  // Canonical order of each input list: by name, then content hash.
+  const auto order = [](const auto& inputs) {
+    std::vector<std::size_t> idx(inputs.size());
+    for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+    std::vector<std::string> hashes;
+    for (const auto& in : inputs) hashes.push_back(store::ContentHash(in.body));
+    std::sort(idx.begin(), idx.end(), [&](std::size_t a, std::size_t b) {
+      return std::tie(inputs[a].name, hashes[a]) < std::tie(inputs[b].name, hashes[b]);
+    });
+    return idx;
+  };
+  std::vector<std::uint64_t> seeds = spec.seeds;
+  std::sort(seeds.begin(), seeds.end());
+  seeds.erase(std::unique(seeds.begin(), seeds.end()), seeds.end());
+  std::vector<PlannedRun> out;
+  std::size_t position = 0;
+  for (std::size_t t : order(spec.traces))
+    for (std::size_t p : order(spec.profiles))
+      for (std::size_t q : order(spec.policies))
+        for (std::uint64_t seed : seeds) {
+          if (static_cast<int>(position++ % static_cast<std::size_t>(shard.count)) == shard.index)
+            out.push_back(PlannedRun{t, p, q, seed});
+        }
+  return out;
+}
+
+}  // namespace residency::sweep

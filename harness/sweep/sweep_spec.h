@@ -1,0 +1,68 @@
+// What a sweep runs: traces x profiles x policies x seeds, read and
+// validated before the first run, and split deterministically into shards.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "runtime/engine/policy.h"
+#include "runtime/engine/status.h"
+#include "runtime/engine/ops.h"
+#include "traces/profile.h"
+
+namespace residency::sweep {
+
+// One input as stored: its name, the bytes it was read from, where from.
+struct Input {
+  std::string name;
+  std::string origin;  // file path or "agent:<hash>"
+  std::string provenance;
+  std::string body;
+};
+
+struct TraceInput : Input {
+  engine::Workload workload;
+};
+struct ProfileInput : Input {
+  traces::Profile profile;
+};
+struct PolicyInput : Input {
+  engine::Policy policy;
+};
+
+struct SweepSpec {
+  std::vector<TraceInput> traces;
+  std::vector<ProfileInput> profiles;
+  std::vector<PolicyInput> policies;
+  std::vector<std::uint64_t> seeds = {1};
+};
+
+// Trace arguments are files or folders (every *.jsonl inside, sorted);
+// profiles and policies are bundled names or JSON files. Every input is
+// parsed here, so a bad one stops the sweep before it starts, naming it.
+Result<SweepSpec> LoadSweepSpec(const std::vector<std::string>& traces,
+                                const std::vector<std::string>& profiles,
+                                const std::vector<std::string>& policies,
+                                const std::vector<std::uint64_t>& seeds);
+Result<ProfileInput> LoadProfileInput(const std::string& name_or_path);
+Result<PolicyInput> LoadPolicyInput(const std::string& name_or_path);
+Result<TraceInput> TraceFromText(const std::string& name, const std::string& origin, const std::string& body);
+
+struct Shard {
+  int index = 0;
+  int count = 1;
+};
+// "i/N" with 0 <= i < N.
+Result<Shard> ParseShard(const std::string& text);
+
+struct PlannedRun {
+  std::size_t trace = 0, profile = 0, policy = 0;
+  std::uint64_t seed = 1;
+};
+// The cross product in a canonical order (by names and content, not by
+// argument order), keeping every run whose position modulo N is the shard's
+// index: the same inputs give the same partition on every machine.
+std::vector<PlannedRun> PlanRuns(const SweepSpec& spec, const Shard& shard);
+
+}  // namespace residency::sweep
