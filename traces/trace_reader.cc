@@ -78,8 +78,16 @@ Status ParseFile(const json& jf, const std::string& where, TraceFile& f) {
     if (!t.is_array() || t.empty())
       return InvalidArgument(where + ": field 'tensors' must be a non-empty array of sizes");
     Bytes sum = 0;
+    f.tensors.reserve(t.size());
     for (std::size_t i = 0; i < t.size(); ++i) {
-      ASSIGN_OR_RETURN(Bytes size, ParseBytes(t[i], where + ": tensors[" + std::to_string(i) + "]"));
+      // Plain integers (the common case, up to millions per file) skip
+      // building an error context; anything else gets the full parser.
+      Bytes size = 0;
+      if (t[i].is_number_unsigned() && t[i].get<std::uint64_t>() <= static_cast<std::uint64_t>(INT64_MAX / 2)) {
+        size = static_cast<Bytes>(t[i].get<std::uint64_t>());
+      } else {
+        ASSIGN_OR_RETURN(size, ParseBytes(t[i], where + ": tensors[" + std::to_string(i) + "]"));
+      }
       if (size <= 0) return InvalidArgument(where + ": tensors[" + std::to_string(i) + "] must be > 0");
       if (sum > f.bytes) break;
       sum += size;

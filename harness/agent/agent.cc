@@ -170,17 +170,15 @@ HttpResponse Agent::PostTrace(const HttpRequest& request, const std::string& que
   std::string name = params.count("name") ? params["name"] : "";
   if (!name.empty() && !IsSafeName(name)) return Error(400, "name must be 1-64 of [A-Za-z0-9._-]", route);
   if (request.body.empty()) return Error(400, "empty body: POST a trace (JSON Lines)", route);
-  const std::string hash = store::ContentHash(request.body);
   auto parsed = sweep::TraceFromText(name, "request body", request.body);
   if (!parsed.ok()) return Error(400, parsed.status().message(), route);
-  auto existing = store_->GetTrace(hash);
-  if (!existing.ok()) return Error(500, existing.status().message(), route);
-  auto id = store_->PutTrace(parsed->name, parsed->provenance, request.body);  // committed (fsync) on return
+  bool created = false;
+  auto id = store_->PutTrace(parsed->name, parsed->provenance, request.body, &created);  // committed on return
   if (!id.ok()) return Error(500, id.status().message(), route);
-  if (!existing->has_value()) metrics_.RecordIngest(static_cast<engine::Bytes>(request.body.size()));
-  return Json(existing->has_value() ? 200 : 201,
-              json{{"id", hash}, {"name", parsed->name}, {"bytes", request.body.size()},
-                   {"created", !existing->has_value()}},
+  if (created) metrics_.RecordIngest(static_cast<engine::Bytes>(request.body.size()));
+  return Json(created ? 201 : 200,
+              json{{"id", store::ContentHash(request.body)}, {"name", parsed->name}, {"bytes", request.body.size()},
+                   {"created", created}},
               route);
 }
 

@@ -1,5 +1,6 @@
 #include "harness/agent/http_server.h"
 
+#include <array>
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/strand.hpp>
@@ -96,8 +97,26 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnWrite(beast::error_code ec, bool keep_alive) {
     if (options_.observe)
       options_.observe(route_, status_, std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
-    if (ec || !keep_alive) return Close();
+    if (ec) return Close();
+    if (!keep_alive) return Linger();
     Read();
+  }
+
+  // Lingering close: stop sending, then read and discard what the client is
+  // still sending (the rest of a refused body) for up to a second. Closing
+  // with unread data would reset the connection, and the client would lose
+  // the 4xx it was just sent.
+  void Linger() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.expires_after(std::chrono::seconds(1));
+    DiscardSome();
+  }
+  void DiscardSome() {
+    stream_.async_read_some(asio::buffer(discard_), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return self->stream_.close();
+      self->DiscardSome();
+    });
   }
 
   void Close() {
@@ -115,6 +134,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::chrono::steady_clock::time_point start_;
   std::string route_;
   int status_ = 0;
+  std::array<char, 16384> discard_{};
 };
 
 }  // namespace

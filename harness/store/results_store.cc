@@ -41,7 +41,8 @@ Result<std::unique_ptr<ResultsStore>> ResultsStore::Open(const std::string& path
 }
 
 Result<std::int64_t> ResultsStore::PutNamed(const std::string& table, const std::string& name,
-                                            const std::string& body, const std::string& provenance) {
+                                            const std::string& body, const std::string& provenance,
+                                            bool* created) {
   const std::string hash = ContentHash(body);
   const bool is_trace = table == "traces";
   const std::string insert =
@@ -57,6 +58,7 @@ Result<std::int64_t> ResultsStore::PutNamed(const std::string& table, const std:
     ins.Bind(5, body);
   }
   RESIDENCY_RETURN_IF_ERROR(ins.Run());
+  if (created) *created = db_.Changes() > 0;
   RESIDENCY_ASSIGN_OR_RETURN(Statement sel, db_.Prepare("SELECT id FROM " + table + " WHERE hash = ?1"));
   sel.Bind(1, hash);
   RESIDENCY_ASSIGN_OR_RETURN(bool row, sel.Step());
@@ -65,14 +67,14 @@ Result<std::int64_t> ResultsStore::PutNamed(const std::string& table, const std:
 }
 
 Result<std::int64_t> ResultsStore::PutTrace(const std::string& name, const std::string& provenance,
-                                            const std::string& body) {
-  return PutNamed("traces", name, body, provenance);
+                                            const std::string& body, bool* created) {
+  return PutNamed("traces", name, body, provenance, created);
 }
 Result<std::int64_t> ResultsStore::PutProfile(const std::string& name, const std::string& body) {
-  return PutNamed("profiles", name, body, "");
+  return PutNamed("profiles", name, body, "", nullptr);
 }
 Result<std::int64_t> ResultsStore::PutPolicy(const std::string& name, const std::string& body) {
-  return PutNamed("policies", name, body, "");
+  return PutNamed("policies", name, body, "", nullptr);
 }
 
 Result<bool> ResultsStore::HasRun(const RunInputs& in) {

@@ -67,7 +67,7 @@ class ResultsStore {
 
   // Inserted unless the same bytes are there already; the id either way.
   Result<std::int64_t> PutTrace(const std::string& name, const std::string& provenance,
-                                const std::string& body);
+                                const std::string& body, bool* created = nullptr);
   Result<std::int64_t> PutProfile(const std::string& name, const std::string& body);
   Result<std::int64_t> PutPolicy(const std::string& name, const std::string& body);
 
@@ -100,7 +100,7 @@ class ResultsStore {
  private:
   explicit ResultsStore(Database db) : db_(std::move(db)) {}
   Result<std::int64_t> PutNamed(const std::string& table, const std::string& name,
-                                const std::string& body, const std::string& provenance);
+                                const std::string& body, const std::string& provenance, bool* created);
   Result<std::int64_t> InsertRun(const RunInputs& in, const RunMeta& meta, const std::string& outcome,
                                  const sim::SimResult* r, const std::string& result_json,
                                  const std::vector<std::pair<std::string, std::string>>& violations);

@@ -124,6 +124,7 @@ Result<Statement> Database::Prepare(const std::string& sql) {
 }
 
 std::int64_t Database::LastInsertId() const { return sqlite3_last_insert_rowid(db_.get()); }
+std::int64_t Database::Changes() const { return sqlite3_changes64(db_.get()); }
 
 Result<Transaction> Transaction::Begin(Database& db) {
   RESIDENCY_RETURN_IF_ERROR(db.Exec("BEGIN IMMEDIATE"));

@@ -60,6 +60,8 @@ class Database {
   Status Exec(const std::string& sql);
   Result<Statement> Prepare(const std::string& sql);
   std::int64_t LastInsertId() const;
+  // Rows the last INSERT, UPDATE or DELETE changed.
+  std::int64_t Changes() const;
   const std::string& path() const { return path_; }
 
  private:
