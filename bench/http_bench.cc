@@ -17,6 +17,8 @@
 #include <CLI/CLI.hpp>
 
 #include "harness/agent/agent.h"
+#include "traces/bundled.h"
+#include "traces/json_fields.h"
 #include "tests/http_test_client.h"
 
 namespace {
@@ -59,12 +61,14 @@ int main(int argc, char** argv) {
   double rate = 1000, seconds = 10, ingest_seconds = 5;
   int connections = 4, ingest_connections = 2;
   std::size_t trace_bytes = 4u << 20;
+  bool populate = true;
   app.add_option("--rate", rate, "GET /metrics per second")->capture_default_str();
   app.add_option("--seconds", seconds, "Duration of the /metrics phase")->capture_default_str();
   app.add_option("--connections", connections, "Keep-alive connections for /metrics")->capture_default_str();
   app.add_option("--ingest-seconds", ingest_seconds, "Duration of the ingestion phase")->capture_default_str();
   app.add_option("--ingest-connections", ingest_connections, "Connections posting traces")->capture_default_str();
   app.add_option("--trace-bytes", trace_bytes, "Size of each posted trace")->capture_default_str();
+  app.add_option("--populate", populate, "Sweep bundled inputs first so /metrics is realistic")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   const auto dir = std::filesystem::temp_directory_path() / "residency-http-bench";
@@ -85,6 +89,33 @@ int main(int argc, char** argv) {
   });
   if (!server.ok()) return 2;
   const std::uint16_t port = (*server)->port();
+
+  // Phase 0: a sweep of the quick bundled traces over every bundled profile
+  // and policy, so /metrics carries the series a busy agent exports.
+  if (populate) {
+    HttpConnection c(port);
+    std::string ids, profiles, policies;
+    for (const char* name : {"sdxl-txt2img", "chroma-6lora", "ltx2-19b-lora"}) {
+      auto body = residency::traces::ReadWholeFile(residency::traces::DataDir() + "/examples/" + name + ".jsonl");
+      if (!body.ok()) return 2;
+      const auto r = c.Call("POST", "/v1/traces", *body);
+      const auto at = r.body.find("\"id\":\"");
+      ids += std::string(ids.empty() ? "" : ",") + "\"" + r.body.substr(at + 6, 16) + "\"";
+    }
+    for (const auto& e : residency::traces::ListBundled("profiles")) profiles += (profiles.empty() ? "\"" : ",\"") + e.name + "\"";
+    for (const auto& e : residency::traces::ListBundled("policies")) policies += (policies.empty() ? "\"" : ",\"") + e.name + "\"";
+    const auto q = c.Call("POST", "/v1/sweeps", "{\"traces\":[" + ids + "],\"profiles\":[" + profiles +
+                                                    "],\"policies\":[" + policies + "]}");
+    if (q.status != 202) {
+      std::fprintf(stderr, "sweep refused: %s\n", q.body.c_str());
+      return 2;
+    }
+    const auto p0 = Clock::now();
+    while (c.Call("GET", "/v1/sweeps/1").body.find("\"status\":\"done\"") == std::string::npos)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::printf("populated: %s in %.1f s\n", q.body.substr(0, q.body.size() - 1).c_str(),
+                std::chrono::duration<double>(Clock::now() - p0).count());
+  }
 
   // Phase 1: /metrics at a fixed rate, requests spread over the connections.
   const long total = static_cast<long>(rate * seconds);

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 
+#include "harness/agent/metrics.h"
 #include "harness/cli.h"
 #include "harness/device_choice.h"
 #include "harness/report.h"
@@ -19,7 +20,7 @@ namespace residency::cli {
 namespace {
 
 struct RunArgs {
-  std::string trace, models, device = "host", capture, profile, policy = "ram-lru";
+  std::string trace, models, device = "host", capture, profile, policy = "ram-lru", metrics_file;
   std::size_t device_capacity = 4ull << 30;
   double time_scale = 1.0;
 };
@@ -45,6 +46,32 @@ traces::Trace Captured(traces::Trace trace, const executor::RunResult& r) {
       e.measured_wall_ns = r.ops[i].end_ns - prompt_begin[e.prompt];
   }
   return trace;
+}
+
+// The run in the agent's metric names (source="real"), in the text format a
+// node_exporter textfile collector or a push gateway takes.
+std::string RunMetrics(const executor::RunResult& r, const engine::Workload& w, const engine::MachineLimits& machine,
+                       const engine::Policy& policy, const std::string& profile) {
+  metrics::RunSample s;
+  s.source = "real";
+  s.profile = profile;
+  s.policy = policy.name;
+  s.outcome = !r.violations.empty() ? "violation" : !r.failed_ops.empty() ? "infeasible" : "ok";
+  for (std::size_t i = 0; i < r.ops.size() && i < w.ops.size(); ++i)
+    if (w.ops[i].kind == engine::OpKind::kLoad)
+      s.load_seconds += static_cast<double>(r.ops[i].end_ns - r.ops[i].start_ns) / 1e9;
+  s.disk_read_bytes = static_cast<engine::Bytes>(r.read_bytes);
+  s.peak_host_bytes = static_cast<engine::Bytes>(r.peak_host_bytes);
+  s.peak_pinned_bytes = static_cast<engine::Bytes>(r.peak_pinned_bytes);
+  s.peak_device_bytes = static_cast<engine::Bytes>(r.peak_device_bytes);
+  const engine::Budgets b = engine::ComputeBudgets(machine, policy);
+  s.host_budget_bytes = b.host_limit_bytes;
+  s.pin_budget_bytes = b.pin_budget_bytes;
+  s.device_budget_bytes = b.device_limit_bytes;
+  s.violations = static_cast<std::int64_t>(r.violations.size());
+  metrics::Metrics m;
+  m.RecordRun(s);
+  return m.Serialize();
 }
 
 int RunRun(const RunArgs& a) {
@@ -103,6 +130,11 @@ int RunRun(const RunArgs& a) {
     std::fprintf(stderr, "captured trace written to %s (replay it with `residency replay`)\n",
                  a.capture.c_str());
   }
+  if (!a.metrics_file.empty()) {
+    const std::string profile = a.profile.empty() ? "this-machine" : a.profile;
+    if (!WriteTextFile(a.metrics_file, RunMetrics(r, workload.value(), machine, policy.value(), profile))) return 2;
+    std::fprintf(stderr, "metrics written to %s\n", a.metrics_file.c_str());
+  }
   return r.failed_ops.empty() && r.violations.empty() ? 0 : 1;
 }
 
@@ -122,6 +154,8 @@ Subcommand AddRun(CLI::App& app) {
   c->add_option("--time-scale", a->time_scale, "Multiply compute step durations (0: no waiting)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   c->add_option("--capture", a->capture, "Write the run as a trace with measured timings");
+  c->add_option("--metrics-file", a->metrics_file,
+                "Write the run's Prometheus metrics (the agent's names, source=\"real\") to this file");
   return {c, [a] { return RunRun(*a); }};
 }
 

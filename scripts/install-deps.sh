@@ -9,7 +9,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev
   libboost-dev libsqlite3-dev prometheus-cpp-dev liburing-dev
   clang libclang-rt-14-dev fio
-  prometheus
+  prometheus sqlite3
 )
 
 missing=()

@@ -16,6 +16,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <sstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -269,6 +270,51 @@ TEST_F(AgentTest, SweepRunsEndToEndAndMetricsPassPromtool) {
   std::ifstream log(dir_ / "promtool.log");
   const std::string out((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
   EXPECT_EQ(rc, 0) << "promtool check metrics:\n" << out;
+}
+
+// Every series prometheus-cpp's own serializer writes, ours writes with the
+// same value (ours is faster; see harness/agent/exposition.h).
+std::map<std::string, double> ParseExposition(const std::string& text) {
+  std::map<std::string, double> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    const auto sp = line.rfind(' ');
+    std::string series = line.substr(0, sp);
+    // Normalize le="0.5" vs le="0.500000" style differences.
+    const auto le = series.find(",le=\"");  // ("profile=" ends in "le=" too)
+    if (le != std::string::npos) {
+      const auto end = series.find('"', le + 5);
+      const std::string v = series.substr(le + 5, end - le - 5);
+      const std::string norm = v == "+Inf" ? v : std::to_string(std::stod(v));
+      series = series.substr(0, le + 5) + norm + series.substr(end);
+    }
+    out[series] = std::stod(line.substr(sp + 1));
+  }
+  return out;
+}
+
+TEST(Exposition, SameSeriesAndValuesAsPrometheusCpp) {
+  metrics::Metrics m;
+  metrics::RunSample s;
+  s.profile = "box \"quoted\"\nnewline\\";
+  s.policy = "ram-lru";
+  s.outcome = "ok";
+  s.disk_read_bytes = 6940000000;
+  s.load_seconds = 1.25;
+  s.evictions["device/pressure"] = {3, 12345};
+  m.RecordRun(s);
+  m.RecordHttp("/metrics", 200, 0.0042);
+  m.RecordHttp("/metrics", 200, 3.5);
+  const std::string ours = m.Serialize();
+  const std::string theirs = m.SerializeWithPrometheusCpp();
+  const auto a = ParseExposition(ours), b = ParseExposition(theirs);
+  EXPECT_EQ(a.size(), b.size());
+  for (const auto& [series, value] : b) {
+    ASSERT_TRUE(a.count(series)) << series << " missing from\n" << ours;
+    EXPECT_DOUBLE_EQ(a.at(series), value) << series;
+  }
 }
 
 // ---- The agent as a separate process: SIGKILL and SIGTERM. ----

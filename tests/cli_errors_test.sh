@@ -2,16 +2,7 @@
 # The CLI answers bad input with one line naming file:line or the name, and
 # exit code 2; --json prints the documented fields.
 set -u
-bin=${1:?}; root=${2:?}
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-fail=0
-expect() {  # expect CODE PATTERN -- command...
-  local code=$1 pattern=$2; shift 3
-  out=$("$@" 2>&1); rc=$?
-  if [ "$rc" != "$code" ] || ! grep -qE -- "$pattern" <<<"$out"; then
-    echo "FAIL: $* -> rc=$rc, wanted $code and /$pattern/; got: $out"; fail=1
-  fi
-}
+source "$(dirname "$0")/cli_lib.sh" "$@"
 printf '%s\n' '{"format":"residency-trace","version":1,"name":"t"}' '{"type":"load","model":"a"' > "$tmp/bad.jsonl"
 expect 2 "^residency: $tmp/bad.jsonl:2: not valid JSON$" -- "$bin" replay "$tmp/bad.jsonl"
 expect 2 "unknown profile 'nope'" -- "$bin" replay "$root/traces/examples/sdxl-txt2img.jsonl" --profile nope

@@ -3,16 +3,7 @@
 # and method, --verify, malformed files), run with --capture and a replay of
 # the capture, calibrate into a profile that replay accepts.
 set -u
-bin=${1:?}; root=${2:?}
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-fail=0
-expect() {  # expect CODE PATTERN -- command...
-  local code=$1 pattern=$2; shift 3
-  out=$("$@" 2>&1); rc=$?
-  if [ "$rc" != "$code" ] || ! grep -qE -- "$pattern" <<<"$out"; then
-    echo "FAIL: $* -> rc=$rc, wanted $code and /$pattern/; got: $out"; fail=1
-  fi
-}
+source "$(dirname "$0")/cli_lib.sh" "$@"
 trace=$root/tests/data/tiny-swap.jsonl
 for m in a b lora; do
   expect 0 "wrote $tmp/models/$m.safetensors" -- "$bin" gen-model --trace "$trace" --model $m --out "$tmp/models"
@@ -35,7 +26,12 @@ if [ $rc = 0 ]; then grep -q "verify: every tensor matches" <<<"$out" || { echo 
 else grep -qE "no usable CUDA GPU|no CUDA backend" <<<"$out" || { echo "FAIL: cuda error unclear: $out"; fail=1; }
      echo "SKIPPED cuda load: $out"; fi
 
-expect 0 "ram_cache_hit=2" -- "$bin" run "$trace" --models "$tmp/models" --device-capacity 1088MiB --time-scale 0 --capture "$tmp/cap.jsonl"
+expect 0 "ram_cache_hit=2" -- "$bin" run "$trace" --models "$tmp/models" --device-capacity 1088MiB --time-scale 0 --capture "$tmp/cap.jsonl" --metrics-file "$tmp/run.prom"
+grep -q 'residency_runs_total{outcome="ok",policy="ram-lru",profile="this-machine",source="real"} 1' "$tmp/run.prom" &&
+  grep -q 'residency_load_bytes_total{from="disk"' "$tmp/run.prom" || { echo "FAIL: run --metrics-file lacks the run"; fail=1; }
+if command -v promtool >/dev/null; then
+  promtool check metrics < "$tmp/run.prom" || { echo "FAIL: promtool rejects run --metrics-file"; fail=1; }
+fi
 grep -q '"source":"captured"' "$tmp/cap.jsonl" && grep -q measured_wall_ns "$tmp/cap.jsonl" || { echo "FAIL: capture lacks measured timings"; fail=1; }
 expect 0 "measured" -- "$bin" replay "$tmp/cap.jsonl" --profile sandbox-2c-24g
 expect 2 "$tmp/empty/a.safetensors: model 'a' file missing" -- "$bin" run "$trace" --models "$tmp/empty"

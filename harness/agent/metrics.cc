@@ -6,6 +6,7 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include "harness/agent/exposition.h"
 #include "harness/build_info.h"
 
 namespace residency::metrics {
@@ -129,6 +130,9 @@ void Metrics::RecordIngest(Bytes bytes) {
 void Metrics::SetSweepsQueued(std::int64_t n) { f_->sweeps_queued->Add({}).Set(static_cast<double>(n)); }
 void Metrics::RecordSweep(const std::string& status) { f_->sweeps->Add({{"status", status}}).Increment(); }
 
-std::string Metrics::Serialize() const { return prometheus::TextSerializer().Serialize(registry_->Collect()); }
+std::string Metrics::Serialize() const { return ExpositionText(registry_->Collect()); }
+std::string Metrics::SerializeWithPrometheusCpp() const {
+  return prometheus::TextSerializer().Serialize(registry_->Collect());
+}
 
 }  // namespace residency::metrics

@@ -46,6 +46,8 @@ class Metrics {
   void RecordSweep(const std::string& status);
   // The text exposition format (version 0.0.4).
   std::string Serialize() const;
+  // The same through prometheus-cpp's TextSerializer (tests compare them).
+  std::string SerializeWithPrometheusCpp() const;
 
  private:
   struct Families;

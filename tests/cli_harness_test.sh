@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The harness commands as a user meets them: sweep (progress, resume, shards),
+# merge (idempotent), compare (the gate's exit codes), report --html, and
+# their errors.
+set -u
+source "$(dirname "$0")/cli_lib.sh" "$@"
+ex=$root/traces/examples
+sweep() { "$bin" sweep --traces "$ex/sdxl-txt2img.jsonl" "$ex/chroma-6lora.jsonl" --profiles rtx4090-64g rtx5060-16g \
+  --policies drop ram-lru "$@"; }
+
+expect 0 "8 planned, 8 ran, 0 already stored" -- sweep --db "$tmp/all.db" -j 2
+expect 0 "sweep: 8/8 \(100%\)" -- sweep --db "$tmp/progress.db" -j 1   # plain progress lines off a terminal
+expect 0 "8 planned, 0 ran, 8 already stored" -- sweep --db "$tmp/all.db"
+for i in 0 1 2; do
+  expect 0 "sweep $i/3 into" -- sweep --db "$tmp/shard$i.db" --shard $i/3 -q
+done
+expect 0 "8 runs added, 8 in total" -- "$bin" merge "$tmp/merged.db" "$tmp/shard0.db" "$tmp/shard1.db" "$tmp/shard2.db"
+expect 0 "0 runs added, 8 in total" -- "$bin" merge "$tmp/merged.db" "$tmp/shard0.db" "$tmp/shard1.db" "$tmp/shard2.db"
+q="select t.hash, p.hash, o.hash, seed, outcome, makespan_ns, event_log_hash from runs r join traces t on t.id = r.trace_id
+   join profiles p on p.id = r.profile_id join policies o on o.id = r.policy_id order by 1, 2, 3, 4"
+if command -v sqlite3 >/dev/null; then
+  [ "$(sqlite3 "$tmp/all.db" "$q")" = "$(sqlite3 "$tmp/merged.db" "$q")" ] || { echo "FAIL: merged shards differ from one sweep"; fail=1; }
+fi
+
+# The gate: ram-lru pays page-locking on these small workflows (+9 % makespan).
+expect 1 "REGRESSION" -- "$bin" compare --db "$tmp/all.db" --baseline drop --candidate ram-lru --threshold 5
+expect 0 "0 failing" -- "$bin" compare --db "$tmp/all.db" --baseline drop --candidate ram-lru --threshold 15
+expect 0 "disk-read: drop \(baseline\)" -- "$bin" compare --db "$tmp/all.db" --baseline drop --candidate ram-lru --metric disk-read
+expect 2 "no such results database" -- "$bin" compare --db "$tmp/none.db" --baseline drop --candidate ram-lru
+expect 2 "no runs of candidate policy 'nope'" -- "$bin" compare --db "$tmp/all.db" --baseline drop --candidate nope
+expect 2 "metric" -- "$bin" compare --db "$tmp/all.db" --baseline drop --candidate ram-lru --metric speed
+
+expect 0 "report of 8 runs written" -- "$bin" report --db "$tmp/all.db" --html "$tmp/r.html"
+grep -q "<svg" "$tmp/r.html" && grep -q "chroma-6lora" "$tmp/r.html" && grep -q "infeasible" "$tmp/r.html" ||
+  { echo "FAIL: report lacks the chart, a trace or the infeasible runs"; fail=1; }
+! grep -qE "<script|(src|href)=" "$tmp/r.html" || { echo "FAIL: report is not self-contained"; fail=1; }
+
+expect 2 "--shard '3/3': expected i/N" -- sweep --db "$tmp/x.db" --shard 3/3
+expect 2 "unknown profile 'nope'" -- "$bin" sweep --traces "$ex" --profiles nope --policies drop --db "$tmp/x.db"
+expect 2 "no such trace file or folder" -- "$bin" sweep --traces "$tmp/missing" --profiles rtx4090-64g --policies drop --db "$tmp/x.db"
+printf 'not a database, just text long enough to fill a header......................\n' > "$tmp/junk.db"
+expect 2 "junk.db" -- sweep --db "$tmp/junk.db"
+expect 2 "--listen 'nohost': no port" -- "$bin" serve --listen nohost --data "$tmp/d"
+: > "$tmp/empty-token"
+expect 2 "one non-empty token" -- "$bin" serve --token-file "$tmp/empty-token" --data "$tmp/d"
+[ $fail -eq 0 ] && echo "cli harness checks pass"
+exit $fail
