@@ -55,6 +55,7 @@ Bytes PageCache::Insert(FileId file, Bytes file_bytes, Bytes offset, Bytes bytes
     }
     FileBlocks& g = files_.at(file);
     g.cached[b] = true;
+    g.tail = std::max(g.tail, b + 1);
     g.bytes += size;
     total_ += size;
     added += size;
@@ -65,13 +66,17 @@ Bytes PageCache::Insert(FileId file, Bytes file_bytes, Bytes offset, Bytes bytes
 Bytes PageCache::ReclaimFrom(FileId file, Bytes goal) {
   FileBlocks& f = files_.at(file);
   Bytes freed = 0;
-  for (std::size_t b = f.cached.size(); b-- > 0 && freed < goal;) {
+  if (f.bytes == 0) return 0;
+  std::size_t b = f.tail;
+  while (b > 0 && freed < goal) {
+    --b;
     if (!f.cached[b]) continue;
     const Bytes size = BlockBytes(f, b);
     f.cached[b] = false;
     f.bytes -= size;
     freed += size;
   }
+  f.tail = b;  // blocks [b, old tail) are uncached now
   total_ -= freed;
   return freed;
 }

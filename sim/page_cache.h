@@ -36,6 +36,10 @@ class PageCache {
     std::vector<bool> cached;
     Bytes file_bytes = 0;
     Bytes bytes = 0;
+    // Every block at or past `tail` is uncached, so reclaiming (from the end
+    // of the file backwards) never rescans an uncached tail: without it a
+    // file reclaimed block by block costs O(blocks) per block.
+    std::size_t tail = 0;
     std::list<FileId>::iterator lru;
   };
   Bytes BlockBytes(const FileBlocks& f, std::size_t index) const;
