@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
       AddCompare(app),
       AddReport(app),
       AddServe(app),
+      AddSlurm(app),
       AddListing(app, "policies", "policies", "List bundled policies"),
       AddListing(app, "profiles", "profiles", "List bundled machine profiles"),
       AddListing(app, "traces", "examples", "List bundled example traces"),

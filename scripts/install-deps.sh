@@ -10,6 +10,7 @@ packages=(
   libboost-dev libsqlite3-dev prometheus-cpp-dev liburing-dev
   clang libclang-rt-14-dev fio
   prometheus sqlite3
+  slurmctld slurmd slurm-client munge
 )
 
 missing=()
