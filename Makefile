@@ -30,12 +30,15 @@ bench: build
 asan:
 	@RC_PARAMS="$${RC_PARAMS:-max_success=300 seed=20261123}" $(MAKE) test PRESET=asan
 
-# The threaded runtime (reader, executor, devices, loader) under ThreadSanitizer.
+# The threaded code under ThreadSanitizer: the runtime (reader, executor,
+# devices, loader) and the harness (parallel sweeps, the HTTP agent).
 tsan: deps
 	@cmake --preset tsan >/dev/null
-	@cmake --build --preset tsan --target residency_runtime_tests
+	@cmake --build --preset tsan --target residency_runtime_tests residency_harness_tests
 	RESIDENCY_DATA_DIR=$(CURDIR)/traces TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
 	  build/tsan/tests/residency_runtime_tests
+	RESIDENCY_DATA_DIR=$(CURDIR)/traces TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	  build/tsan/tests/residency_harness_tests
 
 # Every parser under libFuzzer (clang, ASan+UBSan) for FUZZ_SECONDS each,
 # starting from the seed corpus in tests/fuzz/corpus. A crash fails the
