@@ -68,6 +68,16 @@ void AppendSeries(std::string& out, const std::string& name, const char* suffix,
   out += ' ';
 }
 
+void AppendSumAndCount(std::string& out, const std::string& name,
+                       const std::vector<prometheus::ClientMetric::Label>& labels, double sum, std::uint64_t count) {
+  AppendSeries(out, name, "_sum", labels, nullptr, 0, false);
+  AppendDouble(out, sum);
+  out += '\n';
+  AppendSeries(out, name, "_count", labels, nullptr, 0, false);
+  AppendUint(out, count);
+  out += '\n';
+}
+
 const char* TypeName(prometheus::MetricType t) {
   switch (t) {
     case prometheus::MetricType::Counter: return "counter";
@@ -119,12 +129,7 @@ std::string ExpositionText(const std::vector<prometheus::MetricFamily>& families
             AppendUint(out, m.histogram.sample_count);
             out += '\n';
           }
-          AppendSeries(out, f.name, "_sum", m.label, nullptr, 0, false);
-          AppendDouble(out, m.histogram.sample_sum);
-          out += '\n';
-          AppendSeries(out, f.name, "_count", m.label, nullptr, 0, false);
-          AppendUint(out, m.histogram.sample_count);
-          out += '\n';
+          AppendSumAndCount(out, f.name, m.label, m.histogram.sample_sum, m.histogram.sample_count);
           break;
         }
         case prometheus::MetricType::Summary:
@@ -133,12 +138,7 @@ std::string ExpositionText(const std::vector<prometheus::MetricFamily>& families
             AppendDouble(out, q.value);
             out += '\n';
           }
-          AppendSeries(out, f.name, "_sum", m.label, nullptr, 0, false);
-          AppendDouble(out, m.summary.sample_sum);
-          out += '\n';
-          AppendSeries(out, f.name, "_count", m.label, nullptr, 0, false);
-          AppendUint(out, m.summary.sample_count);
-          out += '\n';
+          AppendSumAndCount(out, f.name, m.label, m.summary.sample_sum, m.summary.sample_count);
           break;
         default:
           AppendSeries(out, f.name, "", m.label, nullptr, 0, false);

@@ -61,28 +61,32 @@ Result<TraceInput> TraceFromText(const std::string& name, const std::string& ori
   return in;
 }
 
-Result<ProfileInput> LoadProfileInput(const std::string& arg) {
-  RESIDENCY_ASSIGN_OR_RETURN(std::string path, traces::ResolveBundledPath(arg, "profiles"));
+namespace {
+
+// A bundled name or JSON file, read and parsed by `parse`; the input is named
+// by the parsed object's name, else by the file's stem.
+template <typename Input, typename Parse>
+Result<Input> LoadNamedInput(const std::string& arg, const std::string& kind, Parse parse) {
+  RESIDENCY_ASSIGN_OR_RETURN(std::string path, traces::ResolveBundledPath(arg, kind));
   RESIDENCY_ASSIGN_OR_RETURN(std::string body, traces::ReadWholeFile(path));
-  RESIDENCY_ASSIGN_OR_RETURN(traces::Profile profile, traces::ParseProfile(body, path));
-  ProfileInput in;
-  in.name = profile.name.empty() ? fs::path(path).stem().string() : profile.name;
+  auto parsed = parse(body, path);
+  if (!parsed.ok()) return parsed.status();
+  Input in;
+  in.name = parsed->name.empty() ? fs::path(path).stem().string() : parsed->name;
   in.origin = path;
   in.body = std::move(body);
-  in.profile = std::move(profile);
+  in.value() = std::move(parsed).value();
   return in;
 }
 
+}  // namespace
+
+Result<ProfileInput> LoadProfileInput(const std::string& arg) {
+  return LoadNamedInput<ProfileInput>(arg, "profiles", traces::ParseProfile);
+}
+
 Result<PolicyInput> LoadPolicyInput(const std::string& arg) {
-  RESIDENCY_ASSIGN_OR_RETURN(std::string path, traces::ResolveBundledPath(arg, "policies"));
-  RESIDENCY_ASSIGN_OR_RETURN(std::string body, traces::ReadWholeFile(path));
-  RESIDENCY_ASSIGN_OR_RETURN(engine::Policy policy, traces::ParsePolicy(body, path));
-  PolicyInput in;
-  in.name = policy.name.empty() ? fs::path(path).stem().string() : policy.name;
-  in.origin = path;
-  in.body = std::move(body);
-  in.policy = std::move(policy);
-  return in;
+  return LoadNamedInput<PolicyInput>(arg, "policies", traces::ParsePolicy);
 }
 
 Result<SweepSpec> LoadSweepSpec(const std::vector<std::string>& trace_args,

@@ -26,9 +26,11 @@ struct TraceInput : Input {
 };
 struct ProfileInput : Input {
   traces::Profile profile;
+  traces::Profile& value() { return profile; }
 };
 struct PolicyInput : Input {
   engine::Policy policy;
+  engine::Policy& value() { return policy; }
 };
 
 struct SweepSpec {
