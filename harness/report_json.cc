@@ -42,6 +42,7 @@ nlohmann::ordered_json ResultJson(const sim::SimResult& r) {
     pj["prompt"] = p.prompt;
     pj["begin_ns"] = p.begin_ns;
     pj["wall_ns"] = p.wall_ns();
+    pj["disk_read_bytes"] = p.disk_read_bytes;
     if (p.measured_wall_ns >= 0) pj["measured_wall_ns"] = p.measured_wall_ns;
     prompts.push_back(pj);
   }

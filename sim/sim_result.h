@@ -19,6 +19,7 @@ struct PromptTiming {
   Nanos begin_ns = 0;
   Nanos end_ns = 0;
   Nanos measured_wall_ns = -1;
+  Bytes disk_read_bytes = 0;  // read from disk (not the page cache) while this prompt was the latest begun
   Nanos wall_ns() const { return end_ns - begin_ns; }
 };
 

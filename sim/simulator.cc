@@ -242,7 +242,7 @@ void Simulator::Observe(const Outbox& out) {
     }
     if (op.kind == engine::OpKind::kRegisterModel) timeline_.NameModel(op.model, op.name);
     if (op.kind == engine::OpKind::kPromptBegin)
-      result_.prompts.push_back({op.prompt, now_, now_, op.measured_wall_ns});
+      result_.prompts.push_back({op.prompt, now_, now_, op.measured_wall_ns, 0});
     if (op.kind == engine::OpKind::kPromptEnd) {
       for (auto it = result_.prompts.rbegin(); it != result_.prompts.rend(); ++it) {
         if (it->prompt == op.prompt) {
@@ -331,6 +331,7 @@ void Simulator::ExecuteRead(const Command& cmd) {
     }
   }
   result_.disk_read_bytes += cold;
+  if (!result_.prompts.empty()) result_.prompts.back().disk_read_bytes += cold;
   result_.page_cache_read_bytes += cached;
   if (!direct) {
     cache.Insert(cmd.file, file.bytes, cmd.file_offset, cmd.bytes, memory_.PageCacheLimit());

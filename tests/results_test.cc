@@ -92,7 +92,8 @@ TEST_F(ResultsTest, MigratesAVersionOneDatabaseKeepingItsRuns) {
   }
   {  // Turn it back into a v1 file: drop what v2 added.
     auto db = store::Database::Open(path);
-    ASSERT_TRUE(db->Exec("DROP TABLE sweeps; PRAGMA user_version = 1").ok());
+    ASSERT_TRUE(db->Exec("DROP TABLE sweeps; ALTER TABLE prompts DROP COLUMN disk_read_bytes; "
+                         "PRAGMA user_version = 1").ok());
   }
   auto s = store::ResultsStore::Open(path);
   ASSERT_TRUE(s.ok()) << s.status().ToString();

@@ -121,8 +121,8 @@ Result<std::int64_t> ResultsStore::InsertRun(const RunInputs& in, const RunMeta&
   const bool inserted = sel.Int(1) > 0;
   if (inserted && r) {
     RESIDENCY_ASSIGN_OR_RETURN(
-        Statement p, db_.Prepare("INSERT INTO prompts(run_id, prompt, begin_ns, wall_ns, measured_wall_ns) "
-                                 "VALUES (?1, ?2, ?3, ?4, ?5)"));
+        Statement p, db_.Prepare("INSERT INTO prompts(run_id, prompt, begin_ns, wall_ns, measured_wall_ns, "
+                                 "disk_read_bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
     for (const sim::PromptTiming& t : r->prompts) {
       p.Reset();
       p.Bind(1, id).Bind(2, static_cast<std::int64_t>(t.prompt)).Bind(3, t.begin_ns).Bind(4, t.wall_ns());
@@ -131,6 +131,7 @@ Result<std::int64_t> ResultsStore::InsertRun(const RunInputs& in, const RunMeta&
       } else {
         p.BindNull(5);
       }
+      p.Bind(6, t.disk_read_bytes);
       RESIDENCY_RETURN_IF_ERROR(p.Run());
     }
   }
@@ -296,7 +297,8 @@ Status ResultsStore::MergeFrom(const std::string& other_path) {
         "JOIN main.profiles mp ON mp.hash = sp.hash JOIN main.policies mo ON mo.hash = so.hash "
         "JOIN main.runs m ON m.trace_id = mt.id AND m.profile_id = mp.id AND m.policy_id = mo.id "
         "AND m.seed = r.seed AND m.code_version = r.code_version;"
-        "INSERT OR IGNORE INTO prompts SELECT map.dst_id, p.prompt, p.begin_ns, p.wall_ns, p.measured_wall_ns "
+        "INSERT OR IGNORE INTO prompts(run_id, prompt, begin_ns, wall_ns, measured_wall_ns, disk_read_bytes) "
+        "SELECT map.dst_id, p.prompt, p.begin_ns, p.wall_ns, p.measured_wall_ns, p.disk_read_bytes "
         "FROM src.prompts p JOIN temp.run_map map ON map.src_id = p.run_id;"
         "INSERT OR IGNORE INTO violations SELECT map.dst_id, v.ordinal, v.kind, v.message "
         "FROM src.violations v JOIN temp.run_map map ON map.src_id = v.run_id;"));

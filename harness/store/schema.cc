@@ -76,6 +76,10 @@ CREATE TABLE sweeps (
   created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
   finished_at TEXT);
 )sql",
+      // v3: what each prompt read from disk (a RAM cache shows as zeros).
+      R"sql(
+ALTER TABLE prompts ADD COLUMN disk_read_bytes INTEGER;
+)sql",
   };
   return kMigrations;
 }
