@@ -31,6 +31,8 @@ Subcommand AddCompare(CLI::App& app);
 Subcommand AddReport(CLI::App& app);
 Subcommand AddServe(CLI::App& app);
 Subcommand AddSlurm(CLI::App& app);
+Subcommand AddImport(CLI::App& app);
+Subcommand AddExplain(CLI::App& app);
 
 // Shared helpers: a one-line error on stderr (exit 2), writing a text file.
 int Fail(const Status& s);

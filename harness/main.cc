@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
       AddReport(app),
       AddServe(app),
       AddSlurm(app),
+      AddImport(app),
       AddListing(app, "policies", "policies", "List bundled policies"),
       AddListing(app, "profiles", "profiles", "List bundled machine profiles"),
       AddListing(app, "traces", "examples", "List bundled example traces"),

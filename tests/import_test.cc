@@ -1,0 +1,83 @@
+// `residency import comfyui-log`: what a real-shaped ComfyUI console log
+// becomes, and that noise never breaks it.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "harness/import/comfy_log.h"
+
+namespace residency {
+namespace {
+using engine::Nanos;
+
+std::string SampleLog() {
+  std::ifstream in(std::string(RESIDENCY_TEST_DATA_DIR) + "/comfyui-console.txt");
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+TEST(ComfyLogImport, ReadsModelsSizesStepsAndPromptTimes) {
+  auto r = import::ImportComfyLog(SampleLog(), "console.txt");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->vram_mib, 24564);
+  EXPECT_EQ(r->ram_mib, 64228);
+  std::map<std::string, std::int64_t> sizes;
+  std::vector<Nanos> measured;
+  std::vector<std::pair<int, Nanos>> computes;
+  int dynamic_loads = 0;
+  for (const traces::TraceEvent& e : r->trace.events) {
+    if (e.type == traces::EventType::kModel) sizes[e.model] = e.files.at(0).bytes;
+    if (e.type == traces::EventType::kPromptEnd) measured.push_back(e.measured_wall_ns);
+    if (e.type == traces::EventType::kCompute) computes.push_back({e.steps, e.step_ns});
+    if (e.type == traces::EventType::kLoad && e.mode == engine::LoadMode::kDynamic) ++dynamic_loads;
+  }
+  EXPECT_EQ(sizes.at("WAN21"), 13629LL << 20);                                 // "13629MB Staged"
+  EXPECT_EQ(sizes.at("WanTEModel"), static_cast<std::int64_t>(6419.477203369141 * (1 << 20) + 0.5));
+  EXPECT_EQ(measured, (std::vector<Nanos>{76'330'000'000, 49'190'000'000}));
+  ASSERT_EQ(computes.size(), 3u);  // the 5/10 update is not a finished bar
+  EXPECT_EQ(computes[0], (std::pair<int, Nanos>{10, 3'800'000'000}));
+  EXPECT_EQ(dynamic_loads, 3);
+  const auto warned = [&](const std::string& what) {
+    for (const std::string& w : r->warnings)
+      if (w.find(what) != std::string::npos) return true;
+    return false;
+  };
+  EXPECT_TRUE(warned("console.txt:34: 'Requested to load' without a model name"));
+  EXPECT_TRUE(warned("console.txt:36: 'Prompt executed' without an open prompt"));
+  EXPECT_TRUE(warned("'WanVAE' comes from a partial load only"));
+  // What it wrote reads back as a valid trace with the same events.
+  auto again = traces::ParseTrace(traces::WriteTrace(r->trace), "rewritten");
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->events.size(), r->trace.events.size());
+  EXPECT_TRUE(traces::ToWorkload(*again, "rewritten").ok());
+}
+
+TEST(ComfyLogImport, NoModelsIsAClearErrorAndNoiseIsHarmless) {
+  auto none = import::ImportComfyLog("hello\nworld\nPrompt executed in 3 seconds\n", "x.log");
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.status().message().find("x.log: no model loads found"), std::string::npos);
+  std::string noise;
+  for (int i = 0; i < 2000; ++i) noise += static_cast<char>((i * 7919) % 256);
+  EXPECT_FALSE(import::ImportComfyLog(noise, "noise").ok());
+  // Old and new phrasings of the same load.
+  auto old_style = import::ImportComfyLog(
+      "got prompt\nRequested to load SDXL\nloaded completely; 20000.00 MB usable, 4897.05 MB loaded, full load: True\n"
+      "Requested to load SDXL\nloaded partially; 3000.00 MB usable, 2900.00 MB loaded, 1997.05 MB offloaded, lowvram patches: 0\n"
+      "Prompt executed in 12.5 seconds\n",
+      "old.log");
+  ASSERT_TRUE(old_style.ok()) << old_style.status().ToString();
+  for (const auto& e : old_style->trace.events) {
+    if (e.type == traces::EventType::kModel) {
+      EXPECT_EQ(e.files[0].bytes, static_cast<std::int64_t>(4897.05 * (1 << 20) + 0.5));
+    }
+    if (e.type == traces::EventType::kLoad && e.mode == engine::LoadMode::kPartial) {
+      EXPECT_EQ(e.device_bytes, static_cast<std::int64_t>(2900.0 * (1 << 20)));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace residency
