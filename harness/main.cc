@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
       AddServe(app),
       AddSlurm(app),
       AddImport(app),
+      AddExplain(app),
       AddListing(app, "policies", "policies", "List bundled policies"),
       AddListing(app, "profiles", "profiles", "List bundled machine profiles"),
       AddListing(app, "traces", "examples", "List bundled example traces"),

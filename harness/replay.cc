@@ -15,6 +15,7 @@ Result<sim::SimResult> Replay(const ReplayRequest& request) {
   sim::SimOptions options;
   options.seed = request.seed;
   options.keep_event_log = request.keep_event_log;
+  options.record_timeline = request.record_timeline;
   return sim::Simulate(workload, profile, policy, options);
 }
 

@@ -15,6 +15,7 @@ struct ReplayRequest {
   std::string policy = "ram-lru";       // bundled name or file
   std::uint64_t seed = 1;
   bool keep_event_log = false;
+  bool record_timeline = true;  // samples and slices (--timeline, --svg, explain)
 };
 
 Result<sim::SimResult> Replay(const ReplayRequest& request);

@@ -43,5 +43,21 @@ expect 2 "junk.db" -- sweep --db "$tmp/junk.db"
 expect 2 "--listen 'nohost': no port" -- "$bin" serve --listen nohost --data "$tmp/d"
 : > "$tmp/empty-token"
 expect 2 "one non-empty token" -- "$bin" serve --token-file "$tmp/empty-token" --data "$tmp/d"
+# explain: where the time goes, and the best bundled alternative.
+sc=$root/traces/scenarios
+expect 0 "prompt 2: .*40.25 GB read from disk" -- "$bin" explain "$sc/wan22-reload-every-run.jsonl" \
+  --profile "$sc/rtx5090-24g-64g-gen1.profile.json" --policy "$sc/comfy-v022.policy.json"
+expect 0 "reloads of evicted models .*wan-high: 14.30 GB" -- "$bin" explain "$sc/wan22-reload-every-run.jsonl" \
+  --profile "$sc/rtx5090-24g-64g-gen1.profile.json" --policy "$sc/comfy-v022.policy.json"
+expect 0 "What would help most: --policy " -- "$bin" explain "$sc/wan22-reload-every-run.jsonl" \
+  --profile "$sc/rtx5090-24g-64g-gen1.profile.json" --policy "$sc/comfy-v022.policy.json"
+expect 0 "Every bundled policy runs out of memory or is refused" -- "$bin" explain "$ex/wan22-14b-t2v.jsonl" \
+  --profile rtx5060-16g --policy drop
+expect 2 "unknown profile 'nope'" -- "$bin" explain "$ex/sdxl-txt2img.jsonl" --profile nope
+# import: a console log in, a replayable trace out.
+expect 0 "imported 4 models and 2 prompts" -- "$bin" import comfyui-log "$root/tests/data/comfyui-console.txt" --out "$tmp/imp.jsonl"
+expect 0 "measured 76.33 s" -- "$bin" replay "$tmp/imp.jsonl" --profile rtx5090-96g
+printf 'nothing here\n' > "$tmp/empty.log"
+expect 2 "no model loads found" -- "$bin" import comfyui-log "$tmp/empty.log"
 [ $fail -eq 0 ] && echo "cli harness checks pass"
 exit $fail

@@ -1,0 +1,37 @@
+// `residency explain TRACE --profile P --policy X`: why is my workflow slow on
+// this machine? (harness/explain.h)
+#include <iostream>
+#include <memory>
+
+#include "harness/cli.h"
+#include "harness/explain.h"
+#include "harness/replay.h"
+#include "traces/bundled.h"
+
+namespace residency::cli {
+
+Subcommand AddExplain(CLI::App& app) {
+  auto req = std::make_shared<harness::ReplayRequest>();
+  CLI::App* c = app.add_subcommand("explain", "Where a trace's time goes per prompt, and which policy would help most");
+  c->add_option("trace", req->trace_path, "Trace file (JSON Lines)")->required();
+  c->add_option("--profile", req->profile, "Bundled profile name or profile JSON file")->capture_default_str();
+  c->add_option("--policy", req->policy, "Bundled policy name or policy JSON file")->capture_default_str();
+  c->add_option("--seed", req->seed, "Simulator seed")->capture_default_str();
+  return {c, [req] {
+            auto r = harness::Replay(*req);
+            if (!r.ok()) return Fail(r.status());
+            std::vector<harness::Alternative> alternatives;
+            for (const traces::BundledEntry& e : traces::ListBundled("policies")) {
+              harness::ReplayRequest other = *req;
+              other.policy = e.path;
+              other.record_timeline = false;  // only the figures are compared
+              auto alt = harness::Replay(other);
+              if (!alt.ok()) return Fail(alt.status());
+              alternatives.push_back({e.name, std::move(alt).value()});
+            }
+            std::cout << harness::FormatExplanation(*r, harness::ExplainPrompts(*r), std::move(alternatives));
+            return r->violations.empty() ? 0 : 1;
+          }};
+}
+
+}  // namespace residency::cli
