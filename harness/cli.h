@@ -33,6 +33,7 @@ Subcommand AddServe(CLI::App& app);
 Subcommand AddSlurm(CLI::App& app);
 Subcommand AddImport(CLI::App& app);
 Subcommand AddExplain(CLI::App& app);
+Subcommand AddFidelity(CLI::App& app);
 
 // Shared helpers: a one-line error on stderr (exit 2), writing a text file.
 int Fail(const Status& s);

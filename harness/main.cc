@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
       AddSlurm(app),
       AddImport(app),
       AddExplain(app),
+      AddFidelity(app),
       AddListing(app, "policies", "policies", "List bundled policies"),
       AddListing(app, "profiles", "profiles", "List bundled machine profiles"),
       AddListing(app, "traces", "examples", "List bundled example traces"),

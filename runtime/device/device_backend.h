@@ -43,8 +43,13 @@ class DeviceBackend {
 };
 
 // Device memory emulated in host RAM: Alloc reserves and prefaults (as VRAM
-// is resident), copies are memcpy, pinning is mlock.
+// is resident) and freed blocks are kept for reuse by size (a caching
+// allocator, as PyTorch's on a GPU; they give way when a new block would not
+// fit), copies are memcpy, pinning is mlock.
 std::unique_ptr<DeviceBackend> MakeHostDevice(std::uint64_t capacity_bytes);
+// The same with all of its capacity faulted in at creation and carved up
+// first-fit, so that allocations cost nothing, as on a GPU (fidelity runs).
+Result<std::unique_ptr<DeviceBackend>> MakeResidentHostDevice(std::uint64_t capacity_bytes);
 
 // True when this build has the CUDA backend compiled in.
 bool CudaCompiledIn();

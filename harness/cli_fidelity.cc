@@ -1,0 +1,68 @@
+// `residency fidelity TRACE --models DIR`: real run vs simulation on this
+// machine (harness/fidelity.h).
+#include <iostream>
+#include <memory>
+
+#include "harness/calibrate.h"
+#include "harness/cli.h"
+#include "harness/fidelity.h"
+#include "runtime/device/device_backend.h"
+#include "traces/bundled.h"
+#include "traces/trace.h"
+
+namespace residency::cli {
+namespace {
+
+struct FidelityArgs {
+  std::string trace, profile, policy = "ram-lru";
+  harness::FidelityOptions options;
+};
+
+int RunFidelityCommand(FidelityArgs& a) {
+  auto trace = traces::ReadTraceFile(a.trace);
+  if (!trace.ok()) return Fail(trace.status());
+  auto workload = traces::ToWorkload(*trace, a.trace);
+  if (!workload.ok()) return Fail(workload.status());
+  auto policy = traces::LoadPolicy(a.policy);
+  if (!policy.ok()) return Fail(policy.status());
+  std::string profile_path = a.profile;
+  if (profile_path.empty()) {
+    // Calibrate once per models folder: the disk measured is the one the models live on.
+    profile_path = (std::filesystem::path(a.options.models_dir) / "calibrated.json").string();
+    if (!std::filesystem::exists(profile_path)) {
+      std::filesystem::create_directories(a.options.models_dir);
+      std::cerr << "calibrating this machine into " << profile_path << " ...\n";
+      harness::CalibrateOptions co;
+      co.dir = a.options.models_dir;
+      auto device = device::MakeHostDevice(256ull << 20);
+      auto p = harness::Calibrate(co, device.get(), [](const std::string& l) { std::cerr << "  " << l << "\n"; });
+      if (!p.ok()) return Fail(p.status());
+      if (!WriteTextFile(profile_path, traces::WriteProfile(*p))) return 2;
+    }
+  }
+  auto profile = traces::LoadProfile(profile_path);
+  if (!profile.ok()) return Fail(profile.status());
+  std::cerr << "running " << a.trace << " for real and in the simulator (scale " << a.options.scale << ")...\n";
+  auto report = harness::RunFidelity(*workload, *profile, *policy, a.options);
+  if (!report.ok()) return Fail(report.status());
+  std::cout << harness::FormatFidelity(*report);
+  return 0;
+}
+
+}  // namespace
+
+Subcommand AddFidelity(CLI::App& app) {
+  auto a = std::make_shared<FidelityArgs>();
+  CLI::App* c = app.add_subcommand("fidelity", "Run a trace for real and in the simulator; per-prompt error");
+  c->add_option("trace", a->trace, "Trace file (JSON Lines)")->required();
+  c->add_option("--models", a->options.models_dir, "Folder for the scaled model files (written if missing)")->required();
+  c->add_option("--profile", a->profile, "Calibrated profile (default: calibrate into MODELS/calibrated.json)");
+  c->add_option("--policy", a->policy, "Bundled policy name or policy JSON file")->capture_default_str();
+  c->add_option("--scale", a->options.scale, "Multiply every byte count so the trace fits this machine")
+      ->capture_default_str();
+  c->add_option("--device-capacity", a->options.device_bytes, "Emulated device size, real and simulated")
+      ->transform(ByteSize())->capture_default_str();
+  return {c, [a] { return RunFidelityCommand(*a); }};
+}
+
+}  // namespace residency::cli

@@ -1,0 +1,208 @@
+#include "harness/fidelity.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+
+#include "harness/report.h"
+#include "runtime/device/device_backend.h"
+#include "runtime/executor/real_executor.h"
+#include "runtime/safetensors/writer.h"
+#include "sim/simulator.h"
+
+namespace residency::harness {
+namespace fs = std::filesystem;
+using engine::Bytes;
+using engine::Nanos;
+using engine::Op;
+using engine::OpKind;
+
+namespace {
+
+Bytes Scaled(Bytes b, double scale) {
+  return b <= 0 ? b : std::max<Bytes>(1, static_cast<Bytes>(static_cast<double>(b) * scale));
+}
+
+std::string ModelPath(const std::string& dir, const std::string& file) {
+  return (fs::path(dir) / fs::path(file).filename()).string();
+}
+
+// Evicts a file from the page cache (clean pages only, no root needed).
+void DropFromPageCache(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) return;
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  ::close(fd);
+}
+
+std::map<int, Nanos> RealPromptWalls(const engine::Workload& w, const executor::RunResult& r) {
+  std::map<int, Nanos> begin, wall;
+  for (std::size_t i = 0; i < w.ops.size() && i < r.ops.size(); ++i) {
+    if (w.ops[i].kind == OpKind::kPromptBegin) begin[w.ops[i].prompt] = r.ops[i].end_ns;
+    if (w.ops[i].kind == OpKind::kPromptEnd && begin.count(w.ops[i].prompt))
+      wall[w.ops[i].prompt] = r.ops[i].end_ns - begin[w.ops[i].prompt];
+  }
+  return wall;
+}
+
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const double pos = p / 100.0 * static_cast<double>(v.size() - 1);
+  const auto lo = static_cast<std::size_t>(std::floor(pos));
+  const auto hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
+}
+
+std::vector<double> AbsErrors(const FidelityReport& r, int pass) {
+  std::vector<double> e;
+  for (const PromptComparison& p : r.prompts)
+    if (!p.no_load && (pass == 0 || p.pass == pass)) e.push_back(std::fabs(p.error));
+  return e;
+}
+
+}  // namespace
+
+Result<engine::Workload> ScaleForFidelity(const engine::Workload& w, double scale, int passes) {
+  if (!(scale > 0 && scale <= 1)) return InvalidArgument("--scale must be in (0, 1]");
+  if (passes < 1) return InvalidArgument("passes must be >= 1");
+  engine::Workload out;
+  out.name = w.name;
+  std::vector<Op> body;
+  int max_prompt = 0;
+  for (Op op : w.ops) {
+    if (op.kind == OpKind::kDelete && passes > 1)
+      return InvalidArgument(w.name + ": a trace that deletes models cannot be run twice (cold, then warm)");
+    for (engine::FileSpec& f : op.files) {
+      Bytes sum = 0;
+      if (f.tensor_bytes.empty()) f.tensor_bytes = {f.bytes};
+      for (Bytes& t : f.tensor_bytes) sum += (t = Scaled(t, scale));
+      f.bytes = sum;
+    }
+    op.device_bytes = Scaled(op.device_bytes, scale);
+    op.activation_bytes = Scaled(op.activation_bytes, scale);
+    op.patched_bytes = Scaled(op.patched_bytes, scale);
+    op.step_ns = 0;
+    op.measured_wall_ns = -1;
+    max_prompt = std::max(max_prompt, op.prompt);
+    if (op.kind == OpKind::kRegisterModel) {
+      out.ops.push_back(op);
+    } else {
+      body.push_back(op);
+    }
+  }
+  const int stride = ((max_prompt / 1000) + 1) * 1000;  // pass 2's prompt 3 is 1003
+  for (int pass = 0; pass < passes; ++pass) {
+    for (Op op : body) {
+      if (op.kind == OpKind::kPromptBegin || op.kind == OpKind::kPromptEnd) op.prompt += pass * stride;
+      out.ops.push_back(op);
+    }
+  }
+  for (std::size_t i = 0; i < out.ops.size(); ++i) out.ops[i].id = static_cast<engine::OpId>(i + 1);
+  return out;
+}
+
+Status EnsureModelFiles(const engine::Workload& w, const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return FailedPrecondition(dir + ": cannot create: " + ec.message());
+  for (const Op& op : w.ops) {
+    if (op.kind != OpKind::kRegisterModel) continue;
+    for (std::size_t i = 0; i < op.files.size(); ++i) {
+      const engine::FileSpec& f = op.files[i];
+      const std::string path = ModelPath(dir, f.path);
+      if (fs::exists(path, ec) && static_cast<Bytes>(fs::file_size(path, ec)) == f.bytes) continue;
+      RESIDENCY_ASSIGN_OR_RETURN(auto specs, safetensors::FitToFileSize(f.path, f.tensor_bytes, f.bytes));
+      RESIDENCY_RETURN_IF_ERROR(safetensors::WriteFile(path, specs, 1000003 + i));
+    }
+  }
+  return Status::Ok();
+}
+
+Result<FidelityReport> RunFidelity(const engine::Workload& original, const traces::Profile& calibrated,
+                                   const engine::Policy& policy, const FidelityOptions& o) {
+  RESIDENCY_ASSIGN_OR_RETURN(engine::Workload w, ScaleForFidelity(original, o.scale, 2));
+  RESIDENCY_RETURN_IF_ERROR(EnsureModelFiles(w, o.models_dir));
+  traces::Profile profile = calibrated;
+  profile.vram_bytes = static_cast<Bytes>(o.device_bytes);
+  profile.unified = false;
+
+  // Real: cold page cache, then the two passes in one process.
+  for (const Op& op : w.ops)
+    for (const engine::FileSpec& f : op.files) DropFromPageCache(ModelPath(o.models_dir, f.path));
+  RESIDENCY_ASSIGN_OR_RETURN(std::unique_ptr<device::DeviceBackend> device,
+                             device::MakeResidentHostDevice(o.device_bytes));
+  executor::RunOptions ro;
+  ro.models_dir = o.models_dir;
+  ro.time_scale = 0;
+  ro.check_invariants = false;  // measured time is the machine's, not the checker's
+  RESIDENCY_ASSIGN_OR_RETURN(executor::RunResult real,
+                             executor::RunWorkload(w, profile.Limits(), policy, *device, ro));
+  if (!real.failed_ops.empty() || !real.violations.empty())
+    return FailedPrecondition(w.name + ": the real run did not finish cleanly: " +
+                              (real.failed_ops.empty() ? real.violations.front() : real.failed_ops.front()));
+  // Simulated: the same workload on the calibrated profile (cold start).
+  sim::SimOptions so;
+  so.record_timeline = false;
+  RESIDENCY_ASSIGN_OR_RETURN(sim::SimResult simulated, sim::Simulate(w, profile, policy, so));
+
+  FidelityReport rep;
+  rep.trace = original.name;
+  rep.policy = policy.name;
+  rep.scale = o.scale;
+  const std::map<int, Nanos> walls = RealPromptWalls(w, real);
+  int max_prompt = 0;
+  for (const sim::PromptTiming& p : simulated.prompts) max_prompt = std::max(max_prompt, p.prompt);
+  for (const sim::PromptTiming& p : simulated.prompts) {
+    const auto it = walls.find(p.prompt);
+    if (it == walls.end() || it->second <= 0) continue;
+    PromptComparison c;
+    c.pass = p.prompt >= 1000 ? 2 : 1;
+    c.prompt = p.prompt % 1000;
+    c.real_ns = it->second;
+    c.sim_ns = p.wall_ns();
+    c.error = static_cast<double>(c.sim_ns - c.real_ns) / static_cast<double>(c.real_ns);
+    c.no_load = c.real_ns < 20'000'000 && c.sim_ns < 20'000'000;
+    rep.real_total_ns += c.real_ns;
+    rep.sim_total_ns += c.sim_ns;
+    rep.prompts.push_back(c);
+  }
+  if (rep.prompts.empty()) return FailedPrecondition(w.name + ": no prompts to compare");
+  return rep;
+}
+
+double MedianAbsError(const FidelityReport& r, int pass) { return Percentile(AbsErrors(r, pass), 50); }
+double P95AbsError(const FidelityReport& r, int pass) { return Percentile(AbsErrors(r, pass), 95); }
+
+std::string FormatFidelity(const FidelityReport& r) {
+  std::string out;
+  char line[256];
+  std::snprintf(line, sizeof line, "fidelity of '%s' under %s at scale %.3g (load phase: compute steps take no time)\n",
+                r.trace.c_str(), r.policy.c_str(), r.scale);
+  out += line;
+  std::snprintf(line, sizeof line, "%-6s %6s %12s %12s %9s\n", "pass", "prompt", "real", "simulated", "error");
+  out += line;
+  for (const PromptComparison& p : r.prompts) {
+    char err[32];
+    std::snprintf(err, sizeof err, p.no_load ? "no load" : "%+8.1f%%", 100 * p.error);
+    std::snprintf(line, sizeof line, "%-6s %6d %12s %12s %9s\n", p.pass == 1 ? "cold" : "warm", p.prompt,
+                  HumanDuration(p.real_ns).c_str(), HumanDuration(p.sim_ns).c_str(), err);
+    out += line;
+  }
+  const double total = static_cast<double>(r.sim_total_ns - r.real_total_ns) / static_cast<double>(r.real_total_ns);
+  std::snprintf(line, sizeof line,
+                "total: real %s, simulated %s (%+.1f%%); |error| median %.1f%% / p95 %.1f%% (cold %.1f%% / %.1f%%, "
+                "warm %.1f%% / %.1f%%)\n",
+                HumanDuration(r.real_total_ns).c_str(), HumanDuration(r.sim_total_ns).c_str(), 100 * total,
+                100 * MedianAbsError(r, 0), 100 * P95AbsError(r, 0), 100 * MedianAbsError(r, 1),
+                100 * P95AbsError(r, 1), 100 * MedianAbsError(r, 2), 100 * P95AbsError(r, 2));
+  out += line;
+  return out;
+}
+
+}  // namespace residency::harness

@@ -1,0 +1,59 @@
+// `residency fidelity`: the same trace run for real on this machine (host
+// device backend) and in the simulator with this machine's calibrated
+// profile; per-prompt and total error on load-phase time.
+//
+// The trace is scaled to fit (`scale` multiplies every byte count: files,
+// tensors, partial budgets, activations, patches) and its compute steps take
+// no time, so a prompt's wall time is its load phase. The prompts run twice
+// in one process: pass 1 after dropping the model files from the page cache
+// (cold), pass 2 right after (warm: whatever pass 1 left cached, in RAM or in
+// the page cache, on both sides).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "runtime/engine/ops.h"
+#include "runtime/engine/policy.h"
+#include "runtime/engine/status.h"
+#include "traces/profile.h"
+
+namespace residency::harness {
+
+Result<engine::Workload> ScaleForFidelity(const engine::Workload& w, double scale, int passes);
+// Writes each model file the workload names into `dir` unless one of the
+// right size is there.
+Status EnsureModelFiles(const engine::Workload& w, const std::string& dir);
+
+struct PromptComparison {
+  int pass = 0;  // 1 cold, 2 warm
+  int prompt = 0;
+  engine::Nanos real_ns = 0, sim_ns = 0;
+  double error = 0;  // (sim - real) / real
+  // Both sides under 20 ms: nothing was loaded (the models were resident);
+  // listed, but a relative error of microseconds means nothing.
+  bool no_load = false;
+};
+
+struct FidelityReport {
+  std::string trace, policy;
+  double scale = 0;
+  std::vector<PromptComparison> prompts;
+  engine::Nanos real_total_ns = 0, sim_total_ns = 0;
+};
+
+struct FidelityOptions {
+  std::string models_dir;
+  double scale = 0.05;
+  std::uint64_t device_bytes = 4ull << 30;  // the emulated device, on both sides
+};
+
+Result<FidelityReport> RunFidelity(const engine::Workload& original, const traces::Profile& profile,
+                                   const engine::Policy& policy, const FidelityOptions& options);
+
+// |error| median and 95th percentile over the prompts of one pass (0: all).
+double MedianAbsError(const FidelityReport& r, int pass);
+double P95AbsError(const FidelityReport& r, int pass);
+std::string FormatFidelity(const FidelityReport& r);
+
+}  // namespace residency::harness
