@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# `residency fidelity` on a small case: the Wan 2.2 trace scaled to 1 %
+# (about 700 MB of model files) on a 1400 MiB device, so models are evicted and
+# reloaded every prompt,, a quick calibration, and a loose bound on
+# the warm prompts' error (docs/FIDELITY.md has the real figures and goals).
+set -u
+source "$(dirname "$0")/cli_lib.sh" "$@"
+expect 0 "profile written" -- "$bin" calibrate --out "$tmp/p.json" --dir "$tmp" --file-size 128MiB
+"$bin" fidelity "$root/traces/examples/wan22-14b-t2v.jsonl" --models "$tmp/models" --scale 0.01 \
+  --profile "$tmp/p.json" --device-capacity 1400MiB > "$tmp/out.txt" 2>&1 || { cat "$tmp/out.txt"; echo "FAIL: fidelity"; fail=1; }
+cat "$tmp/out.txt"
+python3 - "$tmp/out.txt" <<'PY' || fail=1
+import re, sys
+text = open(sys.argv[1]).read()
+rows = re.findall(r"^(cold|warm)\s+(\d+)\s+\S+ \S+\s+\S+ \S+\s+(no load|[+-][\d.]+%)", text, re.M)
+assert len(rows) == 6, f"expected 3 cold and 3 warm prompts, got {rows}"
+assert any(k == "warm" and e != "no load" for k, _, e in rows), "no warm prompt loaded anything: nothing compared"
+m = re.search(r"warm ([\d.]+)% / ([\d.]+)%\)", text)
+assert m, "no warm summary"
+median = float(m.group(1))
+assert median < 50.0, f"warm |error| median {median}% is over the test's loose 50% bound"
+print(f"fidelity smoke: warm |error| median {median}% (< 50%)")
+PY
+expect 2 "--scale must be in" -- "$bin" fidelity "$root/traces/examples/sdxl-txt2img.jsonl" --models "$tmp/m2" --scale 2 --profile "$tmp/p.json"
+[ $fail -eq 0 ] && echo "fidelity checks pass"
+exit $fail
