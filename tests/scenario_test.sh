@@ -10,10 +10,14 @@ replay "$sc/wan22-reload-every-run.jsonl" "$sc/rtx5090-24g-64g-gen1.profile.json
 replay "$sc/wan22-reload-every-run.jsonl" "$sc/rtx5090-24g-64g-gen1.profile.json" ram-cache-14076 "$tmp/cache.json"
 replay "$sc/ltx23-threaded-loader-first-run.jsonl" rtx5060-64g comfy-classic "$tmp/classic.json"
 replay "$sc/ltx23-threaded-loader-first-run.jsonl" rtx5060-64g comfy-13802 "$tmp/threaded.json"
+replay "$sc/dgx-spark-flux2-double-memory.jsonl" dgx-spark-128g comfy-classic "$tmp/spark-mmap.json"
+replay "$sc/dgx-spark-flux2-double-memory.jsonl" dgx-spark-128g comfy-13802 "$tmp/spark-threaded.json"
+replay "$sc/dgx-spark-flux2-double-memory.jsonl" dgx-spark-128g no-mmap-13609 "$tmp/spark-readinto.json"
 python3 - "$tmp" <<'PY' || fail=1
 import json, sys
 d = sys.argv[1]
 r = {k: json.load(open(f"{d}/{k}.json")) for k in ("v022", "cache", "classic", "threaded")}
+spark = {k: json.load(open(f"{d}/spark-{k}.json")) for k in ("mmap", "threaded", "readinto")}
 ok = True
 def check(cond, msg):
     global ok
@@ -30,6 +34,17 @@ check(c[0] > 30e9 and all(x <= 0.01 * c[0] for x in c[1:]),
 speedup = r["classic"]["makespan_ns"] / r["threaded"]["makespan_ns"]
 check(speedup > 1.0, f"seed 001: the threaded loader is faster: {speedup:.2f}x simulated vs 1.34x reported "
       "(near the reported ratio: not met, see traces/scenarios/README.md)")
+m = spark["mmap"]
+check(m["oom"] and "unified-memory allocation" in m["oom_detail"]["message"] and "page cache" in m["oom_detail"]["message"],
+      "#10896 on the DGX Spark: the mmap path (comfy-classic) runs out of memory, page cache and device copy together: "
+      + m.get("oom_detail", {}).get("message", "no OOM"))
+t = spark["threaded"]
+check(not t["oom"] and not t["failed_ops"] and not t["violations"] and t["peak_page_cache_bytes"] == 0,
+      f"#10896: a no-mmap loader through a staging ring (comfy-13802) fits: {t['makespan_ns'] / 1e9:.1f} s, no page cache kept")
+ri = spark["readinto"]
+check(not ri["oom"] and ri["failed_ops"] and "needs" in ri["failed_ops"][0],
+      "#13609's whole-file readinto needs model + device copy at once on unified memory: refused, not OOM: "
+      + (ri["failed_ops"][0][:120] if ri["failed_ops"] else "accepted"))
 sys.exit(0 if ok else 1)
 PY
 [ $fail -eq 0 ] && echo "scenario checks pass"

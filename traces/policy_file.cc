@@ -10,7 +10,7 @@ Result<engine::Policy> ParsePolicy(const std::string& text, const std::string& o
   RESIDENCY_RETURN_IF_ERROR(f.Allow(
       {"name", "description", "loader", "eviction", "read_threads", "chunk", "staging_buffers",
        "staging", "pin_budget", "ram_cache", "host_headroom", "device_reserve", "pin_hysteresis",
-       "cache_hysteresis", "prefault_before_pin", "drop_page_cache_after_load", "direct_io",
+       "cache_hysteresis", "prefault_before_pin", "drop_page_cache_after_load", "direct_io", "hold_mapping",
        "sources"}));
   engine::Policy p;
   std::string description, loader, eviction;
@@ -42,6 +42,7 @@ Result<engine::Policy> ParsePolicy(const std::string& text, const std::string& o
   RESIDENCY_RETURN_IF_ERROR(f.Size("cache_hysteresis", p.cache_hysteresis_bytes, false));
   RESIDENCY_RETURN_IF_ERROR(f.Bool("prefault_before_pin", p.prefault_before_pin));
   RESIDENCY_RETURN_IF_ERROR(f.Bool("drop_page_cache_after_load", p.drop_page_cache_after_load));
+  RESIDENCY_RETURN_IF_ERROR(f.Bool("hold_mapping", p.hold_mapping));
   RESIDENCY_RETURN_IF_ERROR(f.Bool("direct_io", p.direct_io));
   Status valid = engine::ValidatePolicy(p);
   if (!valid.ok()) return InvalidArgument(origin + ": " + valid.message());
@@ -70,6 +71,7 @@ std::string WritePolicy(const engine::Policy& p) {
   j["cache_hysteresis"] = p.cache_hysteresis_bytes;
   j["prefault_before_pin"] = p.prefault_before_pin;
   j["drop_page_cache_after_load"] = p.drop_page_cache_after_load;
+  j["hold_mapping"] = p.hold_mapping;
   j["direct_io"] = p.direct_io;
   return j.dump(2) + "\n";
 }

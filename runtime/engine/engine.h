@@ -225,6 +225,7 @@ class Engine {
                                               bool device_at_zero, bool to_device) const;
   // The command that releases m's host copy (a free, or an unmap for a mapping).
   Command FreeHostCommand(const ModelState& m, ModelId id) const;
+  bool HoldsMapping() const;
   bool WantsHostCopy(const ModelState& m) const;
   bool StreamsFromHost(const ModelState& m) const { return m.device_target < m.bytes; }
 

@@ -6,7 +6,12 @@
 
 namespace residency::engine {
 
+bool Engine::HoldsMapping() const {
+  return policy_.hold_mapping && policy_.loader == LoaderKind::kMmapPageable;
+}
+
 bool Engine::WantsHostCopy(const ModelState& m) const {
+  if (HoldsMapping()) return true;     // ComfyUI's mmap path: the mapping stays
   if (budgets_.unified) return false;  // one pool: a host copy would be a second copy
   if (StreamsFromHost(m)) return true;
   if (policy_.loader == LoaderKind::kMmapPageable) return true;  // the mapping itself
@@ -194,7 +199,7 @@ Status Engine::PlanTransfer(ModelId id, Outbox& out) {
   Then([this, id, from_file](Outbox& o) {
     // Unified memory: a device allocation cannot reclaim the page cache
     // (DGX Spark), so the file's cached pages are dropped after every load.
-    if (from_file && (policy_.drop_page_cache_after_load || budgets_.unified)) {
+    if (from_file && (policy_.drop_page_cache_after_load || (budgets_.unified && !HoldsMapping()))) {
       std::vector<Command> drops;
       for (FileId f : Find(id)->files) {
         Command c = Make(CommandKind::kDropPageCache, id);

@@ -44,6 +44,12 @@ struct Policy {
   bool prefault_before_pin = true;          // MADV_POPULATE_WRITE before register
   bool drop_page_cache_after_load = false;  // posix_fadvise(DONTNEED) per file
   bool direct_io = false;                   // O_DIRECT reads (threaded loader)
+  // mmap loader only: keep the file mapping, and so its page-cache pages,
+  // while the model is loaded, as ComfyUI does (its tensors are views of the
+  // mmap). On unified memory the mapping and the device copy then hold every
+  // weight twice (ComfyUI #10896). Off: the engine's own choice, which drops
+  // the mapping and, on unified memory, the page cache after each load.
+  bool hold_mapping = false;
 };
 
 // Derived limits. Every one is a hard cap the engine keeps.
