@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `residency fidelity` on a small case: the Wan 2.2 trace scaled to 1 %
 # (about 700 MB of model files) on a 1400 MiB device, so models are evicted and
-# reloaded every prompt,, a quick calibration, and a loose bound on
+# reloaded every prompt, with a quick calibration, and a loose bound on
 # the warm prompts' error: within a factor of 2 (median |error| < 100 %). The
 # calibration is redone each time and moves by 2x on a loaded 2-vCPU VM;
 # docs/FIDELITY.md has the real figures and goals.
