@@ -20,8 +20,11 @@ residency::agent::Agent& TheAgent() {
     residency::agent::AgentOptions o;
     o.data_dir = (std::filesystem::temp_directory_path() / ("residency-agent-fuzz-" + std::to_string(getpid()))).string();
     std::filesystem::remove_all(o.data_dir);
-    o.queue_limit = 4;
-    o.max_runs_per_sweep = 4;  // keep queued work small
+    // No sweep ever queues (503): a worker simulating in the background would
+    // still run while static objects are destroyed at exit. The sweep spec's
+    // validation, which is what takes request bytes, runs before the queue.
+    o.queue_limit = 0;
+    o.max_runs_per_sweep = 4;
     auto a = residency::agent::Agent::Open(o);
     if (!a.ok()) __builtin_trap();
     return std::move(a).value();
