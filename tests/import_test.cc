@@ -79,5 +79,31 @@ TEST(ComfyLogImport, NoModelsIsAClearErrorAndNoiseIsHarmless) {
   }
 }
 
+// Numbers past int64's range (found by the fuzzer: a 1e300-second bar made
+// `seconds * 1e9` overflow) are dropped with a warning, never cast.
+TEST(ComfyLogImport, HugeNumbersAreIgnoredNotOverflowed) {
+  auto r = import::ImportComfyLog(
+      "Total VRAM 1e300 MB, total RAM 99999999999999999999 MB\n"
+      "got prompt\nRequested to load SDXL\nloaded completely; 20000.00 MB usable, 4897.05 MB loaded, full load: True\n"
+      "100%|##########| 20/20 [9999999999999:00<00:00, 1.30it/s]\n"
+      "100%|##########| 20/20 [00:1e300<00:00, 1.30it/s]\n"
+      "100%|##########| 20/20 [00:15<00:00, 1.30it/s]\n"
+      "Prompt executed in 1e300 seconds\n",
+      "huge.log");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  std::vector<std::pair<int, Nanos>> computes;
+  EXPECT_EQ(r->vram_mib, 0);
+  EXPECT_EQ(r->ram_mib, 0);
+  for (const auto& e : r->trace.events) {
+    if (e.type == traces::EventType::kCompute) computes.push_back({e.steps, e.step_ns});
+    if (e.type == traces::EventType::kPromptEnd) EXPECT_EQ(e.measured_wall_ns, -1);
+  }
+  bool warned = false;
+  for (const auto& w : r->warnings) warned |= w.find("over a year long") != std::string::npos;
+  EXPECT_TRUE(warned);
+  // Only the sane fast bar ("it/s", 15 s over 20 steps) becomes a compute step.
+  EXPECT_EQ(computes, (std::vector<std::pair<int, Nanos>>{{20, 750'000'000}}));
+}
+
 }  // namespace
 }  // namespace residency

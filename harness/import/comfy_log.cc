@@ -64,6 +64,12 @@ std::optional<double> NumberBefore(const std::string& line, const std::string& u
   return nums.back();
 }
 
+// A log number as an integer, or `fallback` when it is out of [0, limit]: a
+// double past int64's range would make the cast undefined.
+std::int64_t BoundedInt(double v, double limit, std::int64_t fallback) {
+  return v >= 0 && v <= limit ? static_cast<std::int64_t>(v) : fallback;
+}
+
 std::int64_t MiBToBytes(double mib) {
   if (!(mib > 0) || mib > 1e9) return 0;  // over a petabyte: a sentinel such as 1e32, not a size
   return static_cast<std::int64_t>(std::llround(mib * static_cast<double>(kMiB)));
@@ -84,8 +90,8 @@ class Importer {
     if (line.find("Total VRAM") != std::string::npos && line.find("total RAM") != std::string::npos) {
       const auto v = NumberBefore(line, "MB, total RAM");
       const auto r = NumberBefore(line.substr(line.find("total RAM")), "MB");
-      if (v) result_.vram_mib = static_cast<std::int64_t>(*v);
-      if (r) result_.ram_mib = static_cast<std::int64_t>(*r);
+      if (v) result_.vram_mib = BoundedInt(*v, 1e12, 0);
+      if (r) result_.ram_mib = BoundedInt(*r, 1e12, 0);
     } else if (line.find("got prompt") != std::string::npos) {
       BeginPrompt(false);
     } else if (line.find("Requested to load") != std::string::npos) {
@@ -118,8 +124,10 @@ class Importer {
       Load(PopPending(name), engine::LoadMode::kDynamic, mib ? MiBToBytes(*mib) : 0, 0, true);
     } else if (line.find("Prompt executed in") != std::string::npos) {
       const auto nums = Numbers(line.substr(line.find("Prompt executed in")));
-      EndPrompt(nums.empty() ? -1 : static_cast<Nanos>(nums[0] * 1e9));
-    } else if (line.find('|') != std::string::npos && line.find("it]") != std::string::npos) {
+      EndPrompt(nums.empty() ? -1 : BoundedInt(nums[0] * 1e9, 1e18, -1));
+    } else if (line.find('|') != std::string::npos &&
+               (line.find("it]") != std::string::npos || line.find("it/s]") != std::string::npos)) {
+      // tqdm prints "3.82s/it]" for slow steps and "1.30it/s]" for fast ones.
       Progress(line);
     }
   }
@@ -262,8 +270,13 @@ class Importer {
     const auto counts = Numbers(line.substr(bar, bracket - bar));
     const auto times = line.substr(bracket + 1, line.find('<', bracket) - bracket - 1);
     if (counts.size() < 2 || counts[0] != counts[1] || counts[1] < 1 || counts[1] > 100000) return;
+    // "h:mm:ss" or "mm:ss"; a bar over a year long is noise, not a timing.
     std::int64_t seconds = 0;
-    for (double part : Numbers(times)) seconds = seconds * 60 + static_cast<std::int64_t>(part);
+    for (double part : Numbers(times)) {
+      const std::int64_t whole = BoundedInt(part, 1e7, -1);
+      seconds = seconds * 60 + whole;
+      if (whole < 0 || seconds > 365LL * 24 * 3600) return Warn("a progress bar over a year long; ignored");
+    }
     if (loaded_in_prompt_.empty()) return Warn("a progress bar with no model loaded in this prompt; ignored");
     saw_progress_ = true;
     TraceEvent e;
