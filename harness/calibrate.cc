@@ -8,7 +8,9 @@
 #include <cstring>
 #include <filesystem>
 #include <thread>
+#include <vector>
 
+#include "runtime/executor/real_executor.h"
 #include "runtime/io/host_buffer.h"
 #include "runtime/io/input_file.h"
 #include "runtime/io/threaded_reader.h"
@@ -18,6 +20,7 @@ namespace residency::harness {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+constexpr std::size_t kCopyPiece = 64ull << 20;
 
 double Seconds(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
@@ -60,6 +63,63 @@ Result<traces::Profile> Calibrate(const CalibrateOptions& o, device::DeviceBacke
   p.cpu_cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   p.vram_bytes = device ? static_cast<engine::Bytes>(device->capacity_bytes()) : 0;
   const std::string how = "residency calibrate: ";
+
+  // Memory first, while the process has touched little: first-touch faults,
+  // prefault and page-locking each on a fresh region, all kept until the end
+  // so none reuses pages another just freed (on a VM, recycled pages fault
+  // several times faster than ones the hypervisor took back, and a loader's
+  // buffers are the latter). Then memcpy between two of them.
+  const std::size_t m = o.memory_bytes;
+  {
+    RESIDENCY_ASSIGN_OR_RETURN(io::HostBuffer touched, io::HostBuffer::Reserve(m, m));
+    ::madvise(touched.data(), m, MADV_NOHUGEPAGE);  // 4 KiB faults, as the profile field means
+    auto t0 = Clock::now();
+    for (std::size_t at = 0; at < m; at += 4096) static_cast<volatile char*>(touched.data())[at] = 1;
+    p.page_fault_ns = static_cast<engine::Nanos>(Seconds(t0) / (m / 4096) * 1e9);
+    p.sources["page_fault"] = how + "first touch of 4 KiB pages of fresh memory (THP off)";
+    progress("page fault " + std::to_string(p.page_fault_ns) + " ns");
+
+    RESIDENCY_ASSIGN_OR_RETURN(io::HostBuffer prefaulted, io::HostBuffer::Reserve(m, m));
+    io::PrefaultMethod method{};
+    t0 = Clock::now();
+    RESIDENCY_RETURN_IF_ERROR(prefaulted.Prefault(0, m, &method));
+    p.prefault_bytes_per_second_per_thread = static_cast<engine::Bytes>(m / Seconds(t0));
+    p.sources["prefault_per_thread"] = how + std::string(io::ToString(method)) + " of fresh memory, one thread";
+    progress("prefault " + Rate(p.prefault_bytes_per_second_per_thread) + " (" + std::string(io::ToString(method)) + ")");
+
+    std::string why;
+    t0 = Clock::now();
+    const io::PinKind kind = device ? device->RegisterHost(prefaulted.data(), m, &why)
+                                    : io::LockWithMlock(prefaulted.data(), m, &why);
+    const double locked = Seconds(t0);
+    if (kind != io::PinKind::kPlain) {
+      p.register_ns_per_gib = static_cast<engine::Nanos>(locked / m * (1ull << 30) * 1e9);
+      p.sources["register_per_gib"] = how + std::string(io::ToString(kind)) + " of prefaulted memory";
+      if (device) device->UnregisterHost(prefaulted.data(), m, kind);
+      else io::UnlockMlock(prefaulted.data(), m);
+      RESIDENCY_ASSIGN_OR_RETURN(io::HostBuffer unfaulted, io::HostBuffer::Reserve(m, m));
+      t0 = Clock::now();
+      const io::PinKind k2 = device ? device->RegisterHost(unfaulted.data(), m, &why)
+                                    : io::LockWithMlock(unfaulted.data(), m, &why);
+      p.register_unfaulted_ns_per_gib = static_cast<engine::Nanos>(Seconds(t0) / m * (1ull << 30) * 1e9);
+      p.sources["register_unfaulted_per_gib"] = how + std::string(io::ToString(k2)) + " of fresh memory";
+      if (device) device->UnregisterHost(unfaulted.data(), m, k2);
+      else io::UnlockMlock(unfaulted.data(), m);
+      progress("page-lock " + std::to_string(p.register_ns_per_gib / 1000000) + " ms/GiB prefaulted, " +
+               std::to_string(p.register_unfaulted_ns_per_gib / 1000000) + " ms/GiB unfaulted (" +
+               std::string(io::ToString(kind)) + ")");
+    } else {
+      progress("page-lock not permitted here: " + why);
+      p.sources["register_per_gib"] = how + "not measured: " + why;
+    }
+
+    std::memcpy(prefaulted.data(), touched.data(), m);
+    t0 = Clock::now();
+    for (int i = 0; i < 4; ++i) std::memcpy(prefaulted.data(), touched.data(), m);
+    p.memcpy_bytes_per_second_per_thread = static_cast<engine::Bytes>(4.0 * m / Seconds(t0));
+    p.sources["memcpy_per_thread"] = how + "memcpy between faulted buffers, one thread";
+    progress("memcpy " + Rate(p.memcpy_bytes_per_second_per_thread));
+  }
 
   // Disk write: the scratch file itself, fsync'd.
   ScratchFile scratch{(std::filesystem::path(o.dir) / ".residency-calibrate.safetensors").string()};
@@ -122,75 +182,34 @@ Result<traces::Profile> Calibrate(const CalibrateOptions& o, device::DeviceBacke
     progress("mmap read " + Rate(p.mmap_read_bytes_per_second));
   }
 
-  // Memory: memcpy, first-touch faults, prefault, page-locking.
-  const std::size_t m = o.memory_bytes;
-  {
-    RESIDENCY_ASSIGN_OR_RETURN(io::HostBuffer a, io::HostBuffer::Reserve(m, m));
-    RESIDENCY_ASSIGN_OR_RETURN(io::HostBuffer b, io::HostBuffer::Reserve(m, m));
-    RESIDENCY_RETURN_IF_ERROR(a.Prefault(0, m));
-    RESIDENCY_RETURN_IF_ERROR(b.Prefault(0, m));
-    std::memcpy(b.data(), a.data(), m);
-    t0 = Clock::now();
-    for (int i = 0; i < 4; ++i) std::memcpy(b.data(), a.data(), m);
-    p.memcpy_bytes_per_second_per_thread = static_cast<engine::Bytes>(4.0 * m / Seconds(t0));
-    p.sources["memcpy_per_thread"] = how + "memcpy between prefaulted buffers, one thread";
-    progress("memcpy " + Rate(p.memcpy_bytes_per_second_per_thread));
-  }
-  {
-    void* fresh = ::mmap(nullptr, m, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (fresh == MAP_FAILED) return ResourceExhausted("calibrate: cannot map memory");
-    ::madvise(fresh, m, MADV_NOHUGEPAGE);  // 4 KiB faults, as the profile field means
-    t0 = Clock::now();
-    for (std::size_t at = 0; at < m; at += 4096) static_cast<volatile char*>(fresh)[at] = 1;
-    p.page_fault_ns = static_cast<engine::Nanos>(Seconds(t0) / (m / 4096) * 1e9);
-    ::munmap(fresh, m);
-    p.sources["page_fault"] = how + "first touch of 4 KiB pages (THP off)";
-    progress("page fault " + std::to_string(p.page_fault_ns) + " ns");
-  }
-  {
-    RESIDENCY_ASSIGN_OR_RETURN(io::HostBuffer a, io::HostBuffer::Reserve(m, m));
-    io::PrefaultMethod method{};
-    t0 = Clock::now();
-    RESIDENCY_RETURN_IF_ERROR(a.Prefault(0, m, &method));
-    p.prefault_bytes_per_second_per_thread = static_cast<engine::Bytes>(m / Seconds(t0));
-    p.sources["prefault_per_thread"] = how + std::string(io::ToString(method)) + ", one thread";
-    progress("prefault " + Rate(p.prefault_bytes_per_second_per_thread) + " (" + std::string(io::ToString(method)) + ")");
-    std::string why;
-    t0 = Clock::now();
-    const io::PinKind kind = device ? device->RegisterHost(a.data(), m, &why) : io::LockWithMlock(a.data(), m, &why);
-    const double locked = Seconds(t0);
-    if (kind != io::PinKind::kPlain) {
-      p.register_ns_per_gib = static_cast<engine::Nanos>(locked / m * (1ull << 30) * 1e9);
-      p.sources["register_per_gib"] = how + std::string(io::ToString(kind)) + " of prefaulted memory";
-      if (device) device->UnregisterHost(a.data(), m, kind);
-      else io::UnlockMlock(a.data(), m);
-      RESIDENCY_ASSIGN_OR_RETURN(io::HostBuffer fresh, io::HostBuffer::Reserve(m, m));
-      t0 = Clock::now();
-      const io::PinKind k2 = device ? device->RegisterHost(fresh.data(), m, &why) : io::LockWithMlock(fresh.data(), m, &why);
-      p.register_unfaulted_ns_per_gib = static_cast<engine::Nanos>(Seconds(t0) / m * (1ull << 30) * 1e9);
-      p.sources["register_unfaulted_per_gib"] = how + std::string(io::ToString(k2)) + " of unfaulted memory";
-      if (device) device->UnregisterHost(fresh.data(), m, k2);
-      else io::UnlockMlock(fresh.data(), m);
-      progress("page-lock " + std::to_string(p.register_ns_per_gib / 1000000) + " ms/GiB prefaulted, " +
-               std::to_string(p.register_unfaulted_ns_per_gib / 1000000) + " ms/GiB unfaulted (" +
-               std::string(io::ToString(kind)) + ")");
-    } else {
-      progress("page-lock not permitted here: " + why);
-      p.sources["register_per_gib"] = how + "not measured: " + why;
-    }
-  }
-
   // Host <-> device copies.
   if (device) {
+    const std::size_t m = std::min<std::size_t>(o.memory_bytes, device->capacity_bytes());
     RESIDENCY_ASSIGN_OR_RETURN(io::HostBuffer host, io::HostBuffer::Reserve(m, m));
     RESIDENCY_RETURN_IF_ERROR(host.Prefault(0, m));
     RESIDENCY_ASSIGN_OR_RETURN(device::DevicePtr dev, device->Alloc(m));
+    // As the executor copies: kCopyThreads copies in flight, each a slice.
     auto time_copy = [&](bool h2d) -> Result<double> {
+      const std::size_t slice = m / executor::kCopyThreads;
+      std::vector<Status> results(executor::kCopyThreads);
       const auto c0 = Clock::now();
-      for (int i = 0; i < 4; ++i)
-        RESIDENCY_RETURN_IF_ERROR(h2d ? device->CopyToDevice(dev, 0, host.data(), m)
-                                      : device->CopyToHost(host.data(), dev, 0, m));
-      return 4.0 * m / Seconds(c0);
+      std::vector<std::thread> copiers;
+      for (int t = 0; t < executor::kCopyThreads; ++t) {
+        copiers.emplace_back([&, t] {
+          const std::size_t at = static_cast<std::size_t>(t) * slice;
+          // In 64 MiB pieces, the engine's default staging window.
+          for (int i = 0; i < 4; ++i) {
+            for (std::size_t off = 0; off < slice && results[t].ok(); off += kCopyPiece) {
+              const std::size_t n = std::min(kCopyPiece, slice - off);
+              results[t] = h2d ? device->CopyToDevice(dev, at + off, host.data() + at + off, n)
+                               : device->CopyToHost(host.data() + at + off, dev, at + off, n);
+            }
+          }
+        });
+      }
+      for (std::thread& c : copiers) c.join();
+      for (Status& s : results) RESIDENCY_RETURN_IF_ERROR(s);
+      return 4.0 * slice * executor::kCopyThreads / Seconds(c0);
     };
     auto pageable = time_copy(true);
     std::string why;
@@ -205,7 +224,9 @@ Result<traces::Profile> Calibrate(const CalibrateOptions& o, device::DeviceBacke
     p.pcie_h2d_pageable_bytes_per_second = static_cast<engine::Bytes>(pageable.value());
     p.pcie_h2d_pinned_bytes_per_second = static_cast<engine::Bytes>(pinned.value());
     p.pcie_d2h_bytes_per_second = static_cast<engine::Bytes>(d2h.value());
-    const std::string dev_note = how + "copies of " + std::to_string(m >> 20) + " MiB to/from " + device->name();
+    p.device_copies_on_cpu = device->copies_on_cpu();
+    const std::string dev_note = how + std::to_string(executor::kCopyThreads) + " concurrent copies of " +
+                                 std::to_string(m >> 20) + " MiB in all to/from " + device->name();
     p.sources["pcie_h2d_pinned"] = dev_note + " (" + std::string(io::ToString(kind)) + " host memory)";
     p.sources["pcie_h2d_pageable"] = dev_note;
     p.sources["pcie_d2h"] = dev_note;

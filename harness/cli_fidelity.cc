@@ -34,7 +34,7 @@ int RunFidelityCommand(FidelityArgs& a) {
       std::cerr << "calibrating this machine into " << profile_path << " ...\n";
       harness::CalibrateOptions co;
       co.dir = a.options.models_dir;
-      auto device = device::MakeHostDevice(256ull << 20);
+      auto device = device::MakeHostDevice(co.memory_bytes);
       auto p = harness::Calibrate(co, device.get(), [](const std::string& l) { std::cerr << "  " << l << "\n"; });
       if (!p.ok()) return Fail(p.status());
       if (!WriteTextFile(profile_path, traces::WriteProfile(*p))) return 2;
@@ -60,6 +60,9 @@ Subcommand AddFidelity(CLI::App& app) {
   c->add_option("--policy", a->policy, "Bundled policy name or policy JSON file")->capture_default_str();
   c->add_option("--scale", a->options.scale, "Multiply every byte count so the trace fits this machine")
       ->capture_default_str();
+  c->add_option("--repeat", a->options.repeat, "Real runs; each prompt compares against their median and the "
+                 "spread between them is reported as the machine's noise")
+      ->check(CLI::Range(1, 100))->capture_default_str();
   c->add_option("--device-capacity", a->options.device_bytes, "Emulated device size, real and simulated")
       ->transform(ByteSize())->capture_default_str();
   return {c, [a] { return RunFidelityCommand(*a); }};

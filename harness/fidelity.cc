@@ -66,6 +66,31 @@ std::vector<double> AbsErrors(const FidelityReport& r, int pass) {
   return e;
 }
 
+int PassOf(int prompt) { return prompt >= 1000 ? 2 : 1; }
+
+std::vector<KindComparison> CompareKinds(const engine::CommandTimesByPrompt& real,
+                                         const engine::CommandTimesByPrompt& sim) {
+  std::map<std::pair<int, engine::CommandKind>, KindComparison> by;
+  auto add = [&](const engine::CommandTimesByPrompt& side, bool is_real) {
+    for (const auto& [prompt, times] : side) {
+      for (const auto& [kind, t] : times) {
+        KindComparison& k = by[{PassOf(prompt), kind}];
+        k.pass = PassOf(prompt);
+        k.kind = kind;
+        engine::CommandTime& into = is_real ? k.real : k.sim;
+        into.count += t.count;
+        into.bytes += t.bytes;
+        into.busy_ns += t.busy_ns;
+      }
+    }
+  };
+  add(real, true);
+  add(sim, false);
+  std::vector<KindComparison> out;
+  for (auto& [key, k] : by) out.push_back(k);
+  return out;
+}
+
 }  // namespace
 
 Result<engine::Workload> ScaleForFidelity(const engine::Workload& w, double scale, int passes) {
@@ -132,20 +157,30 @@ Result<FidelityReport> RunFidelity(const engine::Workload& original, const trace
   profile.vram_bytes = static_cast<Bytes>(o.device_bytes);
   profile.unified = false;
 
-  // Real: cold page cache, then the two passes in one process.
-  for (const Op& op : w.ops)
-    for (const engine::FileSpec& f : op.files) DropFromPageCache(ModelPath(o.models_dir, f.path));
-  RESIDENCY_ASSIGN_OR_RETURN(std::unique_ptr<device::DeviceBackend> device,
-                             device::MakeResidentHostDevice(o.device_bytes));
-  executor::RunOptions ro;
-  ro.models_dir = o.models_dir;
-  ro.time_scale = 0;
-  ro.check_invariants = false;  // measured time is the machine's, not the checker's
-  RESIDENCY_ASSIGN_OR_RETURN(executor::RunResult real,
-                             executor::RunWorkload(w, profile.Limits(), policy, *device, ro));
-  if (!real.failed_ops.empty() || !real.violations.empty())
-    return FailedPrecondition(w.name + ": the real run did not finish cleanly: " +
-                              (real.failed_ops.empty() ? real.violations.front() : real.failed_ops.front()));
+  // Real: cold page cache, then the two passes in one process; `repeat` times.
+  if (o.repeat < 1) return InvalidArgument("--repeat must be >= 1");
+  std::vector<executor::RunResult> reals;
+  for (int run = 0; run < o.repeat; ++run) {
+    for (const Op& op : w.ops)
+      for (const engine::FileSpec& f : op.files) DropFromPageCache(ModelPath(o.models_dir, f.path));
+    RESIDENCY_ASSIGN_OR_RETURN(std::unique_ptr<device::DeviceBackend> device,
+                               device::MakeResidentHostDevice(o.device_bytes));
+    executor::RunOptions ro;
+    ro.models_dir = o.models_dir;
+    ro.time_scale = 0;
+    ro.check_invariants = false;  // measured time is the machine's, not the checker's
+    RESIDENCY_ASSIGN_OR_RETURN(executor::RunResult real,
+                               executor::RunWorkload(w, profile.Limits(), policy, *device, ro));
+    if (!real.failed_ops.empty() || !real.violations.empty())
+      return FailedPrecondition(w.name + ": the real run did not finish cleanly: " +
+                                (real.failed_ops.empty() ? real.violations.front() : real.failed_ops.front()));
+    reals.push_back(std::move(real));
+  }
+  // The run with the median wall time stands for the command breakdown.
+  std::vector<std::size_t> order(reals.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return reals[a].wall_ns < reals[b].wall_ns; });
+  const executor::RunResult& median_run = reals[order[order.size() / 2]];
   // Simulated: the same workload on the calibrated profile (cold start).
   sim::SimOptions so;
   so.record_timeline = false;
@@ -155,16 +190,22 @@ Result<FidelityReport> RunFidelity(const engine::Workload& original, const trace
   rep.trace = original.name;
   rep.policy = policy.name;
   rep.scale = o.scale;
-  const std::map<int, Nanos> walls = RealPromptWalls(w, real);
+  std::map<int, std::vector<double>> walls;
+  for (const executor::RunResult& real : reals)
+    for (const auto& [prompt, wall] : RealPromptWalls(w, real)) walls[prompt].push_back(static_cast<double>(wall));
   int max_prompt = 0;
   for (const sim::PromptTiming& p : simulated.prompts) max_prompt = std::max(max_prompt, p.prompt);
   for (const sim::PromptTiming& p : simulated.prompts) {
     const auto it = walls.find(p.prompt);
-    if (it == walls.end() || it->second <= 0) continue;
+    if (it == walls.end() || it->second.size() != reals.size()) continue;
+    const double median = Percentile(it->second, 50);
+    if (median <= 0) continue;
     PromptComparison c;
-    c.pass = p.prompt >= 1000 ? 2 : 1;
+    c.pass = PassOf(p.prompt);
     c.prompt = p.prompt % 1000;
-    c.real_ns = it->second;
+    c.real_ns = static_cast<Nanos>(median);
+    c.real_spread = (*std::max_element(it->second.begin(), it->second.end()) -
+                     *std::min_element(it->second.begin(), it->second.end())) / median;
     c.sim_ns = p.wall_ns();
     c.error = static_cast<double>(c.sim_ns - c.real_ns) / static_cast<double>(c.real_ns);
     c.no_load = c.real_ns < 20'000'000 && c.sim_ns < 20'000'000;
@@ -173,11 +214,20 @@ Result<FidelityReport> RunFidelity(const engine::Workload& original, const trace
     rep.prompts.push_back(c);
   }
   if (rep.prompts.empty()) return FailedPrecondition(w.name + ": no prompts to compare");
+  rep.kinds = CompareKinds(median_run.command_times, simulated.command_times);
+  rep.repeat = o.repeat;
   return rep;
 }
 
 double MedianAbsError(const FidelityReport& r, int pass) { return Percentile(AbsErrors(r, pass), 50); }
 double P95AbsError(const FidelityReport& r, int pass) { return Percentile(AbsErrors(r, pass), 95); }
+
+double MedianRealSpread(const FidelityReport& r) {
+  std::vector<double> s;
+  for (const PromptComparison& p : r.prompts)
+    if (!p.no_load) s.push_back(p.real_spread);
+  return Percentile(s, 50);
+}
 
 std::string FormatFidelity(const FidelityReport& r) {
   std::string out;
@@ -185,13 +235,17 @@ std::string FormatFidelity(const FidelityReport& r) {
   std::snprintf(line, sizeof line, "fidelity of '%s' under %s at scale %.3g (load phase: compute steps take no time)\n",
                 r.trace.c_str(), r.policy.c_str(), r.scale);
   out += line;
-  std::snprintf(line, sizeof line, "%-6s %6s %12s %12s %9s\n", "pass", "prompt", "real", "simulated", "error");
+  const bool repeated = r.repeat > 1;
+  std::snprintf(line, sizeof line, "%-6s %6s %12s %12s %9s%s\n", "pass", "prompt", repeated ? "real median" : "real",
+                "simulated", "error", repeated ? "  real spread" : "");
   out += line;
   for (const PromptComparison& p : r.prompts) {
     char err[32];
     std::snprintf(err, sizeof err, p.no_load ? "no load" : "%+8.1f%%", 100 * p.error);
-    std::snprintf(line, sizeof line, "%-6s %6d %12s %12s %9s\n", p.pass == 1 ? "cold" : "warm", p.prompt,
-                  HumanDuration(p.real_ns).c_str(), HumanDuration(p.sim_ns).c_str(), err);
+    char spread[32] = "";
+    if (repeated) std::snprintf(spread, sizeof spread, "  %10.1f%%", 100 * p.real_spread);
+    std::snprintf(line, sizeof line, "%-6s %6d %12s %12s %9s%s\n", p.pass == 1 ? "cold" : "warm", p.prompt,
+                  HumanDuration(p.real_ns).c_str(), HumanDuration(p.sim_ns).c_str(), err, spread);
     out += line;
   }
   const double total = static_cast<double>(r.sim_total_ns - r.real_total_ns) / static_cast<double>(r.real_total_ns);
@@ -202,6 +256,27 @@ std::string FormatFidelity(const FidelityReport& r) {
                 100 * MedianAbsError(r, 0), 100 * P95AbsError(r, 0), 100 * MedianAbsError(r, 1),
                 100 * P95AbsError(r, 1), 100 * MedianAbsError(r, 2), 100 * P95AbsError(r, 2));
   out += line;
+  if (repeated) {
+    std::snprintf(line, sizeof line,
+                  "real runs: %d; median spread between them %.1f%% (the machine's own noise, a floor for the error)\n",
+                  r.repeat, 100 * MedianRealSpread(r));
+    out += line;
+  }
+  out += "where the time went (issue to completion, summed over commands; kinds over 1 ms on either side):\n";
+  std::snprintf(line, sizeof line, "%-6s %-16s %8s %8s %10s %12s %12s %8s\n", "pass", "command", "n real", "n sim",
+                "bytes", "real", "simulated", "sim/real");
+  out += line;
+  for (const KindComparison& k : r.kinds) {
+    if (k.real.busy_ns < 1'000'000 && k.sim.busy_ns < 1'000'000) continue;
+    char ratio[32] = "-";
+    if (k.real.busy_ns > 0)
+      std::snprintf(ratio, sizeof ratio, "%.2f", static_cast<double>(k.sim.busy_ns) / static_cast<double>(k.real.busy_ns));
+    std::snprintf(line, sizeof line, "%-6s %-16s %8lld %8lld %10s %12s %12s %8s\n", k.pass == 1 ? "cold" : "warm",
+                  std::string(engine::ToString(k.kind)).c_str(), static_cast<long long>(k.real.count),
+                  static_cast<long long>(k.sim.count), HumanBytes(k.real.bytes).c_str(), HumanDuration(k.real.busy_ns).c_str(),
+                  HumanDuration(k.sim.busy_ns).c_str(), ratio);
+    out += line;
+  }
   return out;
 }
 

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/engine/commands.h"
 #include "runtime/engine/ops.h"
 #include "runtime/engine/policy.h"
 #include "runtime/engine/status.h"
@@ -28,17 +29,29 @@ Status EnsureModelFiles(const engine::Workload& w, const std::string& dir);
 struct PromptComparison {
   int pass = 0;  // 1 cold, 2 warm
   int prompt = 0;
-  engine::Nanos real_ns = 0, sim_ns = 0;
+  engine::Nanos real_ns = 0, sim_ns = 0;  // real: the median over the repeats
   double error = 0;  // (sim - real) / real
+  double real_spread = 0;  // (max - min) / median of the real runs: the machine's own noise
   // Both sides under 20 ms: nothing was loaded (the models were resident);
   // listed, but a relative error of microseconds means nothing.
   bool no_load = false;
+};
+
+// One command kind in one pass: issue-to-completion time summed over its
+// commands on each side. Where the prompts disagree, this says which kind of
+// work (reads, copies, page-locking, prefaulting) the model misjudges.
+struct KindComparison {
+  int pass = 0;
+  engine::CommandKind kind = engine::CommandKind::kReadFile;
+  engine::CommandTime real, sim;
 };
 
 struct FidelityReport {
   std::string trace, policy;
   double scale = 0;
   std::vector<PromptComparison> prompts;
+  std::vector<KindComparison> kinds;  // from the real run with the median wall time
+  int repeat = 1;
   engine::Nanos real_total_ns = 0, sim_total_ns = 0;
 };
 
@@ -46,6 +59,7 @@ struct FidelityOptions {
   std::string models_dir;
   double scale = 0.05;
   std::uint64_t device_bytes = 4ull << 30;  // the emulated device, on both sides
+  int repeat = 1;  // real runs (each cold, then warm); prompts compare against their median
 };
 
 Result<FidelityReport> RunFidelity(const engine::Workload& original, const traces::Profile& profile,
@@ -54,6 +68,8 @@ Result<FidelityReport> RunFidelity(const engine::Workload& original, const trace
 // |error| median and 95th percentile over the prompts of one pass (0: all).
 double MedianAbsError(const FidelityReport& r, int pass);
 double P95AbsError(const FidelityReport& r, int pass);
+// Median over the prompts that loaded of the real runs' own spread (0 with one run).
+double MedianRealSpread(const FidelityReport& r);
 std::string FormatFidelity(const FidelityReport& r);
 
 }  // namespace residency::harness

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/engine/commands.h"
 #include "runtime/engine/types.h"
 
 namespace residency::sim {
@@ -77,6 +78,7 @@ struct SimResult {
   std::vector<std::string> violations;
   std::vector<std::string> failed_ops;
   std::map<std::string, EvictionStat> evictions;  // "tier/reason"
+  engine::CommandTimesByPrompt command_times;
   std::vector<PromptTiming> prompts;
   std::uint64_t event_log_hash = 0;
   // engine::AppendDecisions lines, when SimOptions::record_decisions.

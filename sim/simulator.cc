@@ -66,6 +66,7 @@ class Simulator {
     Command cmd;
     int activities = 0;
     Nanos start = 0;
+    int prompt = 0;  // the latest begun when issued
   };
 
   void Drain(Outbox& out);
@@ -156,6 +157,7 @@ SimResult Simulator::Run() {
         if (it == pending_.end()) break;
         const Command cmd = it->second.cmd;
         timeline_.CommandDone(cmd, it->second.start, now_);
+        engine::AddCommandTime(result_.command_times[it->second.prompt], cmd, now_ - it->second.start);
         pending_.erase(it);
         log_.Completion(now_, cmd.id);
         engine_->Complete({cmd.id, Status::Ok()}, out);
@@ -360,6 +362,8 @@ void Simulator::ExecuteCopy(const Command& cmd) {
     s.weight[kCpu] = 1.0 / s.cap_bytes_per_second;
   } else {
     s.weight[h2d ? kPcieH2D : kPcieD2H] = 1;
+    if (profile_.device_copies_on_cpu)  // the host device: every copy is a memcpy on a core
+      s.weight[kCpu] = 1.0 / static_cast<double>(profile_.memcpy_bytes_per_second_per_thread);
   }
   (h2d ? result_.h2d_bytes : result_.d2h_bytes) += cmd.bytes;
   StartActivity(cmd.id, s, 0);
@@ -368,7 +372,7 @@ void Simulator::ExecuteCopy(const Command& cmd) {
 void Simulator::Execute(const Command& cmd) {
   ++result_.commands;
   log_.Issue(now_, cmd);
-  pending_[cmd.id] = {cmd, 0, now_};
+  pending_[cmd.id] = {cmd, 0, now_, result_.prompts.empty() ? 0 : result_.prompts.back().prompt};
   switch (cmd.kind) {
     case CommandKind::kAllocHost:
       buffers_[cmd.buffer] = {cmd.bytes, false, false, 0};

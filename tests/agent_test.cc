@@ -182,7 +182,7 @@ TEST_F(AgentTest, HostileRequestsGetA4xxAndTheAgentKeepsServing) {
     EXPECT_TRUE(status == 400 || status == 404) << target << " -> " << status;
   }
   // Not HTTP at all, and a client that stops mid-request.
-  for (const std::string raw : {std::string("HELLO THERE\r\n\r\n"), std::string("GET /healthz HTTP/1.1\r\nHost")}) {
+  for (const std::string& raw : {std::string("HELLO THERE\r\n\r\n"), std::string("GET /healthz HTTP/1.1\r\nHost")}) {
     boost::asio::io_context ioc;
     boost::asio::ip::tcp::socket s(ioc);
     s.connect({boost::asio::ip::make_address("127.0.0.1"), port_});

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 
 #include "runtime/device/device_backend.h"
 #include "runtime/executor/real_executor.h"
@@ -48,6 +49,16 @@ traces::Profile SmallProfile() {
   return profile;
 }
 
+// (prompt, command kind) -> (commands, bytes): what both sides must agree on;
+// their times are what a fidelity run compares.
+std::map<std::pair<int, engine::CommandKind>, std::pair<std::int64_t, engine::Bytes>> CommandCounts(
+    const engine::CommandTimesByPrompt& t) {
+  std::map<std::pair<int, engine::CommandKind>, std::pair<std::int64_t, engine::Bytes>> out;
+  for (const auto& [prompt, kinds] : t)
+    for (const auto& [kind, c] : kinds) out[{prompt, kind}] = {c.count, c.bytes};
+  return out;
+}
+
 std::string FirstDivergence(const std::vector<std::string>& a, const std::vector<std::string>& b) {
   const std::size_t n = std::min(a.size(), b.size());
   for (std::size_t i = 0; i < n; ++i)
@@ -88,6 +99,13 @@ TEST_P(Differential, RealRunMakesTheSimulatorsDecisions) {
   EXPECT_EQ(static_cast<engine::Bytes>(real->peak_pinned_bytes), simulated->peak_pinned_bytes);
   EXPECT_EQ(static_cast<engine::Bytes>(real->peak_host_bytes), simulated->peak_host_bytes);
   EXPECT_GT(real->read_bytes, 0u);
+  // The same commands, attributed to the same prompts, on both sides.
+  const auto counts = CommandCounts(real->command_times);
+  EXPECT_EQ(counts, CommandCounts(simulated->command_times));
+  std::int64_t total = 0;
+  for (const auto& [key, c] : counts) total += c.first;
+  EXPECT_EQ(static_cast<std::uint64_t>(total), real->commands);
+  EXPECT_GT(counts.size(), 4u) << "commands from several prompts and kinds";
   EXPECT_EQ(real->finalizers, 1) << "model b is deleted once";
   EXPECT_EQ(dev->used_bytes(), 0u) << "device memory left behind";
 }

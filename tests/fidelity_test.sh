@@ -7,9 +7,9 @@
 # docs/FIDELITY.md has the real figures and goals.
 set -u
 source "$(dirname "$0")/cli_lib.sh" "$@"
-expect 0 "profile written" -- "$bin" calibrate --out "$tmp/p.json" --dir "$tmp" --file-size 128MiB
+expect 0 "profile written" -- "$bin" calibrate --out "$tmp/p.json" --dir "$tmp" --file-size 128MiB --memory-size 256MiB
 "$bin" fidelity "$root/traces/examples/wan22-14b-t2v.jsonl" --models "$tmp/models" --scale 0.01 \
-  --profile "$tmp/p.json" --device-capacity 1400MiB > "$tmp/out.txt" 2>&1 || { cat "$tmp/out.txt"; echo "FAIL: fidelity"; fail=1; }
+  --profile "$tmp/p.json" --device-capacity 1400MiB --repeat 2 > "$tmp/out.txt" 2>&1 || { cat "$tmp/out.txt"; echo "FAIL: fidelity"; fail=1; }
 cat "$tmp/out.txt"
 python3 - "$tmp/out.txt" <<'PY' || fail=1
 import re, sys
@@ -22,6 +22,14 @@ assert m, "no warm summary"
 median = float(m.group(1))
 assert median < 100.0, f"warm |error| median {median}% is over the test's loose 100% bound (a factor of 2)"
 print(f"fidelity smoke: warm |error| median {median}% (< 100%)")
+assert re.search(r"^real runs: 2; median spread between them [\d.]+%", text, re.M), "no noise line for --repeat 2"
+# The breakdown: both sides ran the same commands (same engine decisions).
+kinds = re.findall(r"^(cold|warm)\s+(\w+)\s+(\d+)\s+(\d+)\s", text, re.M)
+reads = [k for k in kinds if k[1] == "read"]
+assert reads, f"no read row in the breakdown: {kinds}"
+for pass_, kind, n_real, n_sim in kinds:
+    assert n_real == n_sim, f"{pass_} {kind}: {n_real} commands real, {n_sim} simulated"
+print(f"fidelity smoke: breakdown of {len(kinds)} command kinds, counts agree")
 PY
 expect 2 "--scale must be in" -- "$bin" fidelity "$root/traces/examples/sdxl-txt2img.jsonl" --models "$tmp/m2" --scale 2 --profile "$tmp/p.json"
 [ $fail -eq 0 ] && echo "fidelity checks pass"

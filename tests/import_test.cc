@@ -96,7 +96,9 @@ TEST(ComfyLogImport, HugeNumbersAreIgnoredNotOverflowed) {
   EXPECT_EQ(r->ram_mib, 0);
   for (const auto& e : r->trace.events) {
     if (e.type == traces::EventType::kCompute) computes.push_back({e.steps, e.step_ns});
-    if (e.type == traces::EventType::kPromptEnd) EXPECT_EQ(e.measured_wall_ns, -1);
+    if (e.type == traces::EventType::kPromptEnd) {
+      EXPECT_EQ(e.measured_wall_ns, -1);
+    }
   }
   bool warned = false;
   for (const auto& w : r->warnings) warned |= w.find("over a year long") != std::string::npos;

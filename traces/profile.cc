@@ -40,7 +40,7 @@ Result<Profile> ParseProfile(const std::string& text, const std::string& origin)
   RESIDENCY_RETURN_IF_ERROR(f.Allow(
       {"name", "description", "ram", "swap", "os_reserve", "vram", "unified", "cpu_cores",
        "disk_read", "disk_read_latency", "disk_write", "mmap_read", "pcie_h2d_pinned",
-       "pcie_h2d_pageable", "pcie_d2h", "memcpy_per_thread", "page_fault", "prefault_per_thread",
+       "pcie_h2d_pageable", "pcie_d2h", "device_copies_on_cpu", "memcpy_per_thread", "page_fault", "prefault_per_thread",
        "register_per_gib", "register_unfaulted_per_gib", "sources"}));
   Profile p;
   RESIDENCY_RETURN_IF_ERROR(f.String("name", p.name, true));
@@ -76,6 +76,7 @@ Result<Profile> ParseProfile(const std::string& text, const std::string& origin)
   RESIDENCY_RETURN_IF_ERROR(f.Rate("pcie_h2d_pinned", p.pcie_h2d_pinned_bytes_per_second, !p.unified));
   RESIDENCY_RETURN_IF_ERROR(f.Rate("pcie_h2d_pageable", p.pcie_h2d_pageable_bytes_per_second, !p.unified));
   RESIDENCY_RETURN_IF_ERROR(f.Rate("pcie_d2h", p.pcie_d2h_bytes_per_second, !p.unified));
+  RESIDENCY_RETURN_IF_ERROR(f.Bool("device_copies_on_cpu", p.device_copies_on_cpu));
   RESIDENCY_RETURN_IF_ERROR(f.Rate("memcpy_per_thread", p.memcpy_bytes_per_second_per_thread, true));
   RESIDENCY_RETURN_IF_ERROR(f.Duration("page_fault", p.page_fault_ns, true));
   RESIDENCY_RETURN_IF_ERROR(f.Rate("prefault_per_thread", p.prefault_bytes_per_second_per_thread, true));
@@ -135,6 +136,7 @@ std::string WriteProfile(const Profile& p) {
   j["pcie_h2d_pinned"] = std::to_string(p.pcie_h2d_pinned_bytes_per_second) + " B/s";
   j["pcie_h2d_pageable"] = std::to_string(p.pcie_h2d_pageable_bytes_per_second) + " B/s";
   j["pcie_d2h"] = std::to_string(p.pcie_d2h_bytes_per_second) + " B/s";
+  if (p.device_copies_on_cpu) j["device_copies_on_cpu"] = true;
   j["memcpy_per_thread"] = std::to_string(p.memcpy_bytes_per_second_per_thread) + " B/s";
   j["page_fault"] = p.page_fault_ns;
   j["prefault_per_thread"] = std::to_string(p.prefault_bytes_per_second_per_thread) + " B/s";

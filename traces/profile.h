@@ -35,6 +35,9 @@ struct Profile {
   Bytes pcie_h2d_pinned_bytes_per_second = 0;
   Bytes pcie_h2d_pageable_bytes_per_second = 0;
   Bytes pcie_d2h_bytes_per_second = 0;
+  // Device copies are CPU memcpy (the host device backend), so they compete
+  // with reads and prefaulting for cores; on a GPU they are DMA and do not.
+  bool device_copies_on_cpu = false;
   Bytes memcpy_bytes_per_second_per_thread = 0;
   Nanos page_fault_ns = 0;  // first touch of one 4 KiB page
   Bytes prefault_bytes_per_second_per_thread = 0;

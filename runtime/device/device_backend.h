@@ -22,6 +22,8 @@ class DeviceBackend {
   virtual ~DeviceBackend() = default;
 
   virtual std::string name() const = 0;
+  // True where a copy is a CPU memcpy (the host device), false for DMA.
+  virtual bool copies_on_cpu() const { return false; }
   virtual std::uint64_t capacity_bytes() const = 0;
   virtual std::uint64_t used_bytes() const = 0;
 

@@ -34,6 +34,7 @@ class HostDevice final : public DeviceBackend {
   std::string name() const override {
     return "host (emulated device, " + std::to_string(capacity_ >> 20) + " MiB)";
   }
+  bool copies_on_cpu() const override { return true; }
   std::uint64_t capacity_bytes() const override { return capacity_; }
   std::uint64_t used_bytes() const override {
     std::lock_guard<std::mutex> lock(mu_);

@@ -2,6 +2,7 @@
 // reports, and finished ops. Inputs back: completions. Plain data only.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,25 @@ struct Command {
   bool activation = false; // kAllocDevice: activations, not weights
   Nanos duration_ns = 0;   // kCompute
 };
+
+// Issue-to-completion time of commands, summed per kind (and split by the
+// prompt that was the latest begun when each was issued). The simulator and
+// the real executor both fill it, so a fidelity run can name the kind of work
+// the model gets wrong instead of only the prompt.
+struct CommandTime {
+  std::int64_t count = 0;
+  Bytes bytes = 0;
+  Nanos busy_ns = 0;
+};
+using CommandTimes = std::map<CommandKind, CommandTime>;
+using CommandTimesByPrompt = std::map<int, CommandTimes>;  // prompt 0: before the first
+
+inline void AddCommandTime(CommandTimes& t, const Command& cmd, Nanos busy_ns) {
+  CommandTime& c = t[cmd.kind];
+  ++c.count;
+  c.bytes += cmd.bytes;
+  c.busy_ns += busy_ns;
+}
 
 struct Completion {
   CommandId id = 0;

@@ -67,7 +67,7 @@ class Executor {
   Executor(const engine::Workload& workload, const engine::Policy& policy,
            device::DeviceBackend& device, const RunOptions& options)
       : workload_(workload), policy_(policy), device_(device), options_(options),
-        io_pool_(std::clamp(policy.read_threads, 1, 32)), copy_pool_(2), compute_pool_(1),
+        io_pool_(std::clamp(policy.read_threads, 1, 32)), copy_pool_(kCopyThreads), compute_pool_(1),
         free_pool_(1) {}
   ~Executor();
 
@@ -78,7 +78,7 @@ class Executor {
   std::string Resolve(const engine::FileEntry& entry) const;
   void Dispatch(engine::Outbox& out);
   void Execute(const Command& cmd);
-  void Finish(engine::CommandId id, Status status);
+  void Finish(const Command& cmd, Clock::time_point issued, Status status);
   void OnPool(io::ThreadPool& pool, const Command& cmd, Status (Executor::*fn)(const Command&));
 
   Status AllocHost(const Command& cmd);
@@ -123,7 +123,9 @@ class Executor {
   std::mutex done_mu_;
   std::condition_variable done_cv_;
   std::deque<Completion> done_;
-  int in_flight_ = 0;  // driver thread only
+  std::unordered_map<engine::CommandId, int> issued_prompt_;  // guarded by done_mu_
+  int current_prompt_ = 0;  // driver thread only: the latest begun
+  int in_flight_ = 0;       // driver thread only
 
   // Declared last: joined first on destruction, before the buffers go.
   io::ThreadPool io_pool_, copy_pool_, compute_pool_, free_pool_;
@@ -212,50 +214,59 @@ Result<OpenFile*> Executor::File(engine::FileId id) {
   return raw;
 }
 
-void Executor::Finish(engine::CommandId id, Status status) {
+void Executor::Finish(const Command& cmd, Clock::time_point issued, Status status) {
+  const auto busy = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - issued).count();
   {
     std::lock_guard<std::mutex> lock(done_mu_);
-    done_.push_back({id, std::move(status)});
+    done_.push_back({cmd.id, std::move(status)});
+    engine::AddCommandTime(result_.command_times[issued_prompt_.at(cmd.id)], cmd, busy);
+    issued_prompt_.erase(cmd.id);
   }
   done_cv_.notify_one();
 }
 
 void Executor::OnPool(io::ThreadPool& pool, const Command& cmd,
                       Status (Executor::*fn)(const Command&)) {
-  pool.Post([this, cmd, fn] { Finish(cmd.id, (this->*fn)(cmd)); });
+  const auto issued = Clock::now();
+  pool.Post([this, cmd, fn, issued] { Finish(cmd, issued, (this->*fn)(cmd)); });
 }
 
 void Executor::Execute(const Command& cmd) {
   ++in_flight_;
   ++result_.commands;
+  const auto issued = Clock::now();
+  {
+    std::lock_guard<std::mutex> lock(done_mu_);
+    issued_prompt_[cmd.id] = current_prompt_;
+  }
   switch (cmd.kind) {
-    case CommandKind::kAllocHost: return Finish(cmd.id, AllocHost(cmd));
+    case CommandKind::kAllocHost: return Finish(cmd, issued, AllocHost(cmd));
     case CommandKind::kFreeHost:
     case CommandKind::kUnmapFile: return OnPool(free_pool_, cmd, &Executor::FreeHost);
     case CommandKind::kPrefault: return OnPool(io_pool_, cmd, &Executor::Prefault);
     case CommandKind::kPin: return OnPool(io_pool_, cmd, &Executor::Pin);
-    case CommandKind::kUnpin: return Finish(cmd.id, Unpin(cmd));
+    case CommandKind::kUnpin: return Finish(cmd, issued, Unpin(cmd));
     case CommandKind::kReadFile: return OnPool(io_pool_, cmd, &Executor::ReadFile);
     case CommandKind::kCopyToDevice:
     case CommandKind::kCopyToHost: return OnPool(copy_pool_, cmd, &Executor::Copy);
-    case CommandKind::kAllocDevice: return Finish(cmd.id, AllocDevice(cmd));
-    case CommandKind::kFreeDevice: return Finish(cmd.id, FreeDevice(cmd));
-    case CommandKind::kDropPageCache: return Finish(cmd.id, DropPageCache(cmd));
+    case CommandKind::kAllocDevice: return Finish(cmd, issued, AllocDevice(cmd));
+    case CommandKind::kFreeDevice: return Finish(cmd, issued, FreeDevice(cmd));
+    case CommandKind::kDropPageCache: return Finish(cmd, issued, DropPageCache(cmd));
     case CommandKind::kSpillWrite: return OnPool(io_pool_, cmd, &Executor::SpillWrite);
     case CommandKind::kSpillRead: return OnPool(io_pool_, cmd, &Executor::SpillRead);
     case CommandKind::kCompute: return OnPool(compute_pool_, cmd, &Executor::Compute);
     case CommandKind::kRunFinalizer:
       ++result_.finalizers;
-      return Finish(cmd.id, Status::Ok());
+      return Finish(cmd, issued, Status::Ok());
     case CommandKind::kMapFile: {
       auto slot = std::make_unique<HostSlot>();
       slot->mapped = true;
       std::lock_guard<std::mutex> lock(slots_mu_);
       slots_[cmd.buffer] = std::move(slot);
-      return Finish(cmd.id, Status::Ok());
+      return Finish(cmd, issued, Status::Ok());
     }
   }
-  Finish(cmd.id, Internal("executor: unknown command kind"));
+  Finish(cmd, issued, Internal("executor: unknown command kind"));
 }
 
 Status Executor::AllocHost(const Command& cmd) {
@@ -465,7 +476,10 @@ void Executor::Dispatch(engine::Outbox& out) {
   engine::AppendDecisions(out, result_.decisions);
   const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0_).count();
   for (const engine::OpResult& r : out.finished) {
-    if (r.op >= 1 && r.op <= result_.ops.size()) result_.ops[r.op - 1].end_ns = now;
+    if (r.op >= 1 && r.op <= result_.ops.size()) {
+      result_.ops[r.op - 1].end_ns = now;
+      if (r.kind == engine::OpKind::kPromptBegin) current_prompt_ = workload_.ops[r.op - 1].prompt;
+    }
     if (!r.status.ok())
       result_.failed_ops.push_back("op " + std::to_string(r.op) + " " +
                                    std::string(ToString(r.kind)) + ": " + r.status.message());

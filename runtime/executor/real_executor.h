@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "runtime/device/device_backend.h"
+#include "runtime/engine/commands.h"
 #include "runtime/engine/ops.h"
 #include "runtime/engine/policy.h"
 #include "runtime/engine/status.h"
@@ -26,6 +27,11 @@ struct RunOptions {
   // Check the engine's invariants after every step (cheap for small runs).
   bool check_invariants = true;
 };
+
+// Host<->device copies the executor runs at once (a copy stream per
+// direction on a GPU; memcpy threads on the host device). `calibrate` times
+// copies with the same concurrency, so the profile's rates are aggregates.
+inline constexpr int kCopyThreads = 2;
 
 struct OpTiming {
   engine::OpId op = 0;
@@ -49,6 +55,7 @@ struct RunResult {
   std::uint64_t peak_device_bytes = 0;
   std::uint64_t pin_fallbacks = 0;     // pins that ended as plain memory
   int finalizers = 0;
+  engine::CommandTimesByPrompt command_times;  // issue to completion, as the simulator reports it
 };
 
 // Runs `workload`; a Status error only for a run that could not start or
