@@ -143,6 +143,25 @@ TEST(Profiles, BadFieldsAreNamed) {
   EXPECT_EQ(q.status().message(), "q.json: field 'os_reserve' is missing");
   auto r = ParseProfile("[1,2]", "r.json");
   EXPECT_EQ(r.status().message(), "r.json: expected a JSON object");
+  std::string text = WriteProfile(*LoadProfile("rtx5060-16g"));
+  text.insert(text.find('{') + 1, R"("device_copies_on_cpu": "yes",)");
+  auto s = ParseProfile(text, "s.json");
+  EXPECT_NE(s.status().message().find("s.json: field 'device_copies_on_cpu'"), std::string::npos)
+      << s.status().message();
+}
+
+// The host device's CPU copies survive a write and a read; GPU profiles do
+// not carry the field at all.
+TEST(Profiles, DeviceCopiesOnCpuRoundTrips) {
+  auto gpu = LoadProfile("rtx5060-16g");
+  ASSERT_TRUE(gpu.ok());
+  EXPECT_FALSE(gpu->device_copies_on_cpu);
+  EXPECT_EQ(WriteProfile(*gpu).find("device_copies_on_cpu"), std::string::npos);
+  Profile host = *gpu;
+  host.device_copies_on_cpu = true;
+  auto back = ParseProfile(WriteProfile(host), "host.json");
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_TRUE(back->device_copies_on_cpu);
 }
 
 }  // namespace
