@@ -78,7 +78,12 @@ class Executor {
   std::string Resolve(const engine::FileEntry& entry) const;
   void Dispatch(engine::Outbox& out);
   void Execute(const Command& cmd);
-  void Finish(const Command& cmd, Clock::time_point issued, Status status);
+  // When and under which prompt a command was issued, for RunResult::command_times.
+  struct Issued {
+    Clock::time_point at;
+    int prompt = 0;
+  };
+  void Finish(const Command& cmd, Issued issued, Status status);
   void OnPool(io::ThreadPool& pool, const Command& cmd, Status (Executor::*fn)(const Command&));
 
   Status AllocHost(const Command& cmd);
@@ -123,7 +128,6 @@ class Executor {
   std::mutex done_mu_;
   std::condition_variable done_cv_;
   std::deque<Completion> done_;
-  std::unordered_map<engine::CommandId, int> issued_prompt_;  // guarded by done_mu_
   int current_prompt_ = 0;  // driver thread only: the latest begun
   int in_flight_ = 0;       // driver thread only
 
@@ -214,31 +218,26 @@ Result<OpenFile*> Executor::File(engine::FileId id) {
   return raw;
 }
 
-void Executor::Finish(const Command& cmd, Clock::time_point issued, Status status) {
-  const auto busy = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - issued).count();
+void Executor::Finish(const Command& cmd, Issued issued, Status status) {
+  const auto busy = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - issued.at).count();
   {
     std::lock_guard<std::mutex> lock(done_mu_);
     done_.push_back({cmd.id, std::move(status)});
-    engine::AddCommandTime(result_.command_times[issued_prompt_.at(cmd.id)], cmd, busy);
-    issued_prompt_.erase(cmd.id);
+    engine::AddCommandTime(result_.command_times[issued.prompt], cmd, busy);
   }
   done_cv_.notify_one();
 }
 
 void Executor::OnPool(io::ThreadPool& pool, const Command& cmd,
                       Status (Executor::*fn)(const Command&)) {
-  const auto issued = Clock::now();
+  const Issued issued{Clock::now(), current_prompt_};
   pool.Post([this, cmd, fn, issued] { Finish(cmd, issued, (this->*fn)(cmd)); });
 }
 
 void Executor::Execute(const Command& cmd) {
   ++in_flight_;
   ++result_.commands;
-  const auto issued = Clock::now();
-  {
-    std::lock_guard<std::mutex> lock(done_mu_);
-    issued_prompt_[cmd.id] = current_prompt_;
-  }
+  const Issued issued{Clock::now(), current_prompt_};
   switch (cmd.kind) {
     case CommandKind::kAllocHost: return Finish(cmd, issued, AllocHost(cmd));
     case CommandKind::kFreeHost:
