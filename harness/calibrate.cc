@@ -87,24 +87,29 @@ Result<traces::Profile> Calibrate(const CalibrateOptions& o, device::DeviceBacke
     p.sources["prefault_per_thread"] = how + std::string(io::ToString(method)) + " of fresh memory, one thread";
     progress("prefault " + Rate(p.prefault_bytes_per_second_per_thread) + " (" + std::string(io::ToString(method)) + ")");
 
+    // Page-locking as the executor does it: through the device where there
+    // is one (cudaHostRegister), mlock otherwise.
     std::string why;
+    auto lock = [&](void* at) {
+      return device ? device->RegisterHost(at, m, &why) : io::LockWithMlock(at, m, &why);
+    };
+    auto unlock = [&](void* at, io::PinKind kind) {
+      if (device) device->UnregisterHost(at, m, kind);
+      else io::UnlockMlock(at, m);
+    };
     t0 = Clock::now();
-    const io::PinKind kind = device ? device->RegisterHost(prefaulted.data(), m, &why)
-                                    : io::LockWithMlock(prefaulted.data(), m, &why);
+    const io::PinKind kind = lock(prefaulted.data());
     const double locked = Seconds(t0);
     if (kind != io::PinKind::kPlain) {
       p.register_ns_per_gib = static_cast<engine::Nanos>(locked / m * (1ull << 30) * 1e9);
       p.sources["register_per_gib"] = how + std::string(io::ToString(kind)) + " of prefaulted memory";
-      if (device) device->UnregisterHost(prefaulted.data(), m, kind);
-      else io::UnlockMlock(prefaulted.data(), m);
+      unlock(prefaulted.data(), kind);
       RESIDENCY_ASSIGN_OR_RETURN(io::HostBuffer unfaulted, io::HostBuffer::Reserve(m, m));
       t0 = Clock::now();
-      const io::PinKind k2 = device ? device->RegisterHost(unfaulted.data(), m, &why)
-                                    : io::LockWithMlock(unfaulted.data(), m, &why);
+      const io::PinKind k2 = lock(unfaulted.data());
       p.register_unfaulted_ns_per_gib = static_cast<engine::Nanos>(Seconds(t0) / m * (1ull << 30) * 1e9);
       p.sources["register_unfaulted_per_gib"] = how + std::string(io::ToString(k2)) + " of fresh memory";
-      if (device) device->UnregisterHost(unfaulted.data(), m, k2);
-      else io::UnlockMlock(unfaulted.data(), m);
+      unlock(unfaulted.data(), k2);
       progress("page-lock " + std::to_string(p.register_ns_per_gib / 1000000) + " ms/GiB prefaulted, " +
                std::to_string(p.register_unfaulted_ns_per_gib / 1000000) + " ms/GiB unfaulted (" +
                std::string(io::ToString(kind)) + ")");
