@@ -19,9 +19,7 @@ struct FidelityArgs {
 };
 
 int RunFidelityCommand(FidelityArgs& a) {
-  auto trace = traces::ReadTraceFile(a.trace);
-  if (!trace.ok()) return Fail(trace.status());
-  auto workload = traces::ToWorkload(*trace, a.trace);
+  auto workload = traces::ReadWorkloadFile(a.trace);
   if (!workload.ok()) return Fail(workload.status());
   auto policy = traces::LoadPolicy(a.policy);
   if (!policy.ok()) return Fail(policy.status());

@@ -101,9 +101,7 @@ struct GenArgs {
 };
 
 int RunGenModel(const GenArgs& a) {
-  auto trace = traces::ReadTraceFile(a.trace);
-  if (!trace.ok()) return Fail(trace.status());
-  auto workload = traces::ToWorkload(trace.value(), a.trace);
+  auto workload = traces::ReadWorkloadFile(a.trace);
   if (!workload.ok()) return Fail(workload.status());
   const engine::Op* model = nullptr;
   std::string known;

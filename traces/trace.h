@@ -81,5 +81,7 @@ std::string WriteTrace(const Trace& trace);
 
 // Resolves model names to ids and checks references; errors name the line.
 Result<engine::Workload> ToWorkload(const Trace& trace, const std::string& origin);
+// ReadTraceFile, then ToWorkload with the path as the origin.
+Result<engine::Workload> ReadWorkloadFile(const std::string& path);
 
 }  // namespace residency::traces

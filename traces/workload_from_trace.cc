@@ -85,4 +85,9 @@ Result<engine::Workload> ToWorkload(const Trace& trace, const std::string& origi
   return w;
 }
 
+Result<engine::Workload> ReadWorkloadFile(const std::string& path) {
+  RESIDENCY_ASSIGN_OR_RETURN(Trace trace, ReadTraceFile(path));
+  return ToWorkload(trace, path);
+}
+
 }  // namespace residency::traces
