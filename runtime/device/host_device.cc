@@ -46,10 +46,7 @@ class HostDevice final : public DeviceBackend {
     std::vector<io::HostBuffer> released;  // unmapped outside the lock
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (bytes > capacity_ - used_)
-        return ResourceExhausted("host device: out of memory: " + std::to_string(bytes) +
-                                 " bytes wanted, " + std::to_string(capacity_ - used_) +
-                                 " of " + std::to_string(capacity_) + " free");
+      if (bytes > capacity_ - used_) return OutOfMemory(bytes);
       used_ += bytes;
       // A freed block of this size is reused as it is, resident already: a
       // caching allocator, as PyTorch's is on a real GPU.
@@ -123,12 +120,15 @@ class HostDevice final : public DeviceBackend {
  private:
   static constexpr std::size_t kArenaAlign = 4096;
 
+  Status OutOfMemory(std::size_t bytes) const {  // mu_ held
+    return ResourceExhausted("host device: out of memory: " + std::to_string(bytes) + " bytes wanted, " +
+                             std::to_string(capacity_ - used_) + " of " + std::to_string(capacity_) + " free");
+  }
+
   Result<DevicePtr> ArenaAlloc(std::size_t bytes) {
     const std::size_t rounded = std::max<std::size_t>(kArenaAlign, (bytes + kArenaAlign - 1) / kArenaAlign * kArenaAlign);
     std::lock_guard<std::mutex> lock(mu_);
-    if (bytes > capacity_ - used_)
-      return ResourceExhausted("host device: out of memory: " + std::to_string(bytes) + " bytes wanted, " +
-                               std::to_string(capacity_ - used_) + " of " + std::to_string(capacity_) + " free");
+    if (bytes > capacity_ - used_) return OutOfMemory(bytes);
     for (auto it = free_ranges_.begin(); it != free_ranges_.end(); ++it) {
       if (it->second < rounded) continue;
       const std::size_t offset = it->first, size = it->second;
