@@ -1,18 +1,17 @@
 #include "sim/simulator.h"
 
-#include "runtime/engine/decision_log.h"
-
 #include <algorithm>
-
-#include "runtime/engine/splitmix64.h"
 #include <memory>
 #include <set>
 #include <unordered_map>
 
+#include "runtime/engine/decision_log.h"
 #include "runtime/engine/engine.h"
+#include "runtime/engine/splitmix64.h"
 #include "sim/event_log.h"
 #include "sim/event_queue.h"
 #include "sim/fluid_model.h"
+#include "sim/interval_set.h"
 #include "sim/sim_memory.h"
 #include "sim/timeline_recorder.h"
 
@@ -39,7 +38,12 @@ class Simulator {
             const SimOptions& o, std::unique_ptr<engine::Engine> e)
       : workload_(w), profile_(p), policy_(policy), options_(o), engine_(std::move(e)),
         memory_(p), log_(o.keep_event_log), timeline_(o.record_timeline), rng_(o.seed) {
-    fluid_.SetCapacity(kDisk, [this](int n) { return profile_.DiskReadBytesPerSecond(n); });
+    // Cold reads go through the page cache unless the policy reads O_DIRECT
+    // (a profile may measure the two differently).
+    fluid_.SetCapacity(kDisk, [this](int n) {
+      return policy_.direct_io ? profile_.DiskReadBytesPerSecond(n)
+                               : profile_.DiskReadBufferedBytesPerSecond(n);
+    });
     fluid_.SetCapacity(kCpu, [this](int) { return static_cast<double>(profile_.cpu_cores); });
     fluid_.SetCapacity(kPcieH2D, [this](int) {
       return static_cast<double>(profile_.pcie_h2d_pinned_bytes_per_second);
@@ -61,6 +65,7 @@ class Simulator {
     bool pinned = false;
     bool mapped = false;
     Bytes touched = 0;  // high-water mark of first-touched bytes
+    IntervalSet faulted;  // mappings: pages this process has faulted in
   };
   struct Pending {
     Command cmd;
@@ -298,8 +303,18 @@ void Simulator::ExecuteRead(const Command& cmd) {
   const Nanos latency = static_cast<Nanos>(static_cast<double>(profile_.disk_read_latency_ns) * jitter);
   const double memcpy_rate = static_cast<double>(profile_.memcpy_bytes_per_second_per_thread);
   if (cmd.read_mode == engine::ReadMode::kMapped) {
-    // Page faults on a mapping: one thread, one fault per page.
+    // Page faults on a mapping: one thread, one fault per page. Pages the
+    // mapping already has are touched for free (a held mapping streamed
+    // again); they are taken to be among the cached bytes, as reclaim would
+    // have unmapped them otherwise.
     const double fault_rate = kPageBytes * 1e9 / std::max<double>(1.0, profile_.page_fault_ns);
+    Bytes to_fault = cached;
+    auto mapping = buffers_.find(cmd.buffer);
+    if (mapping != buffers_.end() && mapping->second.mapped) {
+      IntervalSet& faulted = mapping->second.faulted;
+      to_fault -= std::min(cached, faulted.Covered(cmd.buffer_offset, cmd.bytes));
+      faulted.Add(cmd.buffer_offset, cmd.bytes);
+    }
     if (cold > 0) {
       ActivitySpec s;
       s.bytes = static_cast<double>(cold);
@@ -307,9 +322,9 @@ void Simulator::ExecuteRead(const Command& cmd) {
       s.weight[kDisk] = 1;
       StartActivity(cmd.id, s, latency);
     }
-    if (cached > 0) {
+    if (to_fault > 0) {
       ActivitySpec s;
-      s.bytes = static_cast<double>(cached);
+      s.bytes = static_cast<double>(to_fault);
       s.cap_bytes_per_second = fault_rate;
       s.weight[kCpu] = 1.0 / fault_rate;
       StartActivity(cmd.id, s, 0);

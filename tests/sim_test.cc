@@ -2,9 +2,14 @@
 // scenarios the bundled data must show.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
 #include "harness/replay.h"
 #include "sim/event_queue.h"
 #include "sim/fluid_model.h"
+#include "sim/interval_set.h"
 #include "sim/page_cache.h"
 #include "traces/bundled.h"
 
@@ -69,6 +74,24 @@ TEST(PageCache, ReclaimsLeastRecentlyUsedFileFirst) {
   EXPECT_EQ(c.total(), 20 * mb);
 }
 
+TEST(IntervalSet, MergesRangesAndCountsOverlap) {
+  IntervalSet s;
+  s.Add(100, 50);   // [100, 150)
+  s.Add(200, 50);   // [200, 250)
+  EXPECT_EQ(s.total(), 100);
+  EXPECT_EQ(s.Covered(0, 100), 0);
+  EXPECT_EQ(s.Covered(120, 100), 30 + 20);  // [120,150) and [200,220)
+  s.Add(150, 50);   // bridges the gap: one range [100, 250)
+  EXPECT_EQ(s.total(), 150);
+  EXPECT_EQ(s.Covered(0, 1000), 150);
+  s.Add(90, 20);    // overlaps the start
+  s.Add(240, 100);  // overlaps the end
+  EXPECT_EQ(s.total(), 250);
+  EXPECT_EQ(s.Covered(90, 250), 250);
+  s.Add(0, 0);
+  EXPECT_EQ(s.total(), 250);
+}
+
 harness::ReplayRequest Request(const std::string& trace, const std::string& profile,
                                const std::string& policy, std::uint64_t seed = 1) {
   harness::ReplayRequest r;
@@ -105,6 +128,41 @@ TEST(Simulation, RamCacheAvoidsDiskReadsOnAWorkstation) {
   EXPECT_FALSE(lru->oom.happened);
   EXPECT_TRUE(drop->violations.empty());
   EXPECT_TRUE(lru->violations.empty());
+}
+
+// Seed 001's box streams LTX 2.3 (27 GB) through 8 GB of VRAM every sampler
+// step. With the mmap loader the mapping is held, so only the first pass
+// faults pages in: more steps add copies, not page faults.
+TEST(Simulation, HeldMappingFaultsItsPagesOnce) {
+  const std::string path = traces::DataDir() + "/scenarios/ltx23-threaded-loader-first-run.jsonl";
+  std::ifstream in(path);
+  ASSERT_TRUE(in) << path;
+  std::stringstream text;
+  text << in.rdbuf();
+  auto read_ns = [&](int steps) {
+    std::string t = text.str();
+    const std::string from = "\"steps\": 8";
+    const auto at = t.find(from);
+    EXPECT_NE(at, std::string::npos);
+    t.replace(at, from.size(), "\"steps\": " + std::to_string(steps));
+    const auto file = std::filesystem::temp_directory_path() / ("held-mapping-" + std::to_string(steps) + ".jsonl");
+    std::ofstream(file) << t;
+    harness::ReplayRequest r;
+    r.trace_path = file.string();
+    r.profile = "rtx5060-64g";
+    r.policy = "comfy-classic";
+    auto res = harness::Replay(r);
+    std::filesystem::remove(file);
+    EXPECT_TRUE(res.ok()) << res.status().ToString();
+    if (!res.ok()) return std::pair<double, double>{0, 0};
+    const auto& times = res->command_times.at(1);
+    return std::pair<double, double>{times.at(engine::CommandKind::kReadFile).busy_ns / 1e9,
+                                     times.at(engine::CommandKind::kCopyToDevice).busy_ns / 1e9};
+  };
+  const auto [read2, copy2] = read_ns(2);
+  const auto [read8, copy8] = read_ns(8);
+  EXPECT_GT(copy8, 2 * copy2) << "each step streams the weights that do not fit";
+  EXPECT_LT(read8, 1.1 * read2) << "re-streaming a held mapping must not fault its pages again";
 }
 
 }  // namespace
