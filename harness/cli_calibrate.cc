@@ -40,6 +40,7 @@ Subcommand AddCalibrate(CLI::App& app) {
   c->add_option("--file-size", a->options.file_bytes, "Scratch file size")->transform(ByteSize())->capture_default_str();
   c->add_option("--memory-size", a->options.memory_bytes, "Buffer size for memory figures")->transform(ByteSize())->capture_default_str();
   c->add_option("--threads", a->options.thread_counts, "Reader thread counts to measure")->capture_default_str();
+  c->add_option("--repeats", a->options.repeats, "Reads per disk figure (the median is kept)")->check(CLI::Range(1, 99))->capture_default_str();
   c->add_option("--name", a->options.name, "Profile name")->capture_default_str();
   c->add_option("--device", a->device, "none, host (emulated) or cuda")->check(CLI::IsMember({"none", "host", "cuda"}))->capture_default_str();
   c->add_option("--device-capacity", a->device_capacity, "Emulated device size (--device host)")->transform(ByteSize())->capture_default_str();

@@ -164,5 +164,27 @@ TEST(Profiles, DeviceCopiesOnCpuRoundTrips) {
   EXPECT_TRUE(back->device_copies_on_cpu);
 }
 
+// Cold buffered reads have their own optional table; without it they use
+// disk_read, and bundled (GPU) profiles do not carry it.
+TEST(Profiles, BufferedDiskTableIsOptionalAndRoundTrips) {
+  auto gpu = LoadProfile("rtx5060-16g");
+  ASSERT_TRUE(gpu.ok());
+  EXPECT_EQ(WriteProfile(*gpu).find("disk_read_buffered"), std::string::npos);
+  EXPECT_EQ(gpu->DiskReadBufferedBytesPerSecond(8), gpu->DiskReadBytesPerSecond(8));
+  Profile p = *gpu;
+  p.disk_read_buffered_bytes_per_second = {{1, 1000000000}, {8, 3000000000}};
+  auto back = ParseProfile(WriteProfile(p), "b.json");
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->disk_read_buffered_bytes_per_second, p.disk_read_buffered_bytes_per_second);
+  EXPECT_DOUBLE_EQ(back->DiskReadBufferedBytesPerSecond(1), 1e9);
+  EXPECT_DOUBLE_EQ(back->DiskReadBufferedBytesPerSecond(4), 1e9 + 3.0 / 7.0 * 2e9);  // interpolated
+  EXPECT_DOUBLE_EQ(back->DiskReadBufferedBytesPerSecond(16), 3e9);                    // held flat
+  EXPECT_NE(back->DiskReadBytesPerSecond(1), 1e9) << "the O_DIRECT table is left alone";
+  std::string text = WriteProfile(*gpu);
+  text.insert(text.find('{') + 1, R"("disk_read_buffered": {"2": "0 B/s"},)");
+  auto bad = ParseProfile(text, "z.json");
+  EXPECT_EQ(bad.status().message(), "z.json: field 'disk_read_buffered'[2] must be > 0");
+}
+
 }  // namespace
 }  // namespace residency::traces

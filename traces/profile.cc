@@ -7,9 +7,12 @@
 
 namespace residency::traces {
 
-double Profile::DiskReadBytesPerSecond(int concurrency) const {
-  if (disk_read_bytes_per_second.empty()) return 1.0;
-  const auto& t = disk_read_bytes_per_second;
+namespace {
+
+// Throughput at `concurrency` from a sorted table: linear between points,
+// held flat outside them.
+double Interpolate(const std::vector<std::pair<int, Bytes>>& t, int concurrency) {
+  if (t.empty()) return 1.0;
   if (concurrency <= t.front().first) return static_cast<double>(t.front().second);
   for (std::size_t i = 1; i < t.size(); ++i) {
     if (concurrency <= t[i].first) {
@@ -20,6 +23,47 @@ double Profile::DiskReadBytesPerSecond(int concurrency) const {
     }
   }
   return static_cast<double>(t.back().second);
+}
+
+// A {"concurrency": rate} object; `required` false lets it be absent.
+Status ParseRateTable(const JsonFields& f, const char* field, bool required,
+                      std::vector<std::pair<int, Bytes>>& out) {
+  if (!f.Has(field) && !required) return Status::Ok();
+  if (!f.Has(field) || !f.at(field).is_object() || f.at(field).empty())
+    return InvalidArgument(f.Where(field) + " must map concurrency to throughput, e.g. {\"1\": \"3 GB/s\"}");
+  for (auto it = f.at(field).begin(); it != f.at(field).end(); ++it) {
+    int n = 0;
+    try {
+      std::size_t used = 0;
+      n = std::stoi(it.key(), &used);
+      if (used != it.key().size() || n < 1 || n > 4096) throw std::invalid_argument("range");
+    } catch (const std::exception&) {
+      return InvalidArgument(f.Where(field) + ": key '" + it.key() + "' must be a concurrency in [1, 4096]");
+    }
+    RESIDENCY_ASSIGN_OR_RETURN(Bytes rate, ParseRate(it.value(), f.Where(field) + "[" + it.key() + "]"));
+    if (rate <= 0) return InvalidArgument(f.Where(field) + "[" + it.key() + "] must be > 0");
+    out.emplace_back(n, rate);
+  }
+  std::sort(out.begin(), out.end());
+  return Status::Ok();
+}
+
+nlohmann::ordered_json WriteRateTable(const std::vector<std::pair<int, Bytes>>& t) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::object();
+  for (auto [n, rate] : t) j[std::to_string(n)] = std::to_string(rate) + " B/s";
+  return j;
+}
+
+}  // namespace
+
+double Profile::DiskReadBytesPerSecond(int concurrency) const {
+  return Interpolate(disk_read_bytes_per_second, concurrency);
+}
+
+double Profile::DiskReadBufferedBytesPerSecond(int concurrency) const {
+  return disk_read_buffered_bytes_per_second.empty()
+             ? DiskReadBytesPerSecond(concurrency)
+             : Interpolate(disk_read_buffered_bytes_per_second, concurrency);
 }
 
 engine::MachineLimits Profile::Limits() const {
@@ -39,7 +83,7 @@ Result<Profile> ParseProfile(const std::string& text, const std::string& origin)
   JsonFields f(j, origin);
   RESIDENCY_RETURN_IF_ERROR(f.Allow(
       {"name", "description", "ram", "swap", "os_reserve", "vram", "unified", "cpu_cores",
-       "disk_read", "disk_read_latency", "disk_write", "mmap_read", "pcie_h2d_pinned",
+       "disk_read", "disk_read_buffered", "disk_read_latency", "disk_write", "mmap_read", "pcie_h2d_pinned",
        "pcie_h2d_pageable", "pcie_d2h", "device_copies_on_cpu", "memcpy_per_thread", "page_fault", "prefault_per_thread",
        "register_per_gib", "register_unfaulted_per_gib", "sources"}));
   Profile p;
@@ -51,25 +95,9 @@ Result<Profile> ParseProfile(const std::string& text, const std::string& origin)
   RESIDENCY_RETURN_IF_ERROR(f.Bool("unified", p.unified));
   RESIDENCY_RETURN_IF_ERROR(f.Size("vram", p.vram_bytes, !p.unified));
   RESIDENCY_RETURN_IF_ERROR(f.Int("cpu_cores", p.cpu_cores, 1, 4096));
-  if (!f.Has("disk_read") || !f.at("disk_read").is_object() || f.at("disk_read").empty())
-    return InvalidArgument(f.Where("disk_read") +
-                           " must map concurrency to throughput, e.g. {\"1\": \"3 GB/s\"}");
-  for (auto it = f.at("disk_read").begin(); it != f.at("disk_read").end(); ++it) {
-    int n = 0;
-    try {
-      std::size_t used = 0;
-      n = std::stoi(it.key(), &used);
-      if (used != it.key().size() || n < 1 || n > 4096) throw std::invalid_argument("range");
-    } catch (const std::exception&) {
-      return InvalidArgument(f.Where("disk_read") + ": key '" + it.key() +
-                             "' must be a concurrency in [1, 4096]");
-    }
-    RESIDENCY_ASSIGN_OR_RETURN(Bytes rate,
-                               ParseRate(it.value(), f.Where("disk_read") + "[" + it.key() + "]"));
-    if (rate <= 0) return InvalidArgument(f.Where("disk_read") + "[" + it.key() + "] must be > 0");
-    p.disk_read_bytes_per_second.emplace_back(n, rate);
-  }
-  std::sort(p.disk_read_bytes_per_second.begin(), p.disk_read_bytes_per_second.end());
+  RESIDENCY_RETURN_IF_ERROR(ParseRateTable(f, "disk_read", true, p.disk_read_bytes_per_second));
+  RESIDENCY_RETURN_IF_ERROR(
+      ParseRateTable(f, "disk_read_buffered", false, p.disk_read_buffered_bytes_per_second));
   RESIDENCY_RETURN_IF_ERROR(f.Duration("disk_read_latency", p.disk_read_latency_ns, true));
   RESIDENCY_RETURN_IF_ERROR(f.Rate("disk_write", p.disk_write_bytes_per_second, true));
   RESIDENCY_RETURN_IF_ERROR(f.Rate("mmap_read", p.mmap_read_bytes_per_second, true));
@@ -127,9 +155,9 @@ std::string WriteProfile(const Profile& p) {
   j["vram"] = p.vram_bytes;
   j["unified"] = p.unified;
   j["cpu_cores"] = p.cpu_cores;
-  nlohmann::ordered_json disk;
-  for (auto [n, rate] : p.disk_read_bytes_per_second) disk[std::to_string(n)] = std::to_string(rate) + " B/s";
-  j["disk_read"] = disk;
+  j["disk_read"] = WriteRateTable(p.disk_read_bytes_per_second);
+  if (!p.disk_read_buffered_bytes_per_second.empty())
+    j["disk_read_buffered"] = WriteRateTable(p.disk_read_buffered_bytes_per_second);
   j["disk_read_latency"] = p.disk_read_latency_ns;
   j["disk_write"] = std::to_string(p.disk_write_bytes_per_second) + " B/s";
   j["mmap_read"] = std::to_string(p.mmap_read_bytes_per_second) + " B/s";

@@ -29,6 +29,10 @@ struct Profile {
   // Disk read throughput at a given number of concurrent requests; the
   // simulator interpolates between points and holds the last one.
   std::vector<std::pair<int, Bytes>> disk_read_bytes_per_second;
+  // Optional: cold reads through the page cache (pread of uncached pages:
+  // readahead and the kernel's copy included), by concurrency. They differ
+  // from O_DIRECT's on many disks; empty: buffered reads use disk_read.
+  std::vector<std::pair<int, Bytes>> disk_read_buffered_bytes_per_second;
   Nanos disk_read_latency_ns = 0;
   Bytes disk_write_bytes_per_second = 0;
   Bytes mmap_read_bytes_per_second = 0;  // one thread faulting a cold mapping
@@ -47,6 +51,8 @@ struct Profile {
 
   // Disk throughput at `concurrency` requests in flight.
   double DiskReadBytesPerSecond(int concurrency) const;
+  // Cold buffered reads: disk_read_buffered where measured, else disk_read.
+  double DiskReadBufferedBytesPerSecond(int concurrency) const;
   engine::MachineLimits Limits() const;
 };
 
