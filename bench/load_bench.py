@@ -4,8 +4,9 @@
 fio sequential read (buffered with a warm page cache, and O_DIRECT) is the
 physical limit; `residency load --method mmap-copy` is the classic path
 (mmap + one-thread copy into fresh memory); `residency load` with
---device none and --device host is this project's loader. Every row is the
-median of --repeat runs. Usage:
+--device none and --device host is this project's loader. The emulated
+device's memory is faulted in before the timer, as a GPU's VRAM is resident
+(--lazy-device: inside it). Every row is the median of --repeat runs. Usage:
 
   bench/load_bench.py [--residency build/release/residency] [--size 2GiB]
                       [--dir /var/tmp] [--threads 2] [--chunk 8MiB] [--repeat 3]
@@ -62,6 +63,7 @@ def main():
         ("residency load --device none, warm", "warm", lambda: load(a.residency, path, ["--threads", t, "--chunk", c])[0]),
         ("residency load --device none --no-pin, warm", "warm", lambda: load(a.residency, path, ["--threads", t, "--chunk", c, "--no-pin"])[0]),
         ("residency load --device host, warm", "warm", lambda: load(a.residency, path, ["--threads", t, "--chunk", c, "--device", "host"])[0]),
+        ("residency load --device host --lazy-device, warm", "warm", lambda: load(a.residency, path, ["--threads", t, "--chunk", c, "--device", "host", "--lazy-device"])[0]),
         ("residency load --device none, warm, steady (pass 3)", "warm", lambda: load(a.residency, path, ["--threads", t, "--chunk", c, "--repeat", "3"])[0]),
         ("residency load --device host, warm, steady (pass 3)", "warm", lambda: load(a.residency, path, ["--threads", t, "--chunk", c, "--device", "host", "--repeat", "3"])[0]),
         ("fio O_DIRECT", "any", lambda: fio(path, size, a.threads, chunk_bytes, True)),
@@ -95,6 +97,7 @@ def main():
     print(f"  first pass: none/fio-buffered {results['residency load --device none, warm'] / fb:.2f}, "
           f"host/fio-buffered {results['residency load --device host, warm'] / fb:.2f}, "
           f"direct-none/fio-direct {results['residency load --direct --device none'] / fd:.2f}, "
+          f"direct-host/fio-direct {results['residency load --direct --device host'] / fd:.2f}, "
           f"none/mmap {results['residency load --device none, warm'] / results['mmap + 1-thread copy (classic), warm']:.2f}, "
           f"host/mmap {results['residency load --device host, warm'] / results['mmap + 1-thread copy (classic), warm']:.2f}")
     os.remove(path)

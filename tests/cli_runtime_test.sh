@@ -12,7 +12,9 @@ expect 2 "no model 'zz' \(models: a, b, lora\)" -- "$bin" gen-model --trace "$tr
 [ "$(stat -c %s "$tmp/models/a.safetensors")" = 50000000 ] || { echo "FAIL: a.safetensors is not the declared 50000000 bytes"; fail=1; }
 
 expect 0 "verify: every tensor matches the file" -- "$bin" load "$tmp/models/a.safetensors" "$tmp/models/b.safetensors" --verify
-expect 0 "copy to device" -- "$bin" load "$tmp/models/a.safetensors" --device host --verify --threads 3 --chunk 1MiB
+expect 0 "faulted in before the load" -- "$bin" load "$tmp/models/a.safetensors" --device host --verify --threads 3 --chunk 1MiB
+expect 0 "verify: every tensor matches the file" -- "$bin" load "$tmp/models/a.safetensors" --device host --lazy-device --verify
+grep -q "faulted in before" <<<"$out" && { echo "FAIL: --lazy-device still faulted the device memory up front"; fail=1; }
 expect 0 "mmap-copy" -- "$bin" load "$tmp/models/b.safetensors" --method mmap-copy --verify
 expect 0 '"verified": true' -- "$bin" load "$tmp/models/lora.safetensors" --json --verify
 printf 'garbage' > "$tmp/bad.safetensors"
