@@ -5,18 +5,18 @@ trace with one calibrated profile, then the error over all prompts that loaded.
   python3 bench/fidelity_table.py --models /var/tmp/fid [--scale 0.05] [--repeat 3]
 
 Without --profile, `fidelity` calibrates into MODELS/calibrated.json once (delete
-it to measure afresh). Prints one line per trace and the summary the docs quote.
+it to measure afresh). Prints one line per trace and the summary the docs quote:
+the simulator's |error| over every prompt that loaded, and, as the machine's
+own floor, each real run's error against the median of the other runs.
 """
 import argparse
+import json
 import pathlib
-import re
 import statistics
 import subprocess
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-ROW = re.compile(r"^(cold|warm)\s+(\d+)\s+\S+ \S+\s+\S+ \S+\s+(no load|[+-][\d.]+%)\s+([\d.]+)%", re.M)
-TOTAL = re.compile(r"^total: real (\S+ \S+), simulated (\S+ \S+)", re.M)
 
 
 def percentile(values, q):
@@ -43,36 +43,46 @@ def main():
 
     traces = sorted((ROOT / "traces/examples").glob("*.jsonl"))
     errors = {"cold": [], "warm": []}
+    floor = {"cold": [], "warm": []}  # each real run against the median of the others
     print("| trace | cold |error| | warm |error| | real spread (median) | total real / simulated |")
     print("|---|---|---|---|---|")
     for trace in traces:
         cmd = [a.bin, "fidelity", str(trace), "--models", a.models, "--scale", a.scale, "--repeat", a.repeat,
-               "--policy", a.policy, "--device-capacity", a.device_capacity]
+               "--policy", a.policy, "--device-capacity", a.device_capacity, "--json"]
         if a.profile:
             cmd += ["--profile", a.profile]
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode != 0:
             sys.exit(f"{trace.name}: residency fidelity exited {out.returncode}:\n{out.stderr}")
+        report = json.loads(out.stdout)
         cells = {"cold": [], "warm": []}
         spreads = []
-        for pass_, _prompt, err, spread in ROW.findall(out.stdout):
-            if err == "no load":
+        for p in report["prompts"]:
+            if p["no_load"]:
                 continue
-            cells[pass_].append(abs(float(err.rstrip("%"))))
-            spreads.append(float(spread))
+            cells[p["pass"]].append(100 * abs(p["error"]))
+            floor[p["pass"]] += [100 * e for e in p["real_vs_real"]]
+            spreads.append(100 * p["real_spread"])
         for k in cells:
             errors[k] += cells[k]
-        total = TOTAL.search(out.stdout)
         fmt = lambda v: ", ".join(f"{e:.1f} %" for e in v) or "(no load)"
         spread = f"{statistics.median(spreads):.1f} %" if spreads else "-"
         print(f"| {trace.stem} | {fmt(cells['cold'])} | {fmt(cells['warm'])} | {spread} | "
-              f"{total.group(1) if total else '?'} / {total.group(2) if total else '?'} |", flush=True)
-    both = errors["cold"] + errors["warm"]
+              f"{seconds(report['real_total_ns'])} / {seconds(report['sim_total_ns'])} |", flush=True)
     print()
-    for name, v in (("all", both), ("cold", errors["cold"]), ("warm", errors["warm"])):
+    for name, v, f in (("all", errors["cold"] + errors["warm"], floor["cold"] + floor["warm"]),
+                       ("cold", errors["cold"], floor["cold"]), ("warm", errors["warm"], floor["warm"])):
         if v:
-            print(f"{name}: {len(v)} prompts, median |error| {statistics.median(v):.1f} %, "
-                  f"p95 {percentile(v, 0.95):.1f} %, max {max(v):.1f} %")
+            line = (f"{name}: {len(v)} prompts, simulator |error| median {statistics.median(v):.1f} %, "
+                    f"p95 {percentile(v, 0.95):.1f} %, max {max(v):.1f} %")
+            if f:
+                line += (f"; real against real ({len(f)} run-prompts) median {statistics.median(f):.1f} %, "
+                         f"p95 {percentile(f, 0.95):.1f} %")
+            print(line)
+
+
+def seconds(ns):
+    return f"{ns / 1e9:.2f} s" if ns >= 1e9 else f"{ns / 1e6:.1f} ms"
 
 
 if __name__ == "__main__":

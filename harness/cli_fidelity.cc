@@ -15,6 +15,7 @@ namespace {
 
 struct FidelityArgs {
   std::string trace, profile, policy = "ram-lru";
+  bool json = false;
   harness::FidelityOptions options;
 };
 
@@ -43,7 +44,7 @@ int RunFidelityCommand(FidelityArgs& a) {
   std::cerr << "running " << a.trace << " for real and in the simulator (scale " << a.options.scale << ")...\n";
   auto report = harness::RunFidelity(*workload, *profile, *policy, a.options);
   if (!report.ok()) return Fail(report.status());
-  std::cout << harness::FormatFidelity(*report);
+  std::cout << (a.json ? harness::FidelityJson(*report) : harness::FormatFidelity(*report));
   return 0;
 }
 
@@ -61,6 +62,7 @@ Subcommand AddFidelity(CLI::App& app) {
   c->add_option("--repeat", a->options.repeat, "Real runs; each prompt compares against their median and the "
                  "spread between them is reported as the machine's noise")
       ->check(CLI::Range(1, 100))->capture_default_str();
+  c->add_flag("--json", a->json, "Print one JSON object (every prompt, with each real run's error against the others)");
   c->add_option("--device-capacity", a->options.device_bytes, "Emulated device size, real and simulated")
       ->transform(ByteSize())->capture_default_str();
   return {c, [a] { return RunFidelityCommand(*a); }};

@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <map>
 
+#include <nlohmann/json.hpp>
+
 #include "harness/report.h"
 #include "runtime/device/device_backend.h"
 #include "runtime/executor/real_executor.h"
@@ -63,6 +65,27 @@ std::vector<double> AbsErrors(const FidelityReport& r, int pass) {
   std::vector<double> e;
   for (const PromptComparison& p : r.prompts)
     if (!p.no_load && (pass == 0 || p.pass == pass)) e.push_back(std::fabs(p.error));
+  return e;
+}
+
+std::vector<double> RealVsRealErrors(const FidelityReport& r, int pass) {
+  std::vector<double> e;
+  for (const PromptComparison& p : r.prompts)
+    if (!p.no_load && (pass == 0 || p.pass == pass)) e.insert(e.end(), p.real_vs_real.begin(), p.real_vs_real.end());
+  return e;
+}
+
+// Each run against the median of the others (leave-one-out), from 3 runs up.
+std::vector<double> LeaveOneOutErrors(const std::vector<double>& walls) {
+  std::vector<double> e;
+  if (walls.size() < 3) return e;
+  for (std::size_t i = 0; i < walls.size(); ++i) {
+    std::vector<double> others;
+    for (std::size_t j = 0; j < walls.size(); ++j)
+      if (j != i) others.push_back(walls[j]);
+    const double m = Percentile(others, 50);
+    if (m > 0) e.push_back(std::fabs(walls[i] - m) / m);
+  }
   return e;
 }
 
@@ -206,6 +229,7 @@ Result<FidelityReport> RunFidelity(const engine::Workload& original, const trace
     c.real_ns = static_cast<Nanos>(median);
     c.real_spread = (*std::max_element(it->second.begin(), it->second.end()) -
                      *std::min_element(it->second.begin(), it->second.end())) / median;
+    c.real_vs_real = LeaveOneOutErrors(it->second);
     c.sim_ns = p.wall_ns();
     c.error = static_cast<double>(c.sim_ns - c.real_ns) / static_cast<double>(c.real_ns);
     c.no_load = c.real_ns < 20'000'000 && c.sim_ns < 20'000'000;
@@ -221,6 +245,9 @@ Result<FidelityReport> RunFidelity(const engine::Workload& original, const trace
 
 double MedianAbsError(const FidelityReport& r, int pass) { return Percentile(AbsErrors(r, pass), 50); }
 double P95AbsError(const FidelityReport& r, int pass) { return Percentile(AbsErrors(r, pass), 95); }
+
+double MedianRealVsRealError(const FidelityReport& r, int pass) { return Percentile(RealVsRealErrors(r, pass), 50); }
+double P95RealVsRealError(const FidelityReport& r, int pass) { return Percentile(RealVsRealErrors(r, pass), 95); }
 
 double MedianRealSpread(const FidelityReport& r) {
   std::vector<double> s;
@@ -262,6 +289,14 @@ std::string FormatFidelity(const FidelityReport& r) {
                   r.repeat, 100 * MedianRealSpread(r));
     out += line;
   }
+  if (r.repeat >= 3) {
+    std::snprintf(line, sizeof line,
+                  "real against real (each run against the median of the others): |error| median %.1f%% / p95 %.1f%% "
+                  "(cold %.1f%% / %.1f%%, warm %.1f%% / %.1f%%)\n",
+                  100 * MedianRealVsRealError(r, 0), 100 * P95RealVsRealError(r, 0), 100 * MedianRealVsRealError(r, 1),
+                  100 * P95RealVsRealError(r, 1), 100 * MedianRealVsRealError(r, 2), 100 * P95RealVsRealError(r, 2));
+    out += line;
+  }
   out += "where the time went (issue to completion, summed over commands; kinds over 1 ms on either side):\n";
   std::snprintf(line, sizeof line, "%-6s %-16s %8s %8s %10s %12s %12s %8s\n", "pass", "command", "n real", "n sim",
                 "bytes", "real", "simulated", "sim/real");
@@ -278,6 +313,27 @@ std::string FormatFidelity(const FidelityReport& r) {
     out += line;
   }
   return out;
+}
+
+std::string FidelityJson(const FidelityReport& r) {
+  nlohmann::ordered_json j;
+  j["trace"] = r.trace;
+  j["policy"] = r.policy;
+  j["scale"] = r.scale;
+  j["repeat"] = r.repeat;
+  j["real_total_ns"] = r.real_total_ns;
+  j["sim_total_ns"] = r.sim_total_ns;
+  j["prompts"] = nlohmann::ordered_json::array();
+  for (const PromptComparison& p : r.prompts)
+    j["prompts"].push_back({{"pass", p.pass == 1 ? "cold" : "warm"}, {"prompt", p.prompt}, {"real_ns", p.real_ns},
+                            {"sim_ns", p.sim_ns}, {"error", p.error}, {"no_load", p.no_load},
+                            {"real_spread", p.real_spread}, {"real_vs_real", p.real_vs_real}});
+  j["kinds"] = nlohmann::ordered_json::array();
+  for (const KindComparison& k : r.kinds)
+    j["kinds"].push_back({{"pass", k.pass == 1 ? "cold" : "warm"}, {"command", std::string(engine::ToString(k.kind))},
+                          {"real_count", k.real.count}, {"sim_count", k.sim.count}, {"bytes", k.real.bytes},
+                          {"real_ns", k.real.busy_ns}, {"sim_ns", k.sim.busy_ns}});
+  return j.dump(2) + "\n";
 }
 
 }  // namespace residency::harness

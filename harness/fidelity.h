@@ -32,6 +32,9 @@ struct PromptComparison {
   engine::Nanos real_ns = 0, sim_ns = 0;  // real: the median over the repeats
   double error = 0;  // (sim - real) / real
   double real_spread = 0;  // (max - min) / median of the real runs: the machine's own noise
+  // With 3 or more real runs: each run's |error| against the median of the
+  // others, the error the machine makes predicting itself (a floor for ours).
+  std::vector<double> real_vs_real;
   // Both sides under 20 ms: nothing was loaded (the models were resident);
   // listed, but a relative error of microseconds means nothing.
   bool no_load = false;
@@ -70,6 +73,12 @@ double MedianAbsError(const FidelityReport& r, int pass);
 double P95AbsError(const FidelityReport& r, int pass);
 // Median over the prompts that loaded of the real runs' own spread (0 with one run).
 double MedianRealSpread(const FidelityReport& r);
+// The same statistics as MedianAbsError/P95AbsError over real_vs_real (every
+// run of every prompt that loaded); 0 with fewer than 3 runs.
+double MedianRealVsRealError(const FidelityReport& r, int pass);
+double P95RealVsRealError(const FidelityReport& r, int pass);
 std::string FormatFidelity(const FidelityReport& r);
+// One JSON object: the prompts (with every real-vs-real error) and totals.
+std::string FidelityJson(const FidelityReport& r);
 
 }  // namespace residency::harness

@@ -9,7 +9,7 @@ set -u
 source "$(dirname "$0")/cli_lib.sh" "$@"
 expect 0 "profile written" -- "$bin" calibrate --out "$tmp/p.json" --dir "$tmp" --file-size 128MiB --memory-size 256MiB
 "$bin" fidelity "$root/traces/examples/wan22-14b-t2v.jsonl" --models "$tmp/models" --scale 0.01 \
-  --profile "$tmp/p.json" --device-capacity 1400MiB --repeat 2 > "$tmp/out.txt" 2>&1 || { cat "$tmp/out.txt"; echo "FAIL: fidelity"; fail=1; }
+  --profile "$tmp/p.json" --device-capacity 1400MiB --repeat 3 > "$tmp/out.txt" 2>&1 || { cat "$tmp/out.txt"; echo "FAIL: fidelity"; fail=1; }
 cat "$tmp/out.txt"
 python3 - "$tmp/out.txt" <<'PY' || fail=1
 import re, sys
@@ -22,7 +22,9 @@ assert m, "no warm summary"
 median = float(m.group(1))
 assert median < 100.0, f"warm |error| median {median}% is over the test's loose 100% bound (a factor of 2)"
 print(f"fidelity smoke: warm |error| median {median}% (< 100%)")
-assert re.search(r"^real runs: 2; median spread between them [\d.]+%", text, re.M), "no noise line for --repeat 2"
+assert re.search(r"^real runs: 3; median spread between them [\d.]+%", text, re.M), "no noise line for --repeat 3"
+assert re.search(r"^real against real \(each run against the median of the others\): \|error\| median [\d.]+% / p95", text, re.M), \
+    "no real-against-real line for --repeat 3"
 # The breakdown: both sides ran the same commands (same engine decisions).
 kinds = re.findall(r"^(cold|warm)\s+(\w+)\s+(\d+)\s+(\d+)\s", text, re.M)
 reads = [k for k in kinds if k[1] == "read"]
@@ -30,6 +32,19 @@ assert reads, f"no read row in the breakdown: {kinds}"
 for pass_, kind, n_real, n_sim in kinds:
     assert n_real == n_sim, f"{pass_} {kind}: {n_real} commands real, {n_sim} simulated"
 print(f"fidelity smoke: breakdown of {len(kinds)} command kinds, counts agree")
+PY
+# --json: every prompt that loaded carries each of the 3 runs' error against the other two.
+"$bin" fidelity "$root/traces/examples/wan22-14b-t2v.jsonl" --models "$tmp/models" --scale 0.01 \
+  --profile "$tmp/p.json" --device-capacity 1400MiB --repeat 3 --json > "$tmp/out.json" || { echo "FAIL: fidelity --json"; fail=1; }
+python3 - "$tmp/out.json" <<'PY' || fail=1
+import json, sys
+r = json.load(open(sys.argv[1]))
+loaded = [p for p in r["prompts"] if not p["no_load"]]
+assert r["repeat"] == 3 and loaded, r
+for p in loaded:
+    assert len(p["real_vs_real"]) == 3 and all(e >= 0 for e in p["real_vs_real"]), p
+    assert abs(p["error"] - (p["sim_ns"] - p["real_ns"]) / p["real_ns"]) < 1e-9, p
+print(f"fidelity --json: {len(loaded)} prompt(s) that loaded, 3 real-vs-real errors each")
 PY
 expect 2 "--scale must be in" -- "$bin" fidelity "$root/traces/examples/sdxl-txt2img.jsonl" --models "$tmp/m2" --scale 2 --profile "$tmp/p.json"
 [ $fail -eq 0 ] && echo "fidelity checks pass"
