@@ -91,14 +91,16 @@ std::vector<double> LeaveOneOutErrors(const std::vector<double>& walls) {
 
 int PassOf(int prompt) { return prompt >= 1000 ? 2 : 1; }
 
+// Per pass, or per prompt with `by_prompt`.
 std::vector<KindComparison> CompareKinds(const engine::CommandTimesByPrompt& real,
-                                         const engine::CommandTimesByPrompt& sim) {
+                                         const engine::CommandTimesByPrompt& sim, bool by_prompt) {
   std::map<std::pair<int, engine::CommandKind>, KindComparison> by;
   auto add = [&](const engine::CommandTimesByPrompt& side, bool is_real) {
     for (const auto& [prompt, times] : side) {
       for (const auto& [kind, t] : times) {
-        KindComparison& k = by[{PassOf(prompt), kind}];
+        KindComparison& k = by[{by_prompt ? prompt : PassOf(prompt), kind}];
         k.pass = PassOf(prompt);
+        k.prompt = by_prompt ? prompt % 1000 : 0;
         k.kind = kind;
         engine::CommandTime& into = is_real ? k.real : k.sim;
         into.count += t.count;
@@ -238,7 +240,8 @@ Result<FidelityReport> RunFidelity(const engine::Workload& original, const trace
     rep.prompts.push_back(c);
   }
   if (rep.prompts.empty()) return FailedPrecondition(w.name + ": no prompts to compare");
-  rep.kinds = CompareKinds(median_run.command_times, simulated.command_times);
+  rep.kinds = CompareKinds(median_run.command_times, simulated.command_times, false);
+  rep.prompt_kinds = CompareKinds(median_run.command_times, simulated.command_times, true);
   rep.repeat = o.repeat;
   return rep;
 }
@@ -328,11 +331,20 @@ std::string FidelityJson(const FidelityReport& r) {
     j["prompts"].push_back({{"pass", p.pass == 1 ? "cold" : "warm"}, {"prompt", p.prompt}, {"real_ns", p.real_ns},
                             {"sim_ns", p.sim_ns}, {"error", p.error}, {"no_load", p.no_load},
                             {"real_spread", p.real_spread}, {"real_vs_real", p.real_vs_real}});
-  j["kinds"] = nlohmann::ordered_json::array();
-  for (const KindComparison& k : r.kinds)
-    j["kinds"].push_back({{"pass", k.pass == 1 ? "cold" : "warm"}, {"command", std::string(engine::ToString(k.kind))},
-                          {"real_count", k.real.count}, {"sim_count", k.sim.count}, {"bytes", k.real.bytes},
-                          {"real_ns", k.real.busy_ns}, {"sim_ns", k.sim.busy_ns}});
+  auto kinds = [](const std::vector<KindComparison>& list) {
+    nlohmann::ordered_json a = nlohmann::ordered_json::array();
+    for (const KindComparison& k : list) {
+      nlohmann::ordered_json e = {{"pass", k.pass == 1 ? "cold" : "warm"}};
+      if (k.prompt) e["prompt"] = k.prompt;
+      e.update({{"command", std::string(engine::ToString(k.kind))}, {"real_count", k.real.count},
+                {"sim_count", k.sim.count}, {"bytes", k.real.bytes}, {"real_ns", k.real.busy_ns},
+                {"sim_ns", k.sim.busy_ns}});
+      a.push_back(e);
+    }
+    return a;
+  };
+  j["kinds"] = kinds(r.kinds);
+  j["prompt_kinds"] = kinds(r.prompt_kinds);
   return j.dump(2) + "\n";
 }
 

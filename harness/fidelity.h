@@ -45,6 +45,7 @@ struct PromptComparison {
 // work (reads, copies, page-locking, prefaulting) the model misjudges.
 struct KindComparison {
   int pass = 0;
+  int prompt = 0;  // 0: the whole pass
   engine::CommandKind kind = engine::CommandKind::kReadFile;
   engine::CommandTime real, sim;
 };
@@ -54,6 +55,7 @@ struct FidelityReport {
   double scale = 0;
   std::vector<PromptComparison> prompts;
   std::vector<KindComparison> kinds;  // from the real run with the median wall time
+  std::vector<KindComparison> prompt_kinds;  // the same, prompt by prompt (--json)
   int repeat = 1;
   engine::Nanos real_total_ns = 0, sim_total_ns = 0;
 };

@@ -44,7 +44,12 @@ assert r["repeat"] == 3 and loaded, r
 for p in loaded:
     assert len(p["real_vs_real"]) == 3 and all(e >= 0 for e in p["real_vs_real"]), p
     assert abs(p["error"] - (p["sim_ns"] - p["real_ns"]) / p["real_ns"]) < 1e-9, p
-print(f"fidelity --json: {len(loaded)} prompt(s) that loaded, 3 real-vs-real errors each")
+pk = r["prompt_kinds"]
+assert pk and all(k["prompt"] >= 1 for k in pk), pk
+for k in pk:  # the same engine decisions on both sides, prompt by prompt
+    assert k["real_count"] == k["sim_count"], k
+print(f"fidelity --json: {len(loaded)} prompt(s) that loaded, 3 real-vs-real errors each; "
+      f"{len(pk)} per-prompt command kinds with equal counts")
 PY
 expect 2 "--scale must be in" -- "$bin" fidelity "$root/traces/examples/sdxl-txt2img.jsonl" --models "$tmp/m2" --scale 2 --profile "$tmp/p.json"
 [ $fail -eq 0 ] && echo "fidelity checks pass"
