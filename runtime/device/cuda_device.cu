@@ -45,7 +45,10 @@ class CudaDevice final : public DeviceBackend {
     cudaSetDevice(ordinal_);
     void* p = nullptr;
     const cudaError_t err = cudaMalloc(&p, bytes == 0 ? 1 : bytes);
-    if (err != cudaSuccess) return ResourceExhausted(CudaError("cudaMalloc", err));
+    if (err != cudaSuccess) {
+      cudaGetLastError();  // clear it, so the next call does not report it again
+      return ResourceExhausted(CudaError("cudaMalloc", err));
+    }
     std::lock_guard<std::mutex> lock(mu_);
     sizes_[reinterpret_cast<DevicePtr>(p)] = bytes;
     used_ += bytes;
@@ -98,12 +101,18 @@ class CudaDevice final : public DeviceBackend {
     if (!ts.stream) {
       err = cudaStreamCreateWithFlags(&ts.stream, cudaStreamNonBlocking);
       if (err == cudaSuccess) err = cudaEventCreateWithFlags(&ts.done, cudaEventDisableTiming);
-      if (err != cudaSuccess) return Internal(CudaError("cudaStreamCreate", err));
+      if (err != cudaSuccess) {
+        cudaGetLastError();
+        return Internal(CudaError("cudaStreamCreate", err));
+      }
     }
     err = cudaMemcpyAsync(dst, src, n, kind, ts.stream);
     if (err == cudaSuccess) err = cudaEventRecord(ts.done, ts.stream);
     if (err == cudaSuccess) err = cudaEventSynchronize(ts.done);
-    if (err != cudaSuccess) return Internal(CudaError("cudaMemcpyAsync", err));
+    if (err != cudaSuccess) {
+      cudaGetLastError();
+      return Internal(CudaError("cudaMemcpyAsync", err));
+    }
     return Status::Ok();
   }
 
