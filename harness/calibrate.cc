@@ -159,8 +159,8 @@ Result<traces::Profile> Calibrate(const CalibrateOptions& o, device::DeviceBacke
   // and buffered (what the loader does by default), each the median of
   // o.repeats reads into one prefaulted buffer: a virtual disk's rate moves
   // by tens of percent between reads.
+  const bool direct_ok = io::InputFile::Open(scratch.path, true).ok();
   {
-    const bool direct_ok = io::InputFile::Open(scratch.path, true).ok();
     RESIDENCY_ASSIGN_OR_RETURN(io::HostBuffer dst, io::HostBuffer::Reserve(o.file_bytes, o.file_bytes));
     RESIDENCY_RETURN_IF_ERROR(dst.Prefault(0, o.file_bytes));
     const std::string median = ", median of " + std::to_string(o.repeats) + " reads";
@@ -184,7 +184,6 @@ Result<traces::Profile> Calibrate(const CalibrateOptions& o, device::DeviceBacke
 
   // Latency: 4 KiB reads at scattered offsets.
   {
-    const bool direct_ok = io::InputFile::Open(scratch.path, true).ok();
     RESIDENCY_ASSIGN_OR_RETURN(io::InputFile file, io::InputFile::Open(scratch.path, direct_ok));
     file.DropCache(0, file.size());
     char* bounce = io::ThreadBounceBuffer(8192);

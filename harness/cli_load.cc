@@ -52,13 +52,12 @@ int RunLoad(const LoadArgs& a) {
   // GPU's VRAM is resident. So by default it is faulted in before the timer,
   // and the time it took is reported on its own line.
   const std::uint64_t capacity = a.device_capacity ? a.device_capacity : total + (64u << 20);
-  double device_setup_seconds = 0;
+  const bool resident = a.device == "host" && !a.lazy_device;
   const auto setup0 = std::chrono::steady_clock::now();
-  auto device = a.device == "host" && !a.lazy_device ? device::MakeResidentHostDevice(capacity)
-                                                     : MakeDevice(a.device, capacity);
+  auto device = resident ? device::MakeResidentHostDevice(capacity) : MakeDevice(a.device, capacity);
   if (!device.ok()) return Fail(device.status());
-  if (a.device == "host" && !a.lazy_device)
-    device_setup_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - setup0).count();
+  const double device_setup_seconds =
+      resident ? std::chrono::duration<double>(std::chrono::steady_clock::now() - setup0).count() : 0;
   auto report = loader::LoadFiles(a.files, options, device->get());
   if (!report.ok()) return Fail(report.status());
   const loader::LoadReport& r = report.value();

@@ -61,17 +61,20 @@ double Percentile(std::vector<double> v, double p) {
   return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
 }
 
+// A prompt the error statistics count: it loaded something, in `pass` (0: either).
+bool Counted(const PromptComparison& p, int pass) { return !p.no_load && (pass == 0 || p.pass == pass); }
+
 std::vector<double> AbsErrors(const FidelityReport& r, int pass) {
   std::vector<double> e;
   for (const PromptComparison& p : r.prompts)
-    if (!p.no_load && (pass == 0 || p.pass == pass)) e.push_back(std::fabs(p.error));
+    if (Counted(p, pass)) e.push_back(std::fabs(p.error));
   return e;
 }
 
 std::vector<double> RealVsRealErrors(const FidelityReport& r, int pass) {
   std::vector<double> e;
   for (const PromptComparison& p : r.prompts)
-    if (!p.no_load && (pass == 0 || p.pass == pass)) e.insert(e.end(), p.real_vs_real.begin(), p.real_vs_real.end());
+    if (Counted(p, pass)) e.insert(e.end(), p.real_vs_real.begin(), p.real_vs_real.end());
   return e;
 }
 
@@ -255,7 +258,7 @@ double P95RealVsRealError(const FidelityReport& r, int pass) { return Percentile
 double MedianRealSpread(const FidelityReport& r) {
   std::vector<double> s;
   for (const PromptComparison& p : r.prompts)
-    if (!p.no_load) s.push_back(p.real_spread);
+    if (Counted(p, 0)) s.push_back(p.real_spread);
   return Percentile(s, 50);
 }
 
