@@ -130,6 +130,23 @@ TEST(Simulation, RamCacheAvoidsDiskReadsOnAWorkstation) {
   EXPECT_TRUE(lru->violations.empty());
 }
 
+// The executor splits a prefault over every core (faulting is CPU work), so
+// one prefault command alone runs at the per-thread rate times the cores.
+TEST(Simulation, OnePrefaultUsesEveryCore) {
+  auto profile = traces::LoadProfile("rtx4090-64g");
+  ASSERT_TRUE(profile.ok()) << profile.status().ToString();
+  ASSERT_GT(profile->cpu_cores, 1);
+  auto res = harness::Replay(Request("sdxl-txt2img", "rtx4090-64g", "ram-lru"));
+  ASSERT_TRUE(res.ok()) << res.status().ToString();
+  const auto& times = res->command_times.at(1);
+  ASSERT_TRUE(times.count(engine::CommandKind::kPrefault)) << "ram-lru prefaults its host buffers";
+  const engine::CommandTime& t = times.at(engine::CommandKind::kPrefault);
+  ASSERT_EQ(t.count, 1);
+  const double all_cores_ns = static_cast<double>(t.bytes) /
+                              (static_cast<double>(profile->prefault_bytes_per_second_per_thread) * profile->cpu_cores) * 1e9;
+  EXPECT_NEAR(static_cast<double>(t.busy_ns), all_cores_ns, 0.01 * all_cores_ns);
+}
+
 // Seed 001's box streams LTX 2.3 (27 GB) through 8 GB of VRAM every sampler
 // step. With the mmap loader the mapping is held, so only the first pass
 // faults pages in: more steps add copies, not page faults.

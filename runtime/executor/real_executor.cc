@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <thread>
 #include <unordered_map>
 
 #include "runtime/engine/decision_log.h"
@@ -67,6 +68,7 @@ class Executor {
   Executor(const engine::Workload& workload, const engine::Policy& policy,
            device::DeviceBackend& device, const RunOptions& options)
       : workload_(workload), policy_(policy), device_(device), options_(options),
+        prefault_pool_(static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
         io_pool_(std::clamp(policy.read_threads, 1, 32)), copy_pool_(kCopyThreads), compute_pool_(1),
         free_pool_(1) {}
   ~Executor();
@@ -131,7 +133,9 @@ class Executor {
   int current_prompt_ = 0;  // driver thread only: the latest begun
   int in_flight_ = 0;       // driver thread only
 
-  // Declared last: joined first on destruction, before the buffers go.
+  // Declared last: joined first on destruction, before the buffers go. The
+  // prefault pool comes before the I/O pool, whose prefaults post to it.
+  io::ThreadPool prefault_pool_;
   io::ThreadPool io_pool_, copy_pool_, compute_pool_, free_pool_;
 };
 
@@ -302,7 +306,9 @@ Status Executor::FreeHost(const Command& cmd) {
 Status Executor::Prefault(const Command& cmd) {
   HostSlot* s = Slot(cmd.buffer);
   if (s == nullptr || s->mapped) return Internal("executor: prefault of an unknown buffer");
-  return s->memory.Prefault(static_cast<std::size_t>(cmd.buffer_offset), static_cast<std::size_t>(cmd.bytes));
+  // Faulting is CPU-bound: one command uses every core, as the simulator charges it.
+  return s->memory.PrefaultParallel(static_cast<std::size_t>(cmd.buffer_offset), static_cast<std::size_t>(cmd.bytes),
+                                    prefault_pool_);
 }
 
 Status Executor::Pin(const Command& cmd) {
