@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-#include "runtime/executor/real_executor.h"
+#include "harness/copy_rates.h"
 #include "runtime/io/host_buffer.h"
 #include "runtime/io/input_file.h"
 #include "runtime/io/threaded_reader.h"
@@ -21,8 +21,7 @@ namespace residency::harness {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr std::size_t kCopyPiece = 64ull << 20;
-constexpr int kCopyPasses = 7;
+constexpr int kCopyPasses = 7;  // single passes move by +-25 % here
 
 double Seconds(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
@@ -51,9 +50,10 @@ struct ScratchFile {
 
 // Median of `repeats` timed reads of the whole file into `dst`, each after
 // dropping the file from the page cache (cold); O_DIRECT or buffered.
-Result<double> ColdReadRate(const std::string& path, int threads, bool direct, int repeats, char* dst) {
+Result<double> ColdReadRate(const std::string& path, int threads, std::size_t chunk, bool direct, int repeats,
+                            char* dst) {
   RESIDENCY_ASSIGN_OR_RETURN(io::InputFile file, io::InputFile::Open(path, direct));
-  io::ThreadedReader reader({threads, io::kDefaultChunkBytes, false});
+  io::ThreadedReader reader({threads, chunk, false});
   std::vector<double> rates;
   for (int r = 0; r < repeats; ++r) {
     file.DropCache(0, file.size());
@@ -78,10 +78,10 @@ Result<traces::Profile> Calibrate(const CalibrateOptions& o, device::DeviceBacke
   const std::string how = "residency calibrate: ";
 
   // Memory first, while the process has touched little: first-touch faults,
-  // prefault and page-locking each on a fresh region, all kept until the end
-  // so none reuses pages another just freed (on a VM, recycled pages fault
-  // several times faster than ones the hypervisor took back, and a loader's
-  // buffers are the latter). Then memcpy between two of them.
+  // prefault and page-locking each on a fresh region, kept until the end so
+  // none reuses pages another just freed (on a VM, recycled pages fault
+  // several times faster than ones the hypervisor took back). Then memcpy
+  // between two of them.
   const std::size_t m = o.memory_bytes;
   {
     RESIDENCY_ASSIGN_OR_RETURN(io::HostBuffer touched, io::HostBuffer::Reserve(m, m));
@@ -92,13 +92,34 @@ Result<traces::Profile> Calibrate(const CalibrateOptions& o, device::DeviceBacke
     p.sources["page_fault"] = how + "first touch of 4 KiB pages of fresh memory (THP off)";
     progress("page fault " + std::to_string(p.page_fault_ns) + " ns");
 
+    // Prefault twice: fresh memory, then memory this process freed a moment
+    // ago. They differ on a VM that hands freed pages back to the hypervisor
+    // (bench/freed_memory_bench.cc); the profile takes the one `o.prefault`
+    // names and the source note keeps both.
     RESIDENCY_ASSIGN_OR_RETURN(io::HostBuffer prefaulted, io::HostBuffer::Reserve(m, m));
     io::PrefaultMethod method{};
     t0 = Clock::now();
     RESIDENCY_RETURN_IF_ERROR(prefaulted.Prefault(0, m, &method));
-    p.prefault_bytes_per_second_per_thread = static_cast<engine::Bytes>(m / Seconds(t0));
-    p.sources["prefault_per_thread"] = how + std::string(io::ToString(method)) + " of fresh memory, one thread";
-    progress("prefault " + Rate(p.prefault_bytes_per_second_per_thread) + " (" + std::string(io::ToString(method)) + ")");
+    const double fresh = m / Seconds(t0);
+    double recycled = 0;
+    {
+      RESIDENCY_ASSIGN_OR_RETURN(io::HostBuffer freed, io::HostBuffer::Reserve(m, m));
+      RESIDENCY_RETURN_IF_ERROR(freed.Prefault(0, m));
+    }
+    {
+      RESIDENCY_ASSIGN_OR_RETURN(io::HostBuffer reused, io::HostBuffer::Reserve(m, m));
+      t0 = Clock::now();
+      RESIDENCY_RETURN_IF_ERROR(reused.Prefault(0, m));
+      recycled = m / Seconds(t0);
+    }
+    const bool use_fresh = o.prefault == PrefaultMemory::kFresh;
+    p.prefault_bytes_per_second_per_thread = static_cast<engine::Bytes>(use_fresh ? fresh : recycled);
+    p.sources["prefault_per_thread"] = how + std::string(io::ToString(method)) + ", one thread, of " +
+                                       (use_fresh ? "fresh memory (recycled: " + Rate(recycled)
+                                                  : "memory freed just before (fresh: " + Rate(fresh)) +
+                                       ")";
+    progress("prefault " + Rate(recycled) + " recycled, " + Rate(fresh) + " fresh (" +
+             std::string(io::ToString(method)) + "; the profile takes " + (use_fresh ? "fresh" : "recycled") + ")");
 
     // Page-locking as the executor does it: through the device where there
     // is one (cudaHostRegister), mlock otherwise.
@@ -167,18 +188,18 @@ Result<traces::Profile> Calibrate(const CalibrateOptions& o, device::DeviceBacke
     for (int threads : o.thread_counts) {
       std::string line = "disk read, " + std::to_string(threads) + " thread(s):";
       if (direct_ok) {
-        RESIDENCY_ASSIGN_OR_RETURN(double rate, ColdReadRate(scratch.path, threads, true, o.repeats, dst.data()));
+        RESIDENCY_ASSIGN_OR_RETURN(double rate, ColdReadRate(scratch.path, threads, o.read_chunk_bytes, true, o.repeats, dst.data()));
         p.disk_read_bytes_per_second.push_back({threads, static_cast<engine::Bytes>(rate)});
         line += " O_DIRECT " + Rate(rate) + ",";
       }
-      RESIDENCY_ASSIGN_OR_RETURN(double rate, ColdReadRate(scratch.path, threads, false, o.repeats, dst.data()));
+      RESIDENCY_ASSIGN_OR_RETURN(double rate, ColdReadRate(scratch.path, threads, o.read_chunk_bytes, false, o.repeats, dst.data()));
       p.disk_read_buffered_bytes_per_second.push_back({threads, static_cast<engine::Bytes>(rate)});
       if (!direct_ok) p.disk_read_bytes_per_second.push_back({threads, static_cast<engine::Bytes>(rate)});
       progress(line + " buffered cold " + Rate(rate));
     }
     p.sources["disk_read"] = how + (direct_ok ? "O_DIRECT" : "cold buffered (O_DIRECT refused here)") +
-                             " reads of 8 MiB chunks by thread count" + median;
-    p.sources["disk_read_buffered"] = how + "buffered reads of 8 MiB chunks after dropping the file from the "
+                             " reads of " + std::to_string(o.read_chunk_bytes >> 10) + " KiB chunks by thread count" + median;
+    p.sources["disk_read_buffered"] = how + "buffered reads of " + std::to_string(o.read_chunk_bytes >> 10) + " KiB chunks after dropping the file from the "
                                       "page cache, by thread count" + median;
   }
 
@@ -218,63 +239,16 @@ Result<traces::Profile> Calibrate(const CalibrateOptions& o, device::DeviceBacke
 
   // Host <-> device copies.
   if (device) {
-    const std::size_t m = std::min<std::size_t>(o.memory_bytes, device->capacity_bytes());
-    RESIDENCY_ASSIGN_OR_RETURN(io::HostBuffer host, io::HostBuffer::Reserve(m, m));
-    RESIDENCY_RETURN_IF_ERROR(host.Prefault(0, m));
-    RESIDENCY_ASSIGN_OR_RETURN(device::DevicePtr dev, device->Alloc(m));
-    // As the executor copies: kCopyThreads copies in flight, each a slice,
-    // in 64 MiB pieces (the engine's default staging window). One untimed
-    // pass, then the median of kCopyPasses: single passes move by +-25 % here.
-    auto copy_pass = [&](bool h2d) -> Result<double> {
-      const std::size_t slice = m / executor::kCopyThreads;
-      std::vector<Status> results(executor::kCopyThreads);
-      const auto c0 = Clock::now();
-      std::vector<std::thread> copiers;
-      for (int t = 0; t < executor::kCopyThreads; ++t) {
-        copiers.emplace_back([&, t] {
-          const std::size_t at = static_cast<std::size_t>(t) * slice;
-          for (std::size_t off = 0; off < slice && results[t].ok(); off += kCopyPiece) {
-            const std::size_t n = std::min(kCopyPiece, slice - off);
-            results[t] = h2d ? device->CopyToDevice(dev, at + off, host.data() + at + off, n)
-                             : device->CopyToHost(host.data() + at + off, dev, at + off, n);
-          }
-        });
-      }
-      for (std::thread& c : copiers) c.join();
-      for (Status& s : results) RESIDENCY_RETURN_IF_ERROR(s);
-      return static_cast<double>(slice * executor::kCopyThreads) / Seconds(c0);
-    };
-    auto time_copy = [&](bool h2d) -> Result<double> {
-      RESIDENCY_RETURN_IF_ERROR(copy_pass(h2d).status());
-      std::vector<double> rates;
-      for (int i = 0; i < kCopyPasses; ++i) {
-        RESIDENCY_ASSIGN_OR_RETURN(double rate, copy_pass(h2d));
-        rates.push_back(rate);
-      }
-      return Median(std::move(rates));
-    };
-    auto pageable = time_copy(true);
-    std::string why;
-    const io::PinKind kind = device->RegisterHost(host.data(), m, &why);
-    auto pinned = time_copy(true);
-    auto d2h = time_copy(false);
-    device->UnregisterHost(host.data(), m, kind);
-    device->Free(dev);
-    if (!pageable.ok()) return pageable.status();
-    if (!pinned.ok()) return pinned.status();
-    if (!d2h.ok()) return d2h.status();
-    p.pcie_h2d_pageable_bytes_per_second = static_cast<engine::Bytes>(pageable.value());
-    p.pcie_h2d_pinned_bytes_per_second = static_cast<engine::Bytes>(pinned.value());
-    p.pcie_d2h_bytes_per_second = static_cast<engine::Bytes>(d2h.value());
+    RESIDENCY_ASSIGN_OR_RETURN(CopyRates c, MeasureCopyRates(*device, o.memory_bytes, kCopyPasses));
+    p.pcie_h2d_pageable_bytes_per_second = static_cast<engine::Bytes>(c.h2d_pageable);
+    p.pcie_h2d_pinned_bytes_per_second = static_cast<engine::Bytes>(c.h2d_pinned);
+    p.pcie_d2h_bytes_per_second = static_cast<engine::Bytes>(c.d2h);
     p.device_copies_on_cpu = device->copies_on_cpu();
-    const std::string dev_note = how + std::to_string(executor::kCopyThreads) + " concurrent copies of " +
-                                 std::to_string(m >> 20) + " MiB in all to/from " + device->name() +
-                                 ", median of " + std::to_string(kCopyPasses) + " passes";
-    p.sources["pcie_h2d_pinned"] = dev_note + " (" + std::string(io::ToString(kind)) + " host memory)";
-    p.sources["pcie_h2d_pageable"] = dev_note;
-    p.sources["pcie_d2h"] = dev_note;
-    progress("host->device " + Rate(pinned.value()) + " pinned, " + Rate(pageable.value()) +
-             " pageable; device->host " + Rate(d2h.value()));
+    p.sources["pcie_h2d_pinned"] = how + c.note + " (" + std::string(io::ToString(c.pin)) + " host memory)";
+    p.sources["pcie_h2d_pageable"] = how + c.note;
+    p.sources["pcie_d2h"] = how + c.note;
+    progress("host->device " + Rate(c.h2d_pinned) + " pinned, " + Rate(c.h2d_pageable) + " pageable; device->host " +
+             Rate(c.d2h));
   }
   return p;
 }

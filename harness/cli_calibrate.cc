@@ -14,10 +14,12 @@ struct CalibrateArgs {
   std::string out;
   std::string device = "host";
   std::size_t device_capacity = 1ull << 30;
+  std::string prefault_memory = "recycled";
   harness::CalibrateOptions options;
 };
 
 int RunCalibrate(CalibrateArgs& a) {
+  a.options.prefault = a.prefault_memory == "fresh" ? harness::PrefaultMemory::kFresh : harness::PrefaultMemory::kRecycled;
   auto device = MakeDevice(a.device, a.device_capacity);
   if (!device.ok()) return Fail(device.status());
   std::fprintf(stderr, "calibrating with a %llu MiB scratch file in %s...\n",
@@ -40,6 +42,10 @@ Subcommand AddCalibrate(CLI::App& app) {
   c->add_option("--file-size", a->options.file_bytes, "Scratch file size")->transform(ByteSize())->capture_default_str();
   c->add_option("--memory-size", a->options.memory_bytes, "Buffer size for memory figures")->transform(ByteSize())->capture_default_str();
   c->add_option("--threads", a->options.thread_counts, "Reader thread counts to measure")->capture_default_str();
+  c->add_option("--read-chunk", a->options.read_chunk_bytes, "Bytes per read request (the policies' chunk)")->transform(ByteSize())->capture_default_str();
+  c->add_option("--prefault-memory", a->prefault_memory,
+                "Memory the prefault figure is measured on: recycled (freed just before) or fresh")
+      ->check(CLI::IsMember({"recycled", "fresh"}))->capture_default_str();
   c->add_option("--repeats", a->options.repeats, "Reads per disk figure (the median is kept)")->check(CLI::Range(1, 99))->capture_default_str();
   c->add_option("--name", a->options.name, "Profile name")->capture_default_str();
   c->add_option("--device", a->device, "none, host (emulated) or cuda")->check(CLI::IsMember({"none", "host", "cuda"}))->capture_default_str();

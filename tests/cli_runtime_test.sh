@@ -40,6 +40,13 @@ expect 2 "$tmp/empty/a.safetensors: model 'a' file missing" -- "$bin" run "$trac
 
 expect 0 "profile written" -- "$bin" calibrate --out "$tmp/me.json" --dir "$tmp" --file-size 64MiB --memory-size 16MiB --threads 1 --threads 2
 expect 0 "Replay of" -- "$bin" replay "$trace" --profile "$tmp/me.json" --policy ram-lru
+grep -q '"prefault_per_thread": "residency calibrate: .*of memory freed just before (fresh: ' "$tmp/me.json" ||
+  { echo "FAIL: the prefault source note does not name recycled memory and the fresh figure"; fail=1; }
+grep -q '"disk_read": "residency calibrate: .* reads of 2048 KiB chunks' "$tmp/me.json" ||
+  { echo "FAIL: calibrate does not read in the policies' 2 MiB chunks by default"; fail=1; }
+expect 0 "the profile takes fresh" -- "$bin" calibrate --out "$tmp/fresh.json" --dir "$tmp" --file-size 16MiB --memory-size 16MiB --threads 1 --prefault-memory fresh --read-chunk 1MiB
+grep -q 'reads of 1024 KiB chunks' "$tmp/fresh.json" || { echo "FAIL: --read-chunk not recorded"; fail=1; }
+expect 2 "--prefault-memory: warm not in \{recycled,fresh\}" -- "$bin" calibrate --out "$tmp/x.json" --prefault-memory warm
 expect 0 "torture: 1 cases, no violation \(base seed 7\)" -- "$bin" torture --seconds 0 --seed 7 --out "$tmp/torture"
 [ $fail -eq 0 ] && echo "cli runtime checks pass"
 exit $fail
