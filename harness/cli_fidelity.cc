@@ -63,6 +63,8 @@ Subcommand AddFidelity(CLI::App& app) {
                  "spread between them is reported as the machine's noise")
       ->check(CLI::Range(1, 100))->capture_default_str();
   c->add_flag("--json", a->json, "Print one JSON object (every prompt, with each real run's error against the others)");
+  c->add_flag("--copy-probe", a->options.probe_copies,
+              "Simulate with copy rates probed on each real run's device instead of the profile's");
   c->add_option("--device-capacity", a->options.device_bytes, "Emulated device size, real and simulated")
       ->transform(ByteSize())->capture_default_str();
   return {c, [a] { return RunFidelityCommand(*a); }};

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "harness/copy_rates.h"
 #include "harness/report.h"
 #include "runtime/device/device_backend.h"
 #include "runtime/executor/real_executor.h"
@@ -25,6 +26,10 @@ using engine::Op;
 using engine::OpKind;
 
 namespace {
+
+// The copy probe before each real run: 256 MiB, 4 rounds a pass, median of 5.
+constexpr std::size_t kCopyProbeBytes = 256u << 20;
+constexpr int kCopyProbePasses = 5;
 
 Bytes Scaled(Bytes b, double scale) {
   return b <= 0 ? b : std::max<Bytes>(1, static_cast<Bytes>(static_cast<double>(b) * scale));
@@ -188,11 +193,16 @@ Result<FidelityReport> RunFidelity(const engine::Workload& original, const trace
   // Real: cold page cache, then the two passes in one process; `repeat` times.
   if (o.repeat < 1) return InvalidArgument("--repeat must be >= 1");
   std::vector<executor::RunResult> reals;
+  std::vector<CopyRates> probes;
   for (int run = 0; run < o.repeat; ++run) {
     for (const Op& op : w.ops)
       for (const engine::FileSpec& f : op.files) DropFromPageCache(ModelPath(o.models_dir, f.path));
     RESIDENCY_ASSIGN_OR_RETURN(std::unique_ptr<device::DeviceBackend> device,
                                device::MakeResidentHostDevice(o.device_bytes));
+    if (o.probe_copies) {
+      RESIDENCY_ASSIGN_OR_RETURN(CopyRates c, MeasureCopyRates(*device, kCopyProbeBytes, kCopyProbePasses));
+      probes.push_back(c);
+    }
     executor::RunOptions ro;
     ro.models_dir = o.models_dir;
     ro.time_scale = 0;
@@ -209,12 +219,26 @@ Result<FidelityReport> RunFidelity(const engine::Workload& original, const trace
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return reals[a].wall_ns < reals[b].wall_ns; });
   const executor::RunResult& median_run = reals[order[order.size() / 2]];
-  // Simulated: the same workload on the calibrated profile (cold start).
+  // Simulated: the same workload on the calibrated profile (cold start),
+  // with the copy rates probed on the real runs' devices where asked.
+  FidelityReport rep;
+  if (!probes.empty()) {
+    auto median_of = [&](double CopyRates::*field) {
+      std::vector<double> v;
+      for (const CopyRates& c : probes) v.push_back(c.*field);
+      return Percentile(v, 50);
+    };
+    rep.probed_h2d_pinned = median_of(&CopyRates::h2d_pinned);
+    rep.probed_h2d_pageable = median_of(&CopyRates::h2d_pageable);
+    rep.probed_d2h = median_of(&CopyRates::d2h);
+    profile.pcie_h2d_pinned_bytes_per_second = static_cast<Bytes>(rep.probed_h2d_pinned);
+    profile.pcie_h2d_pageable_bytes_per_second = static_cast<Bytes>(rep.probed_h2d_pageable);
+    profile.pcie_d2h_bytes_per_second = static_cast<Bytes>(rep.probed_d2h);
+  }
   sim::SimOptions so;
   so.record_timeline = false;
   RESIDENCY_ASSIGN_OR_RETURN(sim::SimResult simulated, sim::Simulate(w, profile, policy, so));
 
-  FidelityReport rep;
   rep.trace = original.name;
   rep.policy = policy.name;
   rep.scale = o.scale;
@@ -303,6 +327,13 @@ std::string FormatFidelity(const FidelityReport& r) {
                   100 * P95RealVsRealError(r, 1), 100 * MedianRealVsRealError(r, 2), 100 * P95RealVsRealError(r, 2));
     out += line;
   }
+  if (r.probed_h2d_pinned > 0) {
+    std::snprintf(line, sizeof line,
+                  "device copies as probed on the real runs' devices (median), used by the simulation: host->device "
+                  "%.2f GB/s pinned, %.2f pageable; device->host %.2f\n",
+                  r.probed_h2d_pinned / 1e9, r.probed_h2d_pageable / 1e9, r.probed_d2h / 1e9);
+    out += line;
+  }
   out += "where the time went (issue to completion, summed over commands; kinds over 1 ms on either side):\n";
   std::snprintf(line, sizeof line, "%-6s %-16s %8s %8s %10s %12s %12s %8s\n", "pass", "command", "n real", "n sim",
                 "bytes", "real", "simulated", "sim/real");
@@ -329,6 +360,9 @@ std::string FidelityJson(const FidelityReport& r) {
   j["repeat"] = r.repeat;
   j["real_total_ns"] = r.real_total_ns;
   j["sim_total_ns"] = r.sim_total_ns;
+  if (r.probed_h2d_pinned > 0)
+    j["probed_copy_bytes_per_second"] = {
+        {"h2d_pinned", r.probed_h2d_pinned}, {"h2d_pageable", r.probed_h2d_pageable}, {"d2h", r.probed_d2h}};
   j["prompts"] = nlohmann::ordered_json::array();
   for (const PromptComparison& p : r.prompts)
     j["prompts"].push_back({{"pass", p.pass == 1 ? "cold" : "warm"}, {"prompt", p.prompt}, {"real_ns", p.real_ns},

@@ -58,6 +58,9 @@ struct FidelityReport {
   std::vector<KindComparison> prompt_kinds;  // the same, prompt by prompt (--json)
   int repeat = 1;
   engine::Nanos real_total_ns = 0, sim_total_ns = 0;
+  // Host<->device copy rates probed on each real run's device (median over
+  // the runs, bytes/s) and given to the simulation; 0 when not probed.
+  double probed_h2d_pinned = 0, probed_h2d_pageable = 0, probed_d2h = 0;
 };
 
 struct FidelityOptions {
@@ -65,6 +68,12 @@ struct FidelityOptions {
   double scale = 0.05;
   std::uint64_t device_bytes = 4ull << 30;  // the emulated device, on both sides
   int repeat = 1;  // real runs (each cold, then warm); prompts compare against their median
+  // Measure copy rates on each real run's device before it runs and simulate
+  // with their median instead of the profile's (--copy-probe). The emulated
+  // device copies between host pages, and how fast depends on which pages
+  // back both sides (on this VM 11-22 GB/s from one allocation to the next),
+  // so a probe on its own buffers is not the run's rate either; off by default.
+  bool probe_copies = false;
 };
 
 Result<FidelityReport> RunFidelity(const engine::Workload& original, const traces::Profile& profile,

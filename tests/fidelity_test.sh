@@ -35,7 +35,7 @@ print(f"fidelity smoke: breakdown of {len(kinds)} command kinds, counts agree")
 PY
 # --json: every prompt that loaded carries each of the 3 runs' error against the other two.
 "$bin" fidelity "$root/traces/examples/wan22-14b-t2v.jsonl" --models "$tmp/models" --scale 0.01 \
-  --profile "$tmp/p.json" --device-capacity 1400MiB --repeat 3 --json > "$tmp/out.json" || { echo "FAIL: fidelity --json"; fail=1; }
+  --profile "$tmp/p.json" --device-capacity 1400MiB --repeat 3 --json --copy-probe > "$tmp/out.json" || { echo "FAIL: fidelity --json"; fail=1; }
 python3 - "$tmp/out.json" <<'PY' || fail=1
 import json, sys
 r = json.load(open(sys.argv[1]))
@@ -48,6 +48,8 @@ pk = r["prompt_kinds"]
 assert pk and all(k["prompt"] >= 1 for k in pk), pk
 for k in pk:  # the same engine decisions on both sides, prompt by prompt
     assert k["real_count"] == k["sim_count"], k
+probed = r["probed_copy_bytes_per_second"]  # --copy-probe: measured on the runs' devices, given to the simulation
+assert all(probed[k] > 1e8 for k in ("h2d_pinned", "h2d_pageable", "d2h")), probed
 print(f"fidelity --json: {len(loaded)} prompt(s) that loaded, 3 real-vs-real errors each; "
       f"{len(pk)} per-prompt command kinds with equal counts")
 PY
