@@ -5,7 +5,7 @@
 // as well: docs/FIDELITY.md uses this to explain prefaults that run at a
 // fraction of the calibrated rate. On bare metal every row reads the same.
 //
-//   residency_freed_memory_bench [--hold 8GiB] [--touch 4GiB] [--waits 0,1,3,10,20]
+//   residency_freed_memory_bench [--hold 8] [--touch 4] [--waits 0,1,3,10,20]   (GiB, seconds)
 #include <chrono>
 #include <cstdio>
 #include <iostream>
