@@ -8,12 +8,13 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
-#include <thread>
 #include <vector>
 
 #include "harness/copy_rates.h"
+#include "harness/median.h"
 #include "runtime/io/host_buffer.h"
 #include "runtime/io/input_file.h"
+#include "runtime/io/thread_pool.h"
 #include "runtime/io/threaded_reader.h"
 #include "runtime/safetensors/writer.h"
 
@@ -25,13 +26,6 @@ constexpr int kCopyPasses = 7;  // single passes move by +-25 % here
 
 double Seconds(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-// The middle figure (the upper one of an even count): timed runs on a VM
-// scatter, and one slow outlier should not move a profile field.
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 std::string Rate(double bytes_per_second) {
@@ -73,7 +67,7 @@ Result<traces::Profile> Calibrate(const CalibrateOptions& o, device::DeviceBacke
   p.description = "measured by `residency calibrate`";
   p.ram_bytes = static_cast<engine::Bytes>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGESIZE);
   p.os_reserve_bytes = 2ll << 30;
-  p.cpu_cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  p.cpu_cores = io::CoreCount();
   p.vram_bytes = device ? static_cast<engine::Bytes>(device->capacity_bytes()) : 0;
   const std::string how = "residency calibrate: ";
 
@@ -96,21 +90,22 @@ Result<traces::Profile> Calibrate(const CalibrateOptions& o, device::DeviceBacke
     // ago. They differ on a VM that hands freed pages back to the hypervisor
     // (bench/freed_memory_bench.cc); the profile takes the one `o.prefault`
     // names and the source note keeps both.
+    auto prefault_rate = [&](io::HostBuffer& b, io::PrefaultMethod* used) -> Result<double> {
+      const auto start = Clock::now();
+      RESIDENCY_RETURN_IF_ERROR(b.Prefault(0, m, used));
+      return m / Seconds(start);
+    };
     RESIDENCY_ASSIGN_OR_RETURN(io::HostBuffer prefaulted, io::HostBuffer::Reserve(m, m));
     io::PrefaultMethod method{};
-    t0 = Clock::now();
-    RESIDENCY_RETURN_IF_ERROR(prefaulted.Prefault(0, m, &method));
-    const double fresh = m / Seconds(t0);
-    double recycled = 0;
+    RESIDENCY_ASSIGN_OR_RETURN(const double fresh, prefault_rate(prefaulted, &method));
     {
       RESIDENCY_ASSIGN_OR_RETURN(io::HostBuffer freed, io::HostBuffer::Reserve(m, m));
       RESIDENCY_RETURN_IF_ERROR(freed.Prefault(0, m));
     }
+    double recycled = 0;
     {
       RESIDENCY_ASSIGN_OR_RETURN(io::HostBuffer reused, io::HostBuffer::Reserve(m, m));
-      t0 = Clock::now();
-      RESIDENCY_RETURN_IF_ERROR(reused.Prefault(0, m));
-      recycled = m / Seconds(t0);
+      RESIDENCY_ASSIGN_OR_RETURN(recycled, prefault_rate(reused, nullptr));
     }
     const bool use_fresh = o.prefault == PrefaultMemory::kFresh;
     p.prefault_bytes_per_second_per_thread = static_cast<engine::Bytes>(use_fresh ? fresh : recycled);

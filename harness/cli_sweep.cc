@@ -3,12 +3,12 @@
 #include <csignal>
 #include <iostream>
 #include <memory>
-#include <thread>
 
 #include "harness/build_info.h"
 #include "harness/cli.h"
 #include "harness/sweep/progress_line.h"
 #include "harness/sweep/sweep_runner.h"
+#include "runtime/io/thread_pool.h"
 
 namespace residency::cli {
 namespace {
@@ -34,7 +34,7 @@ int RunSweepCommand(const SweepArgs& a) {
   if (!store.ok()) return Fail(store.status());
 
   sweep::SweepOptions options;
-  options.jobs = a.jobs > 0 ? a.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  options.jobs = a.jobs > 0 ? a.jobs : io::CoreCount();
   options.shard = *shard;
   options.code_version = harness::CodeVersion();
   options.host = harness::HostName();

@@ -6,6 +6,7 @@
 #include <thread>
 #include <vector>
 
+#include "harness/median.h"
 #include "runtime/executor/real_executor.h"
 
 namespace residency::harness {
@@ -14,11 +15,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr std::size_t kCopyPiece = 64ull << 20;  // the engine's default staging window
 constexpr int kCopyRounds = 4;
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 }  // namespace
 

@@ -18,7 +18,7 @@ class HostDevice final : public DeviceBackend {
  public:
   explicit HostDevice(std::uint64_t capacity)
       : capacity_(capacity),
-        prefault_pool_(static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))) {}
+        prefault_pool_(io::CoreCount()) {}
 
   // The whole capacity reserved and faulted in up front, then carved up
   // first-fit: allocations cost nothing, as on a GPU whose VRAM is resident.

@@ -17,7 +17,6 @@
 #include <memory>
 #include <mutex>
 #include <set>
-#include <thread>
 #include <unordered_map>
 
 #include "runtime/engine/decision_log.h"
@@ -68,7 +67,7 @@ class Executor {
   Executor(const engine::Workload& workload, const engine::Policy& policy,
            device::DeviceBackend& device, const RunOptions& options)
       : workload_(workload), policy_(policy), device_(device), options_(options),
-        prefault_pool_(static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
+        prefault_pool_(io::CoreCount()),
         io_pool_(std::clamp(policy.read_threads, 1, 32)), copy_pool_(kCopyThreads), compute_pool_(1),
         free_pool_(1) {}
   ~Executor();

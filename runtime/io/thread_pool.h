@@ -2,6 +2,7 @@
 // finishes queued tasks, then joins.
 #pragma once
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -11,6 +12,10 @@
 #include <vector>
 
 namespace residency::io {
+
+// This machine's cores as the OS reports them (at least 1): the pool size for
+// CPU-bound work such as prefaulting.
+inline int CoreCount() { return static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); }
 
 class ThreadPool {
  public:
