@@ -86,8 +86,8 @@ Result<traces::Profile> Calibrate(const CalibrateOptions& o, device::DeviceBacke
     p.sources["page_fault"] = how + "first touch of 4 KiB pages of fresh memory (THP off)";
     progress("page fault " + std::to_string(p.page_fault_ns) + " ns");
 
-    // Prefault twice: fresh memory, then memory this process freed a moment
-    // ago. They differ on a VM that hands freed pages back to the hypervisor
+    // Prefault twice: fresh memory here, then (below, after page-locking)
+    // memory this process freed a moment ago. They differ on a VM that hands freed pages back to the hypervisor
     // (bench/freed_memory_bench.cc); the profile takes the one `o.prefault`
     // names and the source note keeps both.
     auto prefault_rate = [&](io::HostBuffer& b, io::PrefaultMethod* used) -> Result<double> {
@@ -98,23 +98,6 @@ Result<traces::Profile> Calibrate(const CalibrateOptions& o, device::DeviceBacke
     RESIDENCY_ASSIGN_OR_RETURN(io::HostBuffer prefaulted, io::HostBuffer::Reserve(m, m));
     io::PrefaultMethod method{};
     RESIDENCY_ASSIGN_OR_RETURN(const double fresh, prefault_rate(prefaulted, &method));
-    {
-      RESIDENCY_ASSIGN_OR_RETURN(io::HostBuffer freed, io::HostBuffer::Reserve(m, m));
-      RESIDENCY_RETURN_IF_ERROR(freed.Prefault(0, m));
-    }
-    double recycled = 0;
-    {
-      RESIDENCY_ASSIGN_OR_RETURN(io::HostBuffer reused, io::HostBuffer::Reserve(m, m));
-      RESIDENCY_ASSIGN_OR_RETURN(recycled, prefault_rate(reused, nullptr));
-    }
-    const bool use_fresh = o.prefault == PrefaultMemory::kFresh;
-    p.prefault_bytes_per_second_per_thread = static_cast<engine::Bytes>(use_fresh ? fresh : recycled);
-    p.sources["prefault_per_thread"] = how + std::string(io::ToString(method)) + ", one thread, of " +
-                                       (use_fresh ? "fresh memory (recycled: " + Rate(recycled)
-                                                  : "memory freed just before (fresh: " + Rate(fresh)) +
-                                       ")";
-    progress("prefault " + Rate(recycled) + " recycled, " + Rate(fresh) + " fresh (" +
-             std::string(io::ToString(method)) + "; the profile takes " + (use_fresh ? "fresh" : "recycled") + ")");
 
     // Page-locking as the executor does it: through the device where there
     // is one (cudaHostRegister), mlock otherwise.
@@ -146,6 +129,26 @@ Result<traces::Profile> Calibrate(const CalibrateOptions& o, device::DeviceBacke
       progress("page-lock not permitted here: " + why);
       p.sources["register_per_gib"] = how + "not measured: " + why;
     }
+
+    // The recycled prefault comes after page-locking, whose unfaulted figure
+    // must be taken on fresh memory too, as its source says.
+    {
+      RESIDENCY_ASSIGN_OR_RETURN(io::HostBuffer freed, io::HostBuffer::Reserve(m, m));
+      RESIDENCY_RETURN_IF_ERROR(freed.Prefault(0, m));
+    }
+    double recycled = 0;
+    {
+      RESIDENCY_ASSIGN_OR_RETURN(io::HostBuffer reused, io::HostBuffer::Reserve(m, m));
+      RESIDENCY_ASSIGN_OR_RETURN(recycled, prefault_rate(reused, nullptr));
+    }
+    const bool use_fresh = o.prefault == PrefaultMemory::kFresh;
+    p.prefault_bytes_per_second_per_thread = static_cast<engine::Bytes>(use_fresh ? fresh : recycled);
+    p.sources["prefault_per_thread"] = how + std::string(io::ToString(method)) + ", one thread, of " +
+                                       (use_fresh ? "fresh memory (recycled: " + Rate(recycled)
+                                                  : "memory freed just before (fresh: " + Rate(fresh)) +
+                                       ")";
+    progress("prefault " + Rate(recycled) + " recycled, " + Rate(fresh) + " fresh (" +
+             std::string(io::ToString(method)) + "; the profile takes " + (use_fresh ? "fresh" : "recycled") + ")");
 
     std::memcpy(prefaulted.data(), touched.data(), m);
     t0 = Clock::now();
