@@ -194,11 +194,17 @@ Result<FidelityReport> RunFidelity(const engine::Workload& original, const trace
   if (o.repeat < 1) return InvalidArgument("--repeat must be >= 1");
   std::vector<executor::RunResult> reals;
   std::vector<CopyRates> probes;
+  // One device for every run, as a GPU's VRAM is the same between runs: a
+  // fresh emulated device per run would fault in its capacity each time and
+  // take the host memory the previous run freed.
+  RESIDENCY_ASSIGN_OR_RETURN(std::unique_ptr<device::DeviceBackend> device,
+                             device::MakeResidentHostDevice(o.device_bytes));
   for (int run = 0; run < o.repeat; ++run) {
     for (const Op& op : w.ops)
       for (const engine::FileSpec& f : op.files) DropFromPageCache(ModelPath(o.models_dir, f.path));
-    RESIDENCY_ASSIGN_OR_RETURN(std::unique_ptr<device::DeviceBackend> device,
-                               device::MakeResidentHostDevice(o.device_bytes));
+    if (device->used_bytes() != 0)
+      return Internal(w.name + ": real run " + std::to_string(run) + " left " +
+                      std::to_string(device->used_bytes()) + " device bytes allocated");
     if (o.probe_copies) {
       RESIDENCY_ASSIGN_OR_RETURN(CopyRates c, MeasureCopyRates(*device, kCopyProbeBytes, kCopyProbePasses));
       probes.push_back(c);
