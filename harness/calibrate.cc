@@ -87,9 +87,9 @@ Result<traces::Profile> Calibrate(const CalibrateOptions& o, device::DeviceBacke
     progress("page fault " + std::to_string(p.page_fault_ns) + " ns");
 
     // Prefault twice: fresh memory here, then (below, after page-locking)
-    // memory this process freed a moment ago. They differ on a VM that hands freed pages back to the hypervisor
-    // (bench/freed_memory_bench.cc); the profile takes the one `o.prefault`
-    // names and the source note keeps both.
+    // memory this process freed a moment ago. They differ on a VM that hands
+    // freed pages back to the hypervisor (bench/freed_memory_bench.cc); the
+    // profile takes the one `o.prefault` names and the source note keeps both.
     auto prefault_rate = [&](io::HostBuffer& b, io::PrefaultMethod* used) -> Result<double> {
       const auto start = Clock::now();
       RESIDENCY_RETURN_IF_ERROR(b.Prefault(0, m, used));

@@ -202,9 +202,6 @@ Result<FidelityReport> RunFidelity(const engine::Workload& original, const trace
   for (int run = 0; run < o.repeat; ++run) {
     for (const Op& op : w.ops)
       for (const engine::FileSpec& f : op.files) DropFromPageCache(ModelPath(o.models_dir, f.path));
-    if (device->used_bytes() != 0)
-      return Internal(w.name + ": real run " + std::to_string(run) + " left " +
-                      std::to_string(device->used_bytes()) + " device bytes allocated");
     if (o.probe_copies) {
       RESIDENCY_ASSIGN_OR_RETURN(CopyRates c, MeasureCopyRates(*device, kCopyProbeBytes, kCopyProbePasses));
       probes.push_back(c);
@@ -218,6 +215,10 @@ Result<FidelityReport> RunFidelity(const engine::Workload& original, const trace
     if (!real.failed_ops.empty() || !real.violations.empty())
       return FailedPrecondition(w.name + ": the real run did not finish cleanly: " +
                                 (real.failed_ops.empty() ? real.violations.front() : real.failed_ops.front()));
+    // The next run starts on this device, so it must start empty.
+    if (device->used_bytes() != 0)
+      return Internal(w.name + ": real run " + std::to_string(run + 1) + " left " +
+                      std::to_string(device->used_bytes()) + " device bytes allocated");
     reals.push_back(std::move(real));
   }
   // The run with the median wall time stands for the command breakdown.
