@@ -34,12 +34,37 @@ std::string Rate(double bytes_per_second) {
   return buf;
 }
 
-struct ScratchFile {
-  std::string path;
+// The 1 GiB scratch file. Where the filesystem allows it, it has no name
+// (O_TMPFILE, reached through /proc/self/fd), so a calibrate killed by a
+// signal leaves nothing in --dir; elsewhere it is a dot file removed on the
+// way out.
+class ScratchFile {
+ public:
+  explicit ScratchFile(const std::string& dir) {
+    fd_ = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd_ >= 0 && ::access(("/proc/self/fd/" + std::to_string(fd_)).c_str(), F_OK) == 0) {
+      path = "/proc/self/fd/" + std::to_string(fd_);
+      return;
+    }
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    path = (std::filesystem::path(dir) / ".residency-calibrate.safetensors").string();
+  }
+  ScratchFile(const ScratchFile&) = delete;
+  ScratchFile& operator=(const ScratchFile&) = delete;
   ~ScratchFile() {
+    if (fd_ >= 0) {
+      ::close(fd_);
+      return;
+    }
     std::error_code ec;
     std::filesystem::remove(path, ec);
   }
+
+  std::string path;
+
+ private:
+  int fd_ = -1;
 };
 
 // Median of `repeats` timed reads of the whole file into `dst`, each after
@@ -159,7 +184,7 @@ Result<traces::Profile> Calibrate(const CalibrateOptions& o, device::DeviceBacke
   }
 
   // Disk write: the scratch file itself, fsync'd.
-  ScratchFile scratch{(std::filesystem::path(o.dir) / ".residency-calibrate.safetensors").string()};
+  ScratchFile scratch(o.dir);
   auto t0 = Clock::now();
   RESIDENCY_RETURN_IF_ERROR(safetensors::WriteFile(
       scratch.path, {safetensors::TensorOfBytes("calibrate", o.file_bytes - 4096)}, 7));

@@ -46,6 +46,15 @@ grep -q '"disk_read": "residency calibrate: .* reads of 2048 KiB chunks' "$tmp/m
   { echo "FAIL: calibrate does not read in the policies' 2 MiB chunks by default"; fail=1; }
 expect 0 "the profile takes fresh" -- "$bin" calibrate --out "$tmp/fresh.json" --dir "$tmp" --file-size 16MiB --memory-size 16MiB --threads 1 --prefault-memory fresh --read-chunk 1MiB
 grep -q 'reads of 1024 KiB chunks' "$tmp/fresh.json" || { echo "FAIL: --read-chunk not recorded"; fail=1; }
+# A calibrate killed by a signal leaves nothing in --dir (its scratch file has no name).
+mkdir -p "$tmp/killed"
+"$bin" calibrate --out "$tmp/killed.json" --dir "$tmp/killed" --file-size 256MiB --memory-size 16MiB --repeats 9 \
+  2> "$tmp/killed.err" &
+pid=$!
+for _ in $(seq 300); do grep -q "disk write" "$tmp/killed.err" && break; sleep 0.1; done
+grep -q "disk write" "$tmp/killed.err" || { echo "FAIL: calibrate never reached the disk write"; fail=1; }
+kill -9 $pid 2> /dev/null; wait $pid 2> /dev/null
+[ -z "$(ls -A "$tmp/killed")" ] || { echo "FAIL: a killed calibrate left files: $(ls -A "$tmp/killed")"; fail=1; }
 expect 2 "--prefault-memory: warm not in \{recycled,fresh\}" -- "$bin" calibrate --out "$tmp/x.json" --prefault-memory warm
 expect 0 "torture: 1 cases, no violation \(base seed 7\)" -- "$bin" torture --seconds 0 --seed 7 --out "$tmp/torture"
 [ $fail -eq 0 ] && echo "cli runtime checks pass"
