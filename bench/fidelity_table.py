@@ -4,6 +4,10 @@ trace with one calibrated profile, then the error over all prompts that loaded.
 
   python3 bench/fidelity_table.py --models /var/tmp/fid [--scale 0.05] [--repeat 3]
 
+With --save-real DIR each trace's real runs are kept in DIR/TRACE.json; with
+--real DIR the table simulates against those instead of running the traces
+again, so two simulator builds or two profiles meet the same real runs.
+
 Without --profile, `fidelity` calibrates into MODELS/calibrated.json once (delete
 it to measure afresh). Prints one line per trace and the summary the docs quote:
 the simulator's |error| over every prompt that loaded, and, as the machine's
@@ -39,7 +43,12 @@ def main():
     ap.add_argument("--repeat", default="3")
     ap.add_argument("--policy", default="ram-lru")
     ap.add_argument("--device-capacity", default="4GiB")
+    runs = ap.add_mutually_exclusive_group()
+    runs.add_argument("--save-real", metavar="DIR", help="keep each trace's real runs in DIR/TRACE.json")
+    runs.add_argument("--real", metavar="DIR", help="simulate against the real runs in DIR instead of running")
     a = ap.parse_args()
+    if a.save_real:
+        pathlib.Path(a.save_real).mkdir(parents=True, exist_ok=True)
 
     traces = sorted((ROOT / "traces/examples").glob("*.jsonl"))
     errors = {"cold": [], "warm": []}
@@ -51,6 +60,10 @@ def main():
                "--policy", a.policy, "--device-capacity", a.device_capacity, "--json"]
         if a.profile:
             cmd += ["--profile", a.profile]
+        if a.save_real:
+            cmd += ["--save-real-runs", str(pathlib.Path(a.save_real) / f"{trace.stem}.json")]
+        if a.real:
+            cmd += ["--real-runs", str(pathlib.Path(a.real) / f"{trace.stem}.json")]
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode != 0:
             sys.exit(f"{trace.name}: residency fidelity exited {out.returncode}:\n{out.stderr}")

@@ -8,13 +8,14 @@
 #include "harness/fidelity.h"
 #include "runtime/device/device_backend.h"
 #include "traces/bundled.h"
+#include "traces/json_fields.h"
 #include "traces/trace.h"
 
 namespace residency::cli {
 namespace {
 
 struct FidelityArgs {
-  std::string trace, profile, policy = "ram-lru";
+  std::string trace, profile, policy = "ram-lru", save_real_runs, real_runs;
   bool json = false;
   harness::FidelityOptions options;
 };
@@ -41,9 +42,23 @@ int RunFidelityCommand(FidelityArgs& a) {
   }
   auto profile = traces::LoadProfile(profile_path);
   if (!profile.ok()) return Fail(profile.status());
-  std::cerr << "running " << a.trace << " for real and in the simulator (scale " << a.options.scale << ")...\n";
+  if (!a.real_runs.empty()) {
+    auto text = traces::ReadWholeFile(a.real_runs);
+    if (!text.ok()) return Fail(text.status());
+    auto runs = harness::ParseRecordedRuns(*text, a.real_runs);
+    if (!runs.ok()) return Fail(runs.status());
+    std::cerr << "simulating " << a.trace << " against " << runs->runs.size() << " recorded real run(s) from "
+              << a.real_runs << " (scale " << a.options.scale << ")...\n";
+    a.options.recorded_real_runs = std::move(*runs);
+  } else {
+    std::cerr << "running " << a.trace << " for real and in the simulator (scale " << a.options.scale << ")...\n";
+  }
   auto report = harness::RunFidelity(*workload, *profile, *policy, a.options);
   if (!report.ok()) return Fail(report.status());
+  if (!a.save_real_runs.empty()) {
+    if (!WriteTextFile(a.save_real_runs, harness::WriteRecordedRuns(report->real_runs))) return 2;
+    std::cerr << "real runs saved to " << a.save_real_runs << " (simulate against them with --real-runs)\n";
+  }
   std::cout << (a.json ? harness::FidelityJson(*report) : harness::FormatFidelity(*report));
   return 0;
 }
@@ -65,6 +80,10 @@ Subcommand AddFidelity(CLI::App& app) {
   c->add_flag("--json", a->json, "Print one JSON object (every prompt, with each real run's error against the others)");
   c->add_flag("--copy-probe", a->options.probe_copies,
               "Simulate with copy rates probed on each real run's device instead of the profile's");
+  c->add_option("--save-real-runs", a->save_real_runs, "Write the real runs' times to this file");
+  c->add_option("--real-runs", a->real_runs,
+                "Simulate against real runs saved by --save-real-runs instead of running the trace")
+      ->check(CLI::ExistingFile);
   c->add_option("--device-capacity", a->options.device_bytes, "Emulated device size, real and simulated")
       ->transform(ByteSize())->capture_default_str();
   return {c, [a] { return RunFidelityCommand(*a); }};

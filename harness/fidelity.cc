@@ -57,6 +57,32 @@ std::map<int, Nanos> RealPromptWalls(const engine::Workload& w, const executor::
   return wall;
 }
 
+// Recorded real runs stand in for running `w` only if they ran it: the same
+// trace, policy, scale and device, and a time for every prompt.
+Result<RecordedRuns> CheckRecordedRuns(const RecordedRuns& r, const engine::Workload& w, const std::string& trace,
+                                       const std::string& policy, const FidelityOptions& o) {
+  const std::string what = (r.origin.empty() ? std::string("recorded real runs") : r.origin) + ": the real runs";
+  auto number = [](double v) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%g", v);
+    return std::string(b);
+  };
+  if (r.trace != trace) return InvalidArgument(what + " are of trace '" + r.trace + "', not '" + trace + "'");
+  if (r.policy != policy)
+    return InvalidArgument(what + " ran policy '" + r.policy + "', not '" + policy + "' (--policy)");
+  if (r.scale != o.scale)
+    return InvalidArgument(what + " ran at scale " + number(r.scale) + ", not " + number(o.scale) + " (--scale)");
+  if (r.device_bytes != o.device_bytes)
+    return InvalidArgument(what + " had a " + std::to_string(r.device_bytes) + "-byte device, not " +
+                           std::to_string(o.device_bytes) + " (--device-capacity)");
+  for (std::size_t i = 0; i < r.runs.size(); ++i)
+    for (const Op& op : w.ops)
+      if (op.kind == OpKind::kPromptBegin && !r.runs[i].prompt_walls.count(op.prompt))
+        return InvalidArgument(what + ": run " + std::to_string(i + 1) + " has no time for prompt " +
+                               std::to_string(op.prompt));
+  return r;
+}
+
 double Percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -185,47 +211,60 @@ Status EnsureModelFiles(const engine::Workload& w, const std::string& dir) {
 Result<FidelityReport> RunFidelity(const engine::Workload& original, const traces::Profile& calibrated,
                                    const engine::Policy& policy, const FidelityOptions& o) {
   RESIDENCY_ASSIGN_OR_RETURN(engine::Workload w, ScaleForFidelity(original, o.scale, 2));
-  RESIDENCY_RETURN_IF_ERROR(EnsureModelFiles(w, o.models_dir));
+  if (!o.recorded_real_runs) RESIDENCY_RETURN_IF_ERROR(EnsureModelFiles(w, o.models_dir));
   traces::Profile profile = calibrated;
   profile.vram_bytes = static_cast<Bytes>(o.device_bytes);
   profile.unified = false;
 
+  RecordedRuns recorded;
+  if (o.recorded_real_runs) {
+    if (o.probe_copies) return InvalidArgument("--copy-probe needs real runs; it cannot be used with recorded ones");
+    RESIDENCY_ASSIGN_OR_RETURN(recorded, CheckRecordedRuns(*o.recorded_real_runs, w, original.name, policy.name, o));
+  } else {
+    recorded.trace = original.name;
+    recorded.policy = policy.name;
+    recorded.scale = o.scale;
+    recorded.device_bytes = o.device_bytes;
+  }
+
   // Real: cold page cache, then the two passes in one process; `repeat` times.
   if (o.repeat < 1) return InvalidArgument("--repeat must be >= 1");
-  std::vector<executor::RunResult> reals;
   std::vector<CopyRates> probes;
-  // One device for every run, as a GPU's VRAM is the same between runs: a
-  // fresh emulated device per run would fault in its capacity each time and
-  // take the host memory the previous run freed.
-  RESIDENCY_ASSIGN_OR_RETURN(std::unique_ptr<device::DeviceBackend> device,
-                             device::MakeResidentHostDevice(o.device_bytes));
-  for (int run = 0; run < o.repeat; ++run) {
-    for (const Op& op : w.ops)
-      for (const engine::FileSpec& f : op.files) DropFromPageCache(ModelPath(o.models_dir, f.path));
-    if (o.probe_copies) {
-      RESIDENCY_ASSIGN_OR_RETURN(CopyRates c, MeasureCopyRates(*device, kCopyProbeBytes, kCopyProbePasses));
-      probes.push_back(c);
+  if (!o.recorded_real_runs) {
+    // One device for every run, as a GPU's VRAM is the same between runs: a
+    // fresh emulated device per run would fault in its capacity each time and
+    // take the host memory the previous run freed.
+    RESIDENCY_ASSIGN_OR_RETURN(std::unique_ptr<device::DeviceBackend> device,
+                               device::MakeResidentHostDevice(o.device_bytes));
+    for (int run = 0; run < o.repeat; ++run) {
+      for (const Op& op : w.ops)
+        for (const engine::FileSpec& f : op.files) DropFromPageCache(ModelPath(o.models_dir, f.path));
+      if (o.probe_copies) {
+        RESIDENCY_ASSIGN_OR_RETURN(CopyRates c, MeasureCopyRates(*device, kCopyProbeBytes, kCopyProbePasses));
+        probes.push_back(c);
+      }
+      executor::RunOptions ro;
+      ro.models_dir = o.models_dir;
+      ro.time_scale = 0;
+      ro.check_invariants = false;  // measured time is the machine's, not the checker's
+      RESIDENCY_ASSIGN_OR_RETURN(executor::RunResult real,
+                                 executor::RunWorkload(w, profile.Limits(), policy, *device, ro));
+      if (!real.failed_ops.empty() || !real.violations.empty())
+        return FailedPrecondition(w.name + ": the real run did not finish cleanly: " +
+                                  (real.failed_ops.empty() ? real.violations.front() : real.failed_ops.front()));
+      // The next run starts on this device, so it must start empty.
+      if (device->used_bytes() != 0)
+        return Internal(w.name + ": real run " + std::to_string(run + 1) + " left " +
+                        std::to_string(device->used_bytes()) + " device bytes allocated");
+      recorded.runs.push_back({real.wall_ns, RealPromptWalls(w, real), std::move(real.command_times)});
     }
-    executor::RunOptions ro;
-    ro.models_dir = o.models_dir;
-    ro.time_scale = 0;
-    ro.check_invariants = false;  // measured time is the machine's, not the checker's
-    RESIDENCY_ASSIGN_OR_RETURN(executor::RunResult real,
-                               executor::RunWorkload(w, profile.Limits(), policy, *device, ro));
-    if (!real.failed_ops.empty() || !real.violations.empty())
-      return FailedPrecondition(w.name + ": the real run did not finish cleanly: " +
-                                (real.failed_ops.empty() ? real.violations.front() : real.failed_ops.front()));
-    // The next run starts on this device, so it must start empty.
-    if (device->used_bytes() != 0)
-      return Internal(w.name + ": real run " + std::to_string(run + 1) + " left " +
-                      std::to_string(device->used_bytes()) + " device bytes allocated");
-    reals.push_back(std::move(real));
   }
+  const std::vector<RecordedRun>& reals = recorded.runs;
   // The run with the median wall time stands for the command breakdown.
   std::vector<std::size_t> order(reals.size());
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return reals[a].wall_ns < reals[b].wall_ns; });
-  const executor::RunResult& median_run = reals[order[order.size() / 2]];
+  const RecordedRun& median_run = reals[order[order.size() / 2]];
   // Simulated: the same workload on the calibrated profile (cold start),
   // with the copy rates probed on the real runs' devices where asked.
   FidelityReport rep;
@@ -250,8 +289,8 @@ Result<FidelityReport> RunFidelity(const engine::Workload& original, const trace
   rep.policy = policy.name;
   rep.scale = o.scale;
   std::map<int, std::vector<double>> walls;
-  for (const executor::RunResult& real : reals)
-    for (const auto& [prompt, wall] : RealPromptWalls(w, real)) walls[prompt].push_back(static_cast<double>(wall));
+  for (const RecordedRun& real : reals)
+    for (const auto& [prompt, wall] : real.prompt_walls) walls[prompt].push_back(static_cast<double>(wall));
   int max_prompt = 0;
   for (const sim::PromptTiming& p : simulated.prompts) max_prompt = std::max(max_prompt, p.prompt);
   for (const sim::PromptTiming& p : simulated.prompts) {
@@ -276,7 +315,8 @@ Result<FidelityReport> RunFidelity(const engine::Workload& original, const trace
   if (rep.prompts.empty()) return FailedPrecondition(w.name + ": no prompts to compare");
   rep.kinds = CompareKinds(median_run.command_times, simulated.command_times, false);
   rep.prompt_kinds = CompareKinds(median_run.command_times, simulated.command_times, true);
-  rep.repeat = o.repeat;
+  rep.repeat = static_cast<int>(reals.size());
+  rep.real_runs = std::move(recorded);
   return rep;
 }
 

@@ -10,9 +10,11 @@
 // the page cache, on both sides).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "harness/recorded_runs.h"
 #include "runtime/engine/commands.h"
 #include "runtime/engine/ops.h"
 #include "runtime/engine/policy.h"
@@ -61,6 +63,7 @@ struct FidelityReport {
   // Host<->device copy rates probed on each real run's device (median over
   // the runs, bytes/s) and given to the simulation; 0 when not probed.
   double probed_h2d_pinned = 0, probed_h2d_pageable = 0, probed_d2h = 0;
+  RecordedRuns real_runs;  // the real side, measured or given (--save-real-runs writes it)
 };
 
 struct FidelityOptions {
@@ -74,6 +77,9 @@ struct FidelityOptions {
   // back both sides (on this VM 11-22 GB/s from one allocation to the next),
   // so a probe on its own buffers is not the run's rate either; off by default.
   bool probe_copies = false;
+  // Simulate against these instead of running the trace (--real-runs); they
+  // must be of the same trace, policy, scale and device.
+  std::optional<RecordedRuns> recorded_real_runs;
 };
 
 Result<FidelityReport> RunFidelity(const engine::Workload& original, const traces::Profile& profile,
