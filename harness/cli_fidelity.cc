@@ -77,6 +77,9 @@ Subcommand AddFidelity(CLI::App& app) {
   c->add_option("--repeat", a->options.repeat, "Real runs; each prompt compares against their median and the "
                  "spread between them is reported as the machine's noise")
       ->check(CLI::Range(1, 100))->capture_default_str();
+  c->add_option("--warmup", a->options.warmup, "Real runs before the counted ones, not counted (a process's first "
+                 "run may fault fresh memory in from a VM's hypervisor)")
+      ->check(CLI::Range(0, 10))->capture_default_str();
   c->add_flag("--json", a->json, "Print one JSON object (every prompt, with each real run's error against the others)");
   c->add_flag("--copy-probe", a->options.probe_copies,
               "Simulate with copy rates probed on each real run's device instead of the profile's");

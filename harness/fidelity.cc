@@ -83,6 +83,42 @@ Result<RecordedRuns> CheckRecordedRuns(const RecordedRuns& r, const engine::Work
   return r;
 }
 
+// Real: cold page cache, then the two passes in one process; o.warmup runs
+// not counted, then o.repeat runs into `runs` (and, with o.probe_copies, the
+// copy rates probed before each into `probes`).
+Status RunReal(const engine::Workload& w, const traces::Profile& profile, const engine::Policy& policy,
+               const FidelityOptions& o, std::vector<RecordedRun>& runs, std::vector<CopyRates>& probes) {
+  // One device for every run, as a GPU's VRAM is the same between runs: a
+  // fresh emulated device per run would fault in its capacity each time and
+  // take the host memory the previous run freed.
+  RESIDENCY_ASSIGN_OR_RETURN(std::unique_ptr<device::DeviceBackend> device,
+                             device::MakeResidentHostDevice(o.device_bytes));
+  for (int run = -o.warmup; run < o.repeat; ++run) {  // run < 0: a warm-up, not counted
+    for (const Op& op : w.ops)
+      for (const engine::FileSpec& f : op.files) DropFromPageCache(ModelPath(o.models_dir, f.path));
+    if (o.probe_copies && run >= 0) {
+      RESIDENCY_ASSIGN_OR_RETURN(CopyRates c, MeasureCopyRates(*device, kCopyProbeBytes, kCopyProbePasses));
+      probes.push_back(c);
+    }
+    executor::RunOptions ro;
+    ro.models_dir = o.models_dir;
+    ro.time_scale = 0;
+    ro.check_invariants = false;  // measured time is the machine's, not the checker's
+    RESIDENCY_ASSIGN_OR_RETURN(executor::RunResult real,
+                               executor::RunWorkload(w, profile.Limits(), policy, *device, ro));
+    if (!real.failed_ops.empty() || !real.violations.empty())
+      return FailedPrecondition(w.name + ": the real run did not finish cleanly: " +
+                                (real.failed_ops.empty() ? real.violations.front() : real.failed_ops.front()));
+    // The next run starts on this device, so it must start empty.
+    if (device->used_bytes() != 0)
+      return Internal(w.name + ": " + (run < 0 ? "warm-up run " + std::to_string(run + o.warmup + 1)
+                                               : "real run " + std::to_string(run + 1)) +
+                      " left " + std::to_string(device->used_bytes()) + " device bytes allocated");
+    if (run >= 0) runs.push_back({real.wall_ns, RealPromptWalls(w, real), std::move(real.command_times)});
+  }
+  return Status::Ok();
+}
+
 double Percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -225,40 +261,13 @@ Result<FidelityReport> RunFidelity(const engine::Workload& original, const trace
     recorded.policy = policy.name;
     recorded.scale = o.scale;
     recorded.device_bytes = o.device_bytes;
+    recorded.warmup = o.warmup;
   }
 
-  // Real: cold page cache, then the two passes in one process; `repeat` times.
   if (o.repeat < 1) return InvalidArgument("--repeat must be >= 1");
+  if (o.warmup < 0) return InvalidArgument("--warmup must be >= 0");
   std::vector<CopyRates> probes;
-  if (!o.recorded_real_runs) {
-    // One device for every run, as a GPU's VRAM is the same between runs: a
-    // fresh emulated device per run would fault in its capacity each time and
-    // take the host memory the previous run freed.
-    RESIDENCY_ASSIGN_OR_RETURN(std::unique_ptr<device::DeviceBackend> device,
-                               device::MakeResidentHostDevice(o.device_bytes));
-    for (int run = 0; run < o.repeat; ++run) {
-      for (const Op& op : w.ops)
-        for (const engine::FileSpec& f : op.files) DropFromPageCache(ModelPath(o.models_dir, f.path));
-      if (o.probe_copies) {
-        RESIDENCY_ASSIGN_OR_RETURN(CopyRates c, MeasureCopyRates(*device, kCopyProbeBytes, kCopyProbePasses));
-        probes.push_back(c);
-      }
-      executor::RunOptions ro;
-      ro.models_dir = o.models_dir;
-      ro.time_scale = 0;
-      ro.check_invariants = false;  // measured time is the machine's, not the checker's
-      RESIDENCY_ASSIGN_OR_RETURN(executor::RunResult real,
-                                 executor::RunWorkload(w, profile.Limits(), policy, *device, ro));
-      if (!real.failed_ops.empty() || !real.violations.empty())
-        return FailedPrecondition(w.name + ": the real run did not finish cleanly: " +
-                                  (real.failed_ops.empty() ? real.violations.front() : real.failed_ops.front()));
-      // The next run starts on this device, so it must start empty.
-      if (device->used_bytes() != 0)
-        return Internal(w.name + ": real run " + std::to_string(run + 1) + " left " +
-                        std::to_string(device->used_bytes()) + " device bytes allocated");
-      recorded.runs.push_back({real.wall_ns, RealPromptWalls(w, real), std::move(real.command_times)});
-    }
-  }
+  if (!o.recorded_real_runs) RESIDENCY_RETURN_IF_ERROR(RunReal(w, profile, policy, o, recorded.runs, probes));
   const std::vector<RecordedRun>& reals = recorded.runs;
   // The run with the median wall time stands for the command breakdown.
   std::vector<std::size_t> order(reals.size());
@@ -362,8 +371,9 @@ std::string FormatFidelity(const FidelityReport& r) {
   out += line;
   if (repeated) {
     std::snprintf(line, sizeof line,
-                  "real runs: %d; median spread between them %.1f%% (the machine's own noise, a floor for the error)\n",
-                  r.repeat, 100 * MedianRealSpread(r));
+                  "real runs: %d (after %d warm-up run(s), not counted); median spread between them %.1f%% (the "
+                  "machine's own noise, a floor for the error)\n",
+                  r.repeat, r.real_runs.warmup, 100 * MedianRealSpread(r));
     out += line;
   }
   if (r.repeat >= 3) {
@@ -405,6 +415,7 @@ std::string FidelityJson(const FidelityReport& r) {
   j["policy"] = r.policy;
   j["scale"] = r.scale;
   j["repeat"] = r.repeat;
+  j["warmup"] = r.real_runs.warmup;
   j["real_total_ns"] = r.real_total_ns;
   j["sim_total_ns"] = r.sim_total_ns;
   if (r.probed_h2d_pinned > 0)

@@ -71,6 +71,11 @@ struct FidelityOptions {
   double scale = 0.05;
   std::uint64_t device_bytes = 4ull << 30;  // the emulated device, on both sides
   int repeat = 1;  // real runs (each cold, then warm); prompts compare against their median
+  // Real runs before those, not counted. On a VM whose balloon hands freed
+  // memory back to the hypervisor (docs/FIDELITY.md), a process's first run
+  // faults its buffers in from the hypervisor, 3-8x slower than the recycled
+  // memory `calibrate` measures and later runs get.
+  int warmup = 1;
   // Measure copy rates on each real run's device before it runs and simulate
   // with their median instead of the profile's (--copy-probe). The emulated
   // device copies between host pages, and how fast depends on which pages

@@ -99,6 +99,7 @@ std::string WriteRecordedRuns(const RecordedRuns& r) {
   j["policy"] = r.policy;
   j["scale"] = r.scale;
   j["device_capacity"] = r.device_bytes;
+  j["warmup_runs"] = r.warmup;
   j["runs"] = nlohmann::ordered_json::array();
   for (const RecordedRun& run : r.runs) {
     nlohmann::ordered_json prompts = nlohmann::ordered_json::object();
@@ -116,7 +117,7 @@ std::string WriteRecordedRuns(const RecordedRuns& r) {
 Result<RecordedRuns> ParseRecordedRuns(const std::string& text, const std::string& origin) {
   RESIDENCY_ASSIGN_OR_RETURN(nlohmann::json j, traces::ParseJsonObject(text, origin));
   traces::JsonFields f(j, origin);
-  RESIDENCY_RETURN_IF_ERROR(f.Allow({"format", "version", "trace", "policy", "scale", "device_capacity", "runs"}));
+  RESIDENCY_RETURN_IF_ERROR(f.Allow({"format", "version", "trace", "policy", "scale", "device_capacity", "warmup_runs", "runs"}));
   std::string format;
   RESIDENCY_RETURN_IF_ERROR(f.String("format", format, true));
   if (format != kFormat)
@@ -140,6 +141,7 @@ Result<RecordedRuns> ParseRecordedRuns(const std::string& text, const std::strin
   r.scale = scale.get<double>();
   RESIDENCY_ASSIGN_OR_RETURN(std::int64_t device, NonNegative(f.at("device_capacity"), f.Where("device_capacity")));
   r.device_bytes = static_cast<std::uint64_t>(device);
+  RESIDENCY_RETURN_IF_ERROR(f.Int("warmup_runs", r.warmup, 0, kMaxRuns));
   const nlohmann::json& runs = f.at("runs");
   if (!runs.is_array() || runs.empty() || runs.size() > kMaxRuns)
     return InvalidArgument(f.Where("runs") + " must be an array of 1 to " + std::to_string(kMaxRuns) + " runs");

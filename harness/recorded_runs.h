@@ -26,6 +26,7 @@ struct RecordedRuns {
   std::string trace, policy;
   double scale = 0;
   std::uint64_t device_bytes = 0;
+  int warmup = 0;  // real runs before these, not recorded
   std::vector<RecordedRun> runs;
   std::string origin;  // the file it was read from, for errors (not written)
 };

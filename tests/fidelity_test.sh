@@ -37,7 +37,7 @@ assert m, "no warm summary"
 median = float(m.group(1))
 assert median < 100.0, f"warm |error| median {median}% is over the test's loose 100% bound (a factor of 2)"
 print(f"fidelity smoke: warm |error| median {median}% (< 100%)")
-assert re.search(r"^real runs: 3; median spread between them [\d.]+%", text, re.M), "no noise line for --repeat 3"
+assert re.search(r"^real runs: 3 \(after 1 warm-up run\(s\), not counted\); median spread between them [\d.]+%", text, re.M), "no noise line for --repeat 3"
 assert re.search(r"^real against real \(each run against the median of the others\): \|error\| median [\d.]+% / p95", text, re.M), \
     "no real-against-real line for --repeat 3"
 # The breakdown: both sides ran the same commands (same engine decisions).
@@ -55,7 +55,7 @@ python3 - "$tmp/out.json" <<'PY' || fail=1
 import json, sys
 r = json.load(open(sys.argv[1]))
 loaded = [p for p in r["prompts"] if not p["no_load"]]
-assert r["repeat"] == 3 and loaded, r
+assert r["repeat"] == 3 and r["warmup"] == 1 and loaded, r
 for p in loaded:
     assert len(p["real_vs_real"]) == 3 and all(e >= 0 for e in p["real_vs_real"]), p
     assert abs(p["error"] - (p["sim_ns"] - p["real_ns"]) / p["real_ns"]) < 1e-9, p
