@@ -25,6 +25,10 @@ int RunFidelityCommand(FidelityArgs& a) {
   if (!workload.ok()) return Fail(workload.status());
   auto policy = traces::LoadPolicy(a.policy);
   if (!policy.ok()) return Fail(policy.status());
+  if (a.options.models_dir.empty() && (a.real_runs.empty() || a.profile.empty())) {
+    std::cerr << "residency: --models is required (it may be left out only with both --real-runs and --profile)\n";
+    return 2;
+  }
   std::string profile_path = a.profile;
   if (profile_path.empty()) {
     // Calibrate once per models folder: the disk measured is the one the models live on.
@@ -69,7 +73,8 @@ Subcommand AddFidelity(CLI::App& app) {
   auto a = std::make_shared<FidelityArgs>();
   CLI::App* c = app.add_subcommand("fidelity", "Run a trace for real and in the simulator; per-prompt error");
   c->add_option("trace", a->trace, "Trace file (JSON Lines)")->required();
-  c->add_option("--models", a->options.models_dir, "Folder for the scaled model files (written if missing)")->required();
+  c->add_option("--models", a->options.models_dir,
+                "Folder for the scaled model files (written if missing); not needed with --real-runs and --profile");
   c->add_option("--profile", a->profile, "Calibrated profile (default: calibrate into MODELS/calibrated.json)");
   c->add_option("--policy", a->policy, "Bundled policy name or policy JSON file")->capture_default_str();
   c->add_option("--scale", a->options.scale, "Multiply every byte count so the trace fits this machine")

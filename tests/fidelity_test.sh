@@ -13,12 +13,13 @@ expect 0 "profile written" -- "$bin" calibrate --out "$tmp/p.json" --dir "$tmp" 
   { cat "$tmp/out.txt" "$tmp/err.txt"; echo "FAIL: fidelity"; fail=1; }
 cat "$tmp/err.txt" "$tmp/out.txt"
 # The saved real runs stand in for running again: the same report, to the digit.
-"$bin" fidelity "$root/traces/examples/wan22-14b-t2v.jsonl" --models "$tmp/none" --scale 0.01 \
+"$bin" fidelity "$root/traces/examples/wan22-14b-t2v.jsonl" --scale 0.01 \
   --profile "$tmp/p.json" --device-capacity 1400MiB --real-runs "$tmp/real.json" > "$tmp/replayed.txt" 2> "$tmp/err.txt" ||
   { cat "$tmp/err.txt"; echo "FAIL: fidelity --real-runs"; fail=1; }
 cmp -s "$tmp/out.txt" "$tmp/replayed.txt" || { diff "$tmp/out.txt" "$tmp/replayed.txt"; echo "FAIL: --real-runs did not reproduce the report"; fail=1; }
 grep -q "against 3 recorded real run(s) from $tmp/real.json" "$tmp/err.txt" || { echo "FAIL: no recorded-runs line"; fail=1; }
-[ ! -e "$tmp/none" ] || { echo "FAIL: --real-runs wrote model files"; fail=1; }
+expect 2 "--models is required \(it may be left out only with both --real-runs and --profile\)" -- "$bin" fidelity \
+  "$root/traces/examples/wan22-14b-t2v.jsonl" --scale 0.01 --real-runs "$tmp/real.json"
 expect 2 "real.json: the real runs ran at scale 0.01, not 0.02 \(--scale\)" -- "$bin" fidelity "$root/traces/examples/wan22-14b-t2v.jsonl" \
   --models "$tmp/none" --scale 0.02 --profile "$tmp/p.json" --device-capacity 1400MiB --real-runs "$tmp/real.json"
 expect 2 "are of trace 'wan22-14b-t2v', not 'sdxl-txt2img'" -- "$bin" fidelity "$root/traces/examples/sdxl-txt2img.jsonl" \
@@ -26,6 +27,7 @@ expect 2 "are of trace 'wan22-14b-t2v', not 'sdxl-txt2img'" -- "$bin" fidelity "
 expect 2 "bad-fields.json: runs\[0\]: field 'wall_ns' must be a non-negative integer" -- "$bin" fidelity \
   "$root/traces/examples/wan22-14b-t2v.jsonl" --models "$tmp/none" --profile "$tmp/p.json" \
   --real-runs "$root/tests/fuzz/corpus/recorded_runs/bad-fields.json"
+[ ! -e "$tmp/none" ] || { echo "FAIL: fidelity with --real-runs wrote model files"; fail=1; }
 python3 - "$tmp/out.txt" <<'PY' || fail=1
 import re, sys
 text = open(sys.argv[1]).read()
