@@ -57,12 +57,16 @@ int RunFidelityCommand(FidelityArgs& a) {
   } else {
     std::cerr << "running " << a.trace << " for real and in the simulator (scale " << a.options.scale << ")...\n";
   }
+  if (!a.save_real_runs.empty()) {
+    a.options.on_real_runs = [&a](const harness::RecordedRuns& runs) {
+      if (!WriteTextFile(a.save_real_runs, harness::WriteRecordedRuns(runs)))
+        return FailedPrecondition("--save-real-runs: the real runs were not saved");
+      std::cerr << "real runs saved to " << a.save_real_runs << " (simulate against them with --real-runs)\n";
+      return Status::Ok();
+    };
+  }
   auto report = harness::RunFidelity(*workload, *profile, *policy, a.options);
   if (!report.ok()) return Fail(report.status());
-  if (!a.save_real_runs.empty()) {
-    if (!WriteTextFile(a.save_real_runs, harness::WriteRecordedRuns(report->real_runs))) return 2;
-    std::cerr << "real runs saved to " << a.save_real_runs << " (simulate against them with --real-runs)\n";
-  }
   std::cout << (a.json ? harness::FidelityJson(*report) : harness::FormatFidelity(*report));
   return 0;
 }

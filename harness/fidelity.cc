@@ -267,7 +267,10 @@ Result<FidelityReport> RunFidelity(const engine::Workload& original, const trace
   if (o.repeat < 1) return InvalidArgument("--repeat must be >= 1");
   if (o.warmup < 0) return InvalidArgument("--warmup must be >= 0");
   std::vector<CopyRates> probes;
-  if (!o.recorded_real_runs) RESIDENCY_RETURN_IF_ERROR(RunReal(w, profile, policy, o, recorded.runs, probes));
+  if (!o.recorded_real_runs) {
+    RESIDENCY_RETURN_IF_ERROR(RunReal(w, profile, policy, o, recorded.runs, probes));
+    if (o.on_real_runs) RESIDENCY_RETURN_IF_ERROR(o.on_real_runs(recorded));
+  }
   const std::vector<RecordedRun>& reals = recorded.runs;
   // The run with the median wall time stands for the command breakdown.
   std::vector<std::size_t> order(reals.size());

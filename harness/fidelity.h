@@ -10,6 +10,7 @@
 // the page cache, on both sides).
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -85,6 +86,9 @@ struct FidelityOptions {
   // Simulate against these instead of running the trace (--real-runs); they
   // must be of the same trace, policy, scale and device.
   std::optional<RecordedRuns> recorded_real_runs;
+  // Called with the real runs as soon as they are done, before the
+  // simulation (--save-real-runs keeps them even if what follows fails).
+  std::function<Status(const RecordedRuns&)> on_real_runs;
 };
 
 Result<FidelityReport> RunFidelity(const engine::Workload& original, const traces::Profile& profile,
