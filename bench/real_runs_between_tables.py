@@ -15,14 +15,7 @@ import pathlib
 import statistics
 import sys
 
-
-def percentile(values, q):
-    """Linear interpolation between closest ranks, as `residency fidelity` does."""
-    s = sorted(values)
-    pos = q * (len(s) - 1)
-    lo = int(pos)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+from fidelity_table import percentile  # this folder; the statistic `residency fidelity` uses
 
 
 def medians(folder):

@@ -42,9 +42,9 @@ class ScratchFile {
  public:
   explicit ScratchFile(const std::string& dir) {
     fd_ = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (fd_ >= 0 && ::access(("/proc/self/fd/" + std::to_string(fd_)).c_str(), F_OK) == 0) {
+    if (fd_ >= 0) {
       path = "/proc/self/fd/" + std::to_string(fd_);
-      return;
+      if (::access(path.c_str(), F_OK) == 0) return;
     }
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;

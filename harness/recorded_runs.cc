@@ -33,6 +33,12 @@ Result<std::int64_t> NonNegative(const nlohmann::json& v, const std::string& whe
   return InvalidArgument(where + " must be a non-negative integer");
 }
 
+// A required non-negative integer field.
+Result<std::int64_t> RequiredNonNegative(const traces::JsonFields& f, const char* key) {
+  if (!f.Has(key)) return InvalidArgument(f.Where(key) + " is missing");
+  return NonNegative(f.at(key), f.Where(key));
+}
+
 Result<int> PromptNumber(const std::string& key, const std::string& where) {
   int n = 0;
   if (key.empty() || key.size() > 7) return InvalidArgument(where + ": prompt '" + key + "' is not a prompt number");
@@ -58,11 +64,9 @@ Status ParseCommands(const nlohmann::json& a, const std::string& where, engine::
     RESIDENCY_RETURN_IF_ERROR(f.String("command", name, true));
     RESIDENCY_ASSIGN_OR_RETURN(engine::CommandKind kind, CommandKindNamed(name, f.Where("command")));
     engine::CommandTime t;
-    for (const char* key : {"count", "bytes", "busy_ns"})
-      if (!f.Has(key)) return InvalidArgument(f.Where(key) + " is missing");
-    RESIDENCY_ASSIGN_OR_RETURN(t.count, NonNegative(f.at("count"), f.Where("count")));
-    RESIDENCY_ASSIGN_OR_RETURN(t.bytes, NonNegative(f.at("bytes"), f.Where("bytes")));
-    RESIDENCY_ASSIGN_OR_RETURN(t.busy_ns, NonNegative(f.at("busy_ns"), f.Where("busy_ns")));
+    RESIDENCY_ASSIGN_OR_RETURN(t.count, RequiredNonNegative(f, "count"));
+    RESIDENCY_ASSIGN_OR_RETURN(t.bytes, RequiredNonNegative(f, "bytes"));
+    RESIDENCY_ASSIGN_OR_RETURN(t.busy_ns, RequiredNonNegative(f, "busy_ns"));
     if (out[prompt].count(kind))
       return InvalidArgument(at + ": prompt " + std::to_string(prompt) + " lists '" + name + "' twice");
     out[prompt][kind] = t;
@@ -75,9 +79,9 @@ Result<RecordedRun> ParseRun(const nlohmann::json& j, const std::string& where) 
   traces::JsonFields f(j, where);
   RESIDENCY_RETURN_IF_ERROR(f.Allow({"wall_ns", "prompts", "commands"}));
   RecordedRun run;
-  for (const char* key : {"wall_ns", "prompts", "commands"})
+  RESIDENCY_ASSIGN_OR_RETURN(run.wall_ns, RequiredNonNegative(f, "wall_ns"));
+  for (const char* key : {"prompts", "commands"})
     if (!f.Has(key)) return InvalidArgument(f.Where(key) + " is missing");
-  RESIDENCY_ASSIGN_OR_RETURN(run.wall_ns, NonNegative(f.at("wall_ns"), f.Where("wall_ns")));
   const nlohmann::json& prompts = f.at("prompts");
   if (!prompts.is_object() || prompts.empty())
     return InvalidArgument(f.Where("prompts") + " must be a non-empty object of prompt -> wall ns");
@@ -133,13 +137,13 @@ Result<RecordedRuns> ParseRecordedRuns(const std::string& text, const std::strin
   r.origin = origin;
   RESIDENCY_RETURN_IF_ERROR(f.String("trace", r.trace, true));
   RESIDENCY_RETURN_IF_ERROR(f.String("policy", r.policy, true));
-  for (const char* key : {"scale", "device_capacity", "runs"})
+  for (const char* key : {"scale", "runs"})
     if (!f.Has(key)) return InvalidArgument(f.Where(key) + " is missing");
   const nlohmann::json& scale = f.at("scale");
   if (!scale.is_number() || !std::isfinite(scale.get<double>()) || !(scale.get<double>() > 0 && scale.get<double>() <= 1))
     return InvalidArgument(f.Where("scale") + " must be a number in (0, 1]");
   r.scale = scale.get<double>();
-  RESIDENCY_ASSIGN_OR_RETURN(std::int64_t device, NonNegative(f.at("device_capacity"), f.Where("device_capacity")));
+  RESIDENCY_ASSIGN_OR_RETURN(std::int64_t device, RequiredNonNegative(f, "device_capacity"));
   r.device_bytes = static_cast<std::uint64_t>(device);
   RESIDENCY_RETURN_IF_ERROR(f.Int("warmup_runs", r.warmup, 0, kMaxRuns));
   const nlohmann::json& runs = f.at("runs");
