@@ -5,7 +5,7 @@ PRESET ?= release
 BUILD := build/$(PRESET)
 OUT ?= out
 
-.PHONY: deps build demo test bench asan tsan fuzz clean
+.PHONY: deps build demo test bench asan tsan fuzz proof-long clean
 
 deps:
 	@scripts/install-deps.sh
@@ -29,6 +29,17 @@ bench: build
 # Under ASan the property tests run 200 cases each (13,600 in all run in `make test`).
 asan:
 	@RC_PARAMS="$${RC_PARAMS:-max_success=200 seed=20261123}" $(MAKE) test PRESET=asan
+
+# The long proof: every property over several seeds, PROOF_CASES each
+# (4 x 50,000 = 200,000 cases per property by default; about 2.5 h on 2 cores).
+# Not in CI; its last figures are in docs/BENCHMARKS.md.
+PROOF_SEEDS ?= 1 3 5 6
+PROOF_CASES ?= 50000
+proof-long: build
+	@for seed in $(PROOF_SEEDS); do \
+	  RC_PARAMS="max_success=$(PROOF_CASES) seed=$$seed" ctest --test-dir $(BUILD) -j2 --timeout 7200 \
+	    -R '^(Properties|Stateful)\.' --output-on-failure || exit 1; \
+	done
 
 # The threaded code under ThreadSanitizer: the runtime (reader, executor,
 # devices, loader) and the harness (parallel sweeps, the HTTP agent).

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <set>
 
 #include "harness/proof/case_check.h"
@@ -23,10 +24,20 @@ std::vector<std::string> CaseNames() {
 
 class Regression : public ::testing::TestWithParam<std::string> {};
 
+// Seeds 1-16, plus those in NAME.seeds (one a line): the completion orders
+// and host-pressure moments under which the case was found.
+std::vector<std::uint64_t> SeedsFor(const std::string& name) {
+  std::vector<std::uint64_t> seeds;
+  for (std::uint64_t s = 1; s <= 16; ++s) seeds.push_back(s);
+  std::ifstream in(std::filesystem::path(RESIDENCY_REGRESSION_DIR) / (name + ".seeds"));
+  for (std::uint64_t s; in >> s;) seeds.push_back(s);
+  return seeds;
+}
+
 TEST_P(Regression, ReplaysCleanUnderEveryCheck) {
   auto c = ReadCase(RESIDENCY_REGRESSION_DIR, GetParam());
   ASSERT_TRUE(c.ok()) << c.status().message();
-  for (std::uint64_t seed = 1; seed <= 16; ++seed) {
+  for (const std::uint64_t seed : SeedsFor(GetParam())) {
     const CaseResult r = CheckCase(c.value(), seed);
     for (const std::string& p : r.problems) ADD_FAILURE() << GetParam() << " seed " << seed << ": " << p;
     if (!r.problems.empty()) return;
@@ -36,7 +47,7 @@ TEST_P(Regression, ReplaysCleanUnderEveryCheck) {
 TEST(RegressionCorpus, HoldsTheNamedFailureModes) {
   const auto names = CaseNames();
   for (const char* needed : {"pin-budget-underflow-racing", "finalizer-cache-strong-ref",
-                             "unified-read-into-double-residency"})
+                             "unified-read-into-double-residency", "host-pressure-frees-staged-unpin"})
     EXPECT_NE(std::find(names.begin(), names.end(), needed), names.end()) << needed;
 }
 

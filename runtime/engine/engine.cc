@@ -95,6 +95,13 @@ void Engine::PendingDelta(const Command& cmd, int sign) {
   }
 }
 
+void Engine::StagedRefs(const Command& cmd, int sign) {
+  for (BufferId b : {cmd.buffer, cmd.device_buffer}) {
+    if (!b) continue;
+    if ((staged_refs_[b] += sign) <= 0) staged_refs_.erase(b);
+  }
+}
+
 void Engine::Note(Outbox& out, NoticeKind kind, ModelId id, Tier tier, EvictReason reason,
                   Bytes bytes) {
   out.notices.push_back({kind, id, tier, reason, bytes});
@@ -102,7 +109,10 @@ void Engine::Note(Outbox& out, NoticeKind kind, ModelId id, Tier tier, EvictReas
 
 void Engine::Batch(std::vector<Command> batch) {
   if (batch.empty()) return;
-  for (const Command& c : batch) PendingDelta(c, +1);
+  for (const Command& c : batch) {
+    PendingDelta(c, +1);
+    StagedRefs(c, +1);
+  }
   Step s;
   s.batch = std::move(batch);
   staged_steps_.push_back(std::move(s));
@@ -152,7 +162,11 @@ void Engine::Advance(Outbox& out) {
     if (front.pipeline) {
       std::vector<Command> cmds;
       front.pipeline->Pump(ids_, ring_, cmds);
-      for (Command& c : cmds) Issue(std::move(c), out);
+      for (Command& c : cmds) {
+        const CommandId id = c.id;
+        if (!Issue(std::move(c), out))
+          front.pipeline->OnComplete({id, Internal("engine fault: " + faults_.back())}, ring_);
+      }
       if (!front.pipeline->Done()) return;
       Status st = front.pipeline->status();
       t.steps.pop_front();
@@ -172,7 +186,12 @@ void Engine::Advance(Outbox& out) {
     }
     std::vector<Command> batch = std::move(front.batch);
     t.steps.pop_front();
-    for (Command& c : batch) t.waiting.push_back(Issue(std::move(c), out));
+    for (Command& c : batch) {
+      StagedRefs(c, -1);
+      if (const CommandId id = Issue(std::move(c), out)) t.waiting.push_back(id);
+      else if (t.status.ok()) t.status = Internal("engine fault: " + faults_.back());
+    }
+    if (t.waiting.empty() && !t.status.ok()) FailTask(t.status, out);
   }
 }
 
@@ -181,7 +200,10 @@ void Engine::FailTask(Status status, Outbox& out) {
   if (t.status.ok()) t.status = std::move(status);
   // Staged but never issued: take their pending bytes back.
   for (Step& s : t.steps)
-    for (const Command& c : s.batch) PendingDelta(c, -1);
+    for (const Command& c : s.batch) {
+      PendingDelta(c, -1);
+      StagedRefs(c, -1);
+    }
   t.steps.clear();
   // Undo hooks free what the failed op allocated; nothing is in flight now.
   auto hooks = std::move(t.on_fail);
@@ -193,9 +215,45 @@ void Engine::FailTask(Status status, Outbox& out) {
   staged_steps_.clear();
 }
 
+// The buffers a command acts on that must already exist (an allocation
+// creates its own). None missing, or the first that is.
+std::optional<BufferId> Engine::MissingBuffer(const Command& cmd) const {
+  auto missing = [this](BufferId id) { return buffers_.find(id) == buffers_.end(); };
+  switch (cmd.kind) {
+    case CommandKind::kPin:
+    case CommandKind::kUnpin:
+    case CommandKind::kFreeHost:
+    case CommandKind::kUnmapFile:
+    case CommandKind::kPrefault:
+    case CommandKind::kReadFile:
+    case CommandKind::kSpillWrite:
+    case CommandKind::kSpillRead:
+      if (missing(cmd.buffer)) return cmd.buffer;
+      return std::nullopt;
+    case CommandKind::kFreeDevice:
+      if (missing(cmd.device_buffer)) return cmd.device_buffer;
+      return std::nullopt;
+    case CommandKind::kCopyToDevice:
+    case CommandKind::kCopyToHost:
+      if (missing(cmd.buffer)) return cmd.buffer;
+      if (missing(cmd.device_buffer)) return cmd.device_buffer;
+      return std::nullopt;
+    default:
+      return std::nullopt;
+  }
+}
+
 CommandId Engine::Issue(Command cmd, Outbox& out) {
   if (cmd.id == 0) cmd.id = ids_.Take();  // pipelines number their own commands
   PendingDelta(cmd, -1);
+  // A command on a buffer that is gone is never sent: it is a fault of the
+  // engine's own bookkeeping, reported by CheckInvariants, and the op fails
+  // with a typed error instead of the process throwing or aborting.
+  if (const std::optional<BufferId> gone = MissingBuffer(cmd)) {
+    faults_.push_back(std::string(ToString(cmd.kind)) + " of model " + std::to_string(cmd.model) +
+                      " names buffer " + std::to_string(*gone) + ", which does not exist");
+    return 0;
+  }
   Inflight f{cmd.kind, cmd.buffer, cmd.device_buffer, cmd.model};
   switch (cmd.kind) {
     case CommandKind::kAllocHost: {
@@ -226,7 +284,7 @@ CommandId Engine::Issue(Command cmd, Outbox& out) {
       break;
     }
     case CommandKind::kPin: {
-      BufferState& b = buffers_.at(cmd.buffer);
+      BufferState& b = buffers_.find(cmd.buffer)->second;
       RESIDENCY_CHECK(!b.pinned && !b.device && !b.mapped);
       b.pinned = true;
       acct_.pageable_bytes -= b.bytes;
@@ -235,7 +293,7 @@ CommandId Engine::Issue(Command cmd, Outbox& out) {
       break;
     }
     case CommandKind::kUnpin: {
-      BufferState& b = buffers_.at(cmd.buffer);
+      BufferState& b = buffers_.find(cmd.buffer)->second;
       RESIDENCY_CHECK(b.pinned && b.inflight == 0);
       b.pinned = false;
       acct_.pinned_bytes -= b.bytes;
@@ -245,7 +303,6 @@ CommandId Engine::Issue(Command cmd, Outbox& out) {
     case CommandKind::kFreeHost:
     case CommandKind::kUnmapFile: {
       auto it = buffers_.find(cmd.buffer);
-      RESIDENCY_CHECK(it != buffers_.end());
       const BufferState& b = it->second;
       RESIDENCY_CHECK_MSG(b.inflight == 0, "freeing a host buffer with a command in flight");
       if (b.mapped) acct_.mapped_bytes -= b.bytes;
@@ -257,7 +314,6 @@ CommandId Engine::Issue(Command cmd, Outbox& out) {
     }
     case CommandKind::kFreeDevice: {
       auto it = buffers_.find(cmd.device_buffer);
-      RESIDENCY_CHECK(it != buffers_.end());
       const BufferState& b = it->second;
       RESIDENCY_CHECK_MSG(b.inflight == 0, "freeing a device buffer with a command in flight");
       acct_.device_bytes -= b.bytes;
@@ -269,12 +325,12 @@ CommandId Engine::Issue(Command cmd, Outbox& out) {
     case CommandKind::kReadFile:
     case CommandKind::kSpillWrite:
     case CommandKind::kSpillRead:
-      ++buffers_.at(cmd.buffer).inflight;
+      ++buffers_.find(cmd.buffer)->second.inflight;
       break;
     case CommandKind::kCopyToDevice:
     case CommandKind::kCopyToHost:
-      ++buffers_.at(cmd.buffer).inflight;
-      ++buffers_.at(cmd.device_buffer).inflight;
+      ++buffers_.find(cmd.buffer)->second.inflight;
+      ++buffers_.find(cmd.device_buffer)->second.inflight;
       break;
     case CommandKind::kDropPageCache:
     case CommandKind::kCompute:
@@ -375,6 +431,7 @@ Bytes Engine::RamCacheBytes() const {
 
 std::vector<std::string> Engine::CheckInvariants() const {
   std::vector<std::string> v;
+  for (const std::string& f : faults_) v.push_back("engine fault: " + f);
   auto num = [](Bytes b) { return std::to_string(b); };
   // Counters never negative and equal to the sum of what is held.
   Accounting sum;

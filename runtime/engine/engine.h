@@ -176,6 +176,11 @@ class Engine {
   void Then(std::function<Status(Outbox&)> fn);
   void Batch(std::vector<Command> batch);
   void PendingDelta(const Command& cmd, int sign);
+  // A command staged in a batch holds its buffers until it is issued, so that
+  // nothing outside the op (host pressure) frees them first.
+  void StagedRefs(const Command& cmd, int sign);
+  bool HeldByStagedCommand(BufferId id) const { return staged_refs_.count(id) > 0; }
+  std::optional<BufferId> MissingBuffer(const Command& cmd) const;
   // A device copy smaller than the model streams the rest from a host copy;
   // without a complete one it cannot serve a compute.
   static bool Streamable(const ModelState& m) {
@@ -253,6 +258,8 @@ class Engine {
   std::map<ModelId, ModelState> models_;
   std::map<BufferId, BufferState> buffers_;
   std::map<CommandId, Inflight> inflight_;
+  std::map<BufferId, int> staged_refs_;  // commands staged, not yet issued
+  std::vector<std::string> faults_;      // commands refused: own bookkeeping broke
   StagingRing ring_;
   bool ring_planned_ = false;
   std::deque<Op> queue_;
