@@ -4,6 +4,8 @@
 #include <memory>
 
 #include "harness/calibrate.h"
+#include "harness/captured_fidelity.h"
+#include "harness/replay.h"
 #include "harness/cli.h"
 #include "harness/fidelity.h"
 #include "runtime/device/device_backend.h"
@@ -16,11 +18,33 @@ namespace {
 
 struct FidelityArgs {
   std::string trace, profile, policy = "ram-lru", save_real_runs, real_runs;
-  bool json = false;
+  bool json = false, captured = false;
   harness::FidelityOptions options;
 };
 
+// --captured: the capture was the real run; simulate it on its own machine.
+int RunCapturedFidelity(const FidelityArgs& a) {
+  harness::ReplayRequest request;
+  request.trace_path = a.trace;
+  request.profile = a.profile.empty() ? "captured" : a.profile;
+  request.policy = a.policy;
+  request.record_timeline = false;
+  auto r = harness::Replay(request);
+  if (!r.ok()) return Fail(r.status());
+  const harness::CapturedFidelity f = harness::CompareCaptured(*r);
+  std::cout << (a.json ? harness::CapturedFidelityJson(f) : harness::FormatCapturedFidelity(f));
+  return 0;
+}
+
 int RunFidelityCommand(FidelityArgs& a) {
+  if (a.captured) {
+    if (!a.options.models_dir.empty() || !a.real_runs.empty() || !a.save_real_runs.empty()) {
+      std::cerr << "residency: --captured compares the trace's own captured times; it takes no --models, "
+                   "--real-runs or --save-real-runs\n";
+      return 2;
+    }
+    return RunCapturedFidelity(a);
+  }
   auto workload = traces::ReadWorkloadFile(a.trace);
   if (!workload.ok()) return Fail(workload.status());
   auto policy = traces::LoadPolicy(a.policy);
@@ -89,6 +113,9 @@ Subcommand AddFidelity(CLI::App& app) {
   c->add_option("--warmup", a->options.warmup, "Real runs before the counted ones, not counted (a process's first "
                  "run may fault fresh memory in from a VM's hypervisor)")
       ->check(CLI::Range(0, 10))->capture_default_str();
+  c->add_flag("--captured", a->captured,
+              "TRACE was captured in a real server: compare its prompt times with the simulator's on --profile "
+              "(default: captured, built from the trace's machine record); no real run");
   c->add_flag("--json", a->json, "Print one JSON object (every prompt, with each real run's error against the others)");
   c->add_flag("--copy-probe", a->options.probe_copies,
               "Simulate with copy rates probed on each real run's device instead of the profile's");

@@ -34,6 +34,7 @@ Subcommand AddImport(CLI::App& app) {
               prompts += e.type == traces::EventType::kPromptBegin;
             }
             std::cerr << "imported " << models << " models and " << prompts << " prompts from " << *path << "\n";
+            for (const std::string& s : r->summary) std::cerr << "  " << s << "\n";
             return 0;
           }};
 }

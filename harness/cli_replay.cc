@@ -53,7 +53,10 @@ Subcommand AddReplay(CLI::App& app) {
   auto a = std::make_shared<ReplayArgs>();
   CLI::App* rp = app.add_subcommand("replay", "Replay a trace under a profile and policy in the simulator");
   rp->add_option("trace", a->request.trace_path, "Trace file (JSON Lines)")->required();
-  rp->add_option("--profile", a->request.profile, "Bundled profile name or profile JSON file")->capture_default_str();
+  rp->add_option("--profile", a->request.profile,
+                 "Bundled profile name or profile JSON file; 'captured' (or 'captured:BASE') builds one from a "
+                 "captured trace's machine record, 'auto' does so when the trace has one")
+      ->capture_default_str();
   rp->add_option("--policy", a->request.policy, "Bundled policy name or policy JSON file")->capture_default_str();
   rp->add_option("--compare", a->compare, "Also run these policies and print them side by side");
   rp->add_option("--seed", a->request.seed, "Seed for the simulator's random choices")->capture_default_str();

@@ -2,6 +2,7 @@
 
 #include "sim/simulator.h"
 #include "traces/bundled.h"
+#include "traces/captured_profile.h"
 #include "traces/trace.h"
 
 namespace residency::harness {
@@ -10,7 +11,8 @@ Result<sim::SimResult> Replay(const ReplayRequest& request) {
   RESIDENCY_ASSIGN_OR_RETURN(traces::Trace trace, traces::ReadTraceFile(request.trace_path));
   RESIDENCY_ASSIGN_OR_RETURN(engine::Workload workload,
                              traces::ToWorkload(trace, request.trace_path));
-  RESIDENCY_ASSIGN_OR_RETURN(traces::Profile profile, traces::LoadProfile(request.profile));
+  RESIDENCY_ASSIGN_OR_RETURN(traces::Profile profile,
+                             traces::LoadProfileForTrace(request.profile, trace, request.trace_path));
   RESIDENCY_ASSIGN_OR_RETURN(engine::Policy policy, traces::LoadPolicy(request.policy));
   sim::SimOptions options;
   options.seed = request.seed;

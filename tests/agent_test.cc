@@ -228,6 +228,18 @@ bool HasSample(const std::string& metrics, const std::string& prefix) {
   return false;
 }
 
+TEST_F(AgentTest, CountsCapturedTracesByHost) {
+  Start();
+  auto captured = traces::ReadWholeFile(std::string(RESIDENCY_TEST_DATA_DIR) + "/captured-tiny.jsonl");
+  ASSERT_TRUE(captured.ok());
+  PostTrace(ExampleTrace("sdxl-txt2img"));  // synthesized: not a capture
+  PostTrace(*captured);
+  EXPECT_EQ(HttpCall(port_, "POST", "/v1/traces", *captured, kToken).status, 200);  // a resend counts once
+  const std::string m = HttpCall(port_, "GET", "/metrics").body;
+  EXPECT_NE(m.find("residency_captured_traces_total{host=\"bench-7\"} 1\n"), std::string::npos) << m;
+  EXPECT_EQ(m.find("residency_captured_traces_total{host=\"unknown\"}"), std::string::npos);
+}
+
 TEST_F(AgentTest, SweepRunsEndToEndAndMetricsPassPromtool) {
   Start();
   const std::string a = PostTrace(ExampleTrace("sdxl-txt2img"));

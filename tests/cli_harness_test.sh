@@ -58,6 +58,16 @@ expect 2 "unknown profile 'nope'" -- "$bin" explain "$ex/sdxl-txt2img.jsonl" --p
 expect 0 "imported 4 models and 2 prompts" -- "$bin" import comfyui-log "$root/tests/data/comfyui-console.txt" --out "$tmp/imp.jsonl"
 expect 0 "measured 76.33 s" -- "$bin" replay "$tmp/imp.jsonl" --profile rtx5090-96g
 printf 'nothing here\n' > "$tmp/empty.log"
-expect 2 "no model loads found" -- "$bin" import comfyui-log "$tmp/empty.log"
+expect 2 "no model load could be read" -- "$bin" import comfyui-log "$tmp/empty.log"
+# A captured trace replays on the machine it names, and on any other.
+cap=$root/tests/data/captured-tiny.jsonl
+expect 0 "on profile 'captured'" -- "$bin" replay "$cap" --profile captured
+expect 0 "on profile 'captured'" -- "$bin" replay "$cap" --profile auto
+expect 0 "on profile 'rtx5060-16g'" -- "$bin" replay "$cap" --profile rtx5060-16g
+expect 0 "on profile 'captured'" -- "$bin" replay "$cap" --profile captured:rtx5090-96g
+expect 2 "needs a trace with a machine record" -- "$bin" replay "$ex/sdxl-txt2img.jsonl" --profile captured
+expect 0 "2 of 2 prompts compared: median \|error\|" -- "$bin" fidelity --captured "$cap"
+expect 0 '"compared": 2' -- "$bin" fidelity --captured "$cap" --json
+expect 2 "takes no --models" -- "$bin" fidelity --captured "$cap" --models "$tmp"
 [ $fail -eq 0 ] && echo "cli harness checks pass"
 exit $fail

@@ -53,6 +53,65 @@ TEST(Trace, RoundTripIsLossless) {
   }
 }
 
+TEST(Trace, CapturedAdditionsRoundTrip) {
+  auto first = ReadTraceFile(std::string(RESIDENCY_TEST_DATA_DIR) + "/captured-tiny.jsonl");
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_TRUE(first->header.machine.has_value());
+  EXPECT_EQ(first->header.machine->vram, 12LL << 30);
+  EXPECT_EQ(first->header.machine->host, "bench-7");
+  EXPECT_EQ(first->header.machine->flags, (std::vector<std::string>{"--reserve-vram", "0.5"}));
+  const std::string written = WriteTrace(*first);
+  auto second = ParseTrace(written, "rewritten");
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_EQ(first->header.machine, second->header.machine);
+  ASSERT_EQ(first->events.size(), second->events.size());
+  int unloads = 0, nodes = 0;
+  for (std::size_t i = 0; i < first->events.size(); ++i) {
+    EXPECT_TRUE(first->events[i].SameContent(second->events[i])) << "event " << i;
+    unloads += first->events[i].type == EventType::kUnload;
+    nodes += first->events[i].type == EventType::kNode;
+  }
+  EXPECT_EQ(unloads, 1);
+  EXPECT_EQ(nodes, 4);
+  EXPECT_EQ(WriteTrace(*second), written);
+  // Informational events keep ops one to one with events, as no-ops.
+  auto w = ToWorkload(*first, "captured-tiny");
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  ASSERT_EQ(w->ops.size(), first->events.size());
+  for (std::size_t i = 0; i < w->ops.size(); ++i) {
+    const bool note = first->events[i].type == EventType::kUnload || first->events[i].type == EventType::kNode;
+    EXPECT_EQ(w->ops[i].kind == engine::OpKind::kNote, note) << i;
+  }
+}
+
+TEST(Trace, CapturedAdditionsAreChecked) {
+  EXPECT_EQ(Error(R"({"type":"model","model":"a","files":[{"path":"a","bytes":10}]})"
+                  "\n" R"({"type":"unload","model":"a","freed_bytes":5,"reason":"tired"})"),
+            "x.jsonl:3: field 'reason' must be one of free_memory, unload_all_models, cleanup_models, "
+            "model_unload, partially_unload, finalizer, other; got 'tired'");
+  EXPECT_EQ(Error(R"({"type":"unload","model":"ghost","freed_bytes":5,"reason":"other"})"),
+            "x.jsonl:2: model 'ghost' is used before its model line");
+  EXPECT_EQ(Error(R"({"type":"node","prompt":1,"node":"3","class":"KSampler"})"),
+            "x.jsonl:2: missing field 'duration_ns'");
+  EXPECT_EQ(Error(R"({"type":"node","prompt":1,"node":"3","class":"K","duration_ns":1,"cached":"yes"})"),
+            "x.jsonl:2: field 'cached' must be true or false");
+  EXPECT_EQ(Error(R"({"type":"prompt_end","prompt":1,"inferred":["measured_wall_ns"]})"),
+            "x.jsonl:2: 'inferred' names 'measured_wall_ns', which this line does not have");
+  EXPECT_EQ(Error(R"({"type":"prompt_end","prompt":1,"inferred":"prompt"})"),
+            "x.jsonl:2: field 'inferred' must be an array of field names");
+  EXPECT_EQ(Error(R"({"type":"prompt_end","prompt":1,"measured_wall_ns":5,"inferred":["measured_wall_ns"]})"), "");
+  auto machine = [](const std::string& m) {
+    auto t = ParseTrace(R"({"format":"residency-trace","version":1,"name":"t","machine":)" + m + "}", "m.jsonl");
+    return t.ok() ? std::string() : t.status().message();
+  };
+  EXPECT_EQ(machine(R"({"ram":"32 GiB","vram":"8 GiB"})"), "");
+  EXPECT_EQ(machine(R"({"ram":"32 GiB","unified":true,"vram":"8 GiB"})"),
+            "m.jsonl:1: machine: a unified machine has no separate 'vram'; leave it out");
+  EXPECT_EQ(machine(R"({"ram":"32 GiB"})"), "m.jsonl:1: machine: missing field 'vram'");
+  EXPECT_EQ(machine(R"({"vram":"8 GiB"})"), "m.jsonl:1: machine: missing field 'ram'");
+  EXPECT_EQ(machine(R"({"ram":"32 GiB","vram":"8 GiB","gpu":"x"})"), "m.jsonl:1: machine: unknown field 'gpu'");
+}
+
 TEST(Trace, ErrorsNameFileLineAndField) {
   EXPECT_EQ(Error("{not json"), "x.jsonl:2: not valid JSON");
   EXPECT_EQ(Error(R"({"type":"load","model":"a","colour":"red"})"),

@@ -17,11 +17,24 @@ using engine::Nanos;
 
 inline constexpr int kTraceFormatVersion = 1;
 
+// The machine a captured trace came from (FORMAT.md, "machine").
+struct MachineRecord {
+  std::string device;           // "NVIDIA GeForce RTX 4090", "mps", "cpu"
+  Bytes vram = 0;               // 0 when unified
+  Bytes ram = 0;
+  bool unified = false;
+  int cpu_cores = 0;            // 0: not recorded
+  std::string torch, server, host;
+  std::vector<std::string> flags;  // the server's memory flags, with values
+  bool operator==(const MachineRecord&) const = default;
+};
+
 struct TraceHeader {
   int version = kTraceFormatVersion;
   std::string name;
-  std::string source;       // "synthesized", "captured", "imported:<tool>"
+  std::string source;       // "synthesized", "captured", "captured:<server>", "imported:<tool>"
   std::string description;
+  std::optional<MachineRecord> machine;
 };
 
 // Tensor sizes given as a count and a distribution; expanded deterministically.
@@ -41,7 +54,9 @@ struct TraceFile {
 };
 
 enum class EventType : std::uint8_t {
-  kModel, kLoad, kCompute, kRelease, kDelete, kPatch, kPromptBegin, kPromptEnd
+  kModel, kLoad, kCompute, kRelease, kDelete, kPatch, kPromptBegin, kPromptEnd,
+  kUnload,  // the server freed device bytes of a model (informational)
+  kNode,    // one node of a node graph ran (informational)
 };
 
 std::string_view ToString(EventType type);
@@ -62,6 +77,14 @@ struct TraceEvent {
   int prompt = 0;
   Nanos measured_wall_ns = -1;   // kPromptEnd, optional
   Nanos at_ns = -1;              // optional capture timestamp of the event
+  Bytes freed_bytes = 0;         // kUnload
+  Bytes remaining_bytes = -1;    // kUnload, optional
+  std::string reason;            // kUnload: free_memory, unload_all_models, ...
+  std::string node, node_class;  // kNode (with `prompt`)
+  Nanos duration_ns = 0;         // kNode
+  bool cached = false;           // kNode: its output came from the cache
+  // Fields whose values an importer inferred rather than read (FORMAT.md).
+  std::vector<std::string> inferred;
 
   bool SameContent(const TraceEvent& o) const;
 };

@@ -13,8 +13,13 @@ namespace {
 
 using nlohmann::json;
 
-std::string_view kTypeNames[] = {"model",  "load",  "compute",      "release",
-                                 "delete", "patch", "prompt_begin", "prompt_end"};
+std::string_view kTypeNames[] = {"model",  "load",  "compute",      "release",   "delete",
+                                 "patch",  "prompt_begin", "prompt_end", "unload", "node"};
+
+// Why a captured server freed device bytes (FORMAT.md, `unload`).
+const std::set<std::string> kUnloadReasons = {"free_memory",   "unload_all_models", "cleanup_models",
+                                              "model_unload",  "partially_unload",  "finalizer",
+                                              "other"};
 
 class LineParser {
  public:
@@ -113,6 +118,47 @@ Status ParseFile(const json& jf, const std::string& where, TraceFile& f) {
   return Status::Ok();
 }
 
+// The header's machine record: sizes with units, a flag list of strings.
+Result<MachineRecord> ParseMachine(const json& j, const std::string& where) {
+  if (!j.is_object()) return InvalidArgument(where + ": must be an object");
+  LineParser p(j, where);
+  RESIDENCY_RETURN_IF_ERROR(
+      p.Allow({"device", "vram", "ram", "unified", "cpu_cores", "torch", "server", "flags", "host"}));
+  MachineRecord m;
+  for (auto [key, out] : {std::pair{"device", &m.device}, {"torch", &m.torch}, {"server", &m.server},
+                          {"host", &m.host}}) {
+    if (!p.Has(key)) continue;
+    if (!p.at(key).is_string()) return InvalidArgument(where + ": field '" + key + "' must be a string");
+    *out = p.at(key).get<std::string>();
+  }
+  if (p.Has("unified")) {
+    if (!p.at("unified").is_boolean()) return InvalidArgument(where + ": field 'unified' must be true or false");
+    m.unified = p.at("unified").get<bool>();
+  }
+  ASSIGN_OR_RETURN(m.ram, p.Size("ram"));
+  if (m.ram <= 0) return InvalidArgument(where + ": field 'ram' must be > 0");
+  if (m.unified && p.Has("vram"))
+    return InvalidArgument(where + ": a unified machine has no separate 'vram'; leave it out");
+  if (!m.unified) {
+    ASSIGN_OR_RETURN(m.vram, p.Size("vram"));
+    if (m.vram <= 0) return InvalidArgument(where + ": field 'vram' must be > 0 (or set 'unified': true)");
+  }
+  if (p.Has("cpu_cores")) {
+    ASSIGN_OR_RETURN(std::int64_t cores, p.Int("cpu_cores", 1, 65536));
+    m.cpu_cores = static_cast<int>(cores);
+  }
+  if (p.Has("flags")) {
+    const json& flags = p.at("flags");
+    if (!flags.is_array() || flags.size() > 256)
+      return InvalidArgument(where + ": field 'flags' must be an array of at most 256 strings");
+    for (const json& f : flags) {
+      if (!f.is_string()) return InvalidArgument(where + ": field 'flags' must hold strings");
+      m.flags.push_back(f.get<std::string>());
+    }
+  }
+  return m;
+}
+
 Result<TraceEvent> ParseEvent(const json& j, const std::string& where) {
   LineParser p(j, where);
   TraceEvent e;
@@ -126,9 +172,24 @@ Result<TraceEvent> ParseEvent(const json& j, const std::string& where) {
   }
   if (!known) return InvalidArgument(where + ": unknown event type '" + type + "'");
   if (p.Has("at_ns")) { ASSIGN_OR_RETURN(e.at_ns, p.Int("at_ns", 0, INT64_MAX)); }
+  if (p.Has("inferred")) {
+    const json& inf = p.at("inferred");
+    if (!inf.is_array()) return InvalidArgument(where + ": field 'inferred' must be an array of field names");
+    for (const json& f : inf) {
+      if (!f.is_string() || f.get<std::string>().empty() || f.get<std::string>() == "type" ||
+          f.get<std::string>() == "inferred")
+        return InvalidArgument(where + ": field 'inferred' must name fields of this line");
+      const std::string name = f.get<std::string>();
+      // A model's sizes sit in its files; any other name must be on the line.
+      const bool file_field = e.type == EventType::kModel && (name == "bytes" || name == "tensors");
+      if (!file_field && !j.contains(name))
+        return InvalidArgument(where + ": 'inferred' names '" + name + "', which this line does not have");
+      e.inferred.push_back(name);
+    }
+  }
   switch (e.type) {
     case EventType::kModel: {
-      RESIDENCY_RETURN_IF_ERROR(p.Allow({"type", "at_ns", "model", "files"}));
+      RESIDENCY_RETURN_IF_ERROR(p.Allow({"type", "at_ns", "inferred", "model", "files"}));
       ASSIGN_OR_RETURN(e.model, p.String("model"));
       if (!p.Has("files") || !p.at("files").is_array() || p.at("files").empty())
         return InvalidArgument(where + ": field 'files' must be a non-empty array");
@@ -141,7 +202,7 @@ Result<TraceEvent> ParseEvent(const json& j, const std::string& where) {
       break;
     }
     case EventType::kLoad: {
-      RESIDENCY_RETURN_IF_ERROR(p.Allow({"type", "at_ns", "model", "mode", "device_bytes"}));
+      RESIDENCY_RETURN_IF_ERROR(p.Allow({"type", "at_ns", "inferred", "model", "mode", "device_bytes"}));
       ASSIGN_OR_RETURN(e.model, p.String("model"));
       if (p.Has("mode")) {
         ASSIGN_OR_RETURN(std::string mode, p.String("mode"));
@@ -159,7 +220,7 @@ Result<TraceEvent> ParseEvent(const json& j, const std::string& where) {
       break;
     }
     case EventType::kCompute: {
-      RESIDENCY_RETURN_IF_ERROR(p.Allow({"type", "at_ns", "models", "steps", "step_ns",
+      RESIDENCY_RETURN_IF_ERROR(p.Allow({"type", "at_ns", "inferred", "models", "steps", "step_ns",
                                          "step_time", "activation_bytes"}));
       if (!p.Has("models") || !p.at("models").is_array())
         return InvalidArgument(where + ": field 'models' must be an array of model ids");
@@ -179,20 +240,51 @@ Result<TraceEvent> ParseEvent(const json& j, const std::string& where) {
     }
     case EventType::kRelease:
     case EventType::kDelete: {
-      RESIDENCY_RETURN_IF_ERROR(p.Allow({"type", "at_ns", "model"}));
+      RESIDENCY_RETURN_IF_ERROR(p.Allow({"type", "at_ns", "inferred", "model"}));
       ASSIGN_OR_RETURN(e.model, p.String("model"));
       break;
     }
     case EventType::kPatch: {
-      RESIDENCY_RETURN_IF_ERROR(p.Allow({"type", "at_ns", "model", "patch", "patched_bytes"}));
+      RESIDENCY_RETURN_IF_ERROR(p.Allow({"type", "at_ns", "inferred", "model", "patch", "patched_bytes"}));
       ASSIGN_OR_RETURN(e.model, p.String("model"));
       ASSIGN_OR_RETURN(e.patch, p.String("patch"));
       if (p.Has("patched_bytes")) { ASSIGN_OR_RETURN(e.patched_bytes, p.Size("patched_bytes")); }
       break;
     }
+    case EventType::kUnload: {
+      RESIDENCY_RETURN_IF_ERROR(
+          p.Allow({"type", "at_ns", "inferred", "model", "freed_bytes", "remaining_bytes", "reason"}));
+      ASSIGN_OR_RETURN(e.model, p.String("model"));
+      ASSIGN_OR_RETURN(e.freed_bytes, p.Size("freed_bytes"));
+      if (e.freed_bytes < 0) return InvalidArgument(where + ": field 'freed_bytes' must be >= 0");
+      if (p.Has("remaining_bytes")) {
+        ASSIGN_OR_RETURN(e.remaining_bytes, p.Size("remaining_bytes"));
+        if (e.remaining_bytes < 0) return InvalidArgument(where + ": field 'remaining_bytes' must be >= 0");
+      }
+      ASSIGN_OR_RETURN(e.reason, p.String("reason"));
+      if (!kUnloadReasons.count(e.reason))
+        return InvalidArgument(where + ": field 'reason' must be one of free_memory, unload_all_models, "
+                               "cleanup_models, model_unload, partially_unload, finalizer, other; got '" +
+                               e.reason + "'");
+      break;
+    }
+    case EventType::kNode: {
+      RESIDENCY_RETURN_IF_ERROR(
+          p.Allow({"type", "at_ns", "inferred", "prompt", "node", "class", "duration_ns", "cached"}));
+      ASSIGN_OR_RETURN(std::int64_t prompt, p.Int("prompt", 0, 1'000'000'000));
+      e.prompt = static_cast<int>(prompt);
+      ASSIGN_OR_RETURN(e.node, p.String("node"));
+      ASSIGN_OR_RETURN(e.node_class, p.String("class"));
+      ASSIGN_OR_RETURN(e.duration_ns, p.Int("duration_ns", 0, INT64_MAX / 2));
+      if (p.Has("cached")) {
+        if (!p.at("cached").is_boolean()) return InvalidArgument(where + ": field 'cached' must be true or false");
+        e.cached = p.at("cached").get<bool>();
+      }
+      break;
+    }
     case EventType::kPromptBegin:
     case EventType::kPromptEnd: {
-      RESIDENCY_RETURN_IF_ERROR(p.Allow({"type", "at_ns", "prompt", "measured_wall_ns"}));
+      RESIDENCY_RETURN_IF_ERROR(p.Allow({"type", "at_ns", "inferred", "prompt", "measured_wall_ns"}));
       ASSIGN_OR_RETURN(std::int64_t prompt, p.Int("prompt", 0, 1'000'000'000));
       e.prompt = static_cast<int>(prompt);
       if (p.Has("measured_wall_ns")) {
@@ -209,7 +301,7 @@ Result<TraceEvent> ParseEvent(const json& j, const std::string& where) {
 Result<TraceHeader> ParseHeader(const json& j, const std::string& where) {
   LineParser p(j, where);
   ASSIGN_OR_RETURN(std::string format, p.String("format"));
-  RESIDENCY_RETURN_IF_ERROR(p.Allow({"format", "version", "name", "source", "description"}));
+  RESIDENCY_RETURN_IF_ERROR(p.Allow({"format", "version", "name", "source", "description", "machine"}));
   if (format != "residency-trace")
     return InvalidArgument(where + ": field 'format' must be \"residency-trace\", got \"" + format + "\"");
   TraceHeader h;
@@ -226,6 +318,10 @@ Result<TraceHeader> ParseHeader(const json& j, const std::string& where) {
       return InvalidArgument(where + ": field 'description' must be a string");
     h.description = p.at("description").get<std::string>();
   }
+  if (p.Has("machine")) {
+    ASSIGN_OR_RETURN(MachineRecord m, ParseMachine(p.at("machine"), where + ": machine"));
+    h.machine = std::move(m);
+  }
   return h;
 }
 
@@ -238,7 +334,10 @@ bool TraceEvent::SameContent(const TraceEvent& o) const {
          device_bytes == o.device_bytes && models == o.models && steps == o.steps &&
          step_ns == o.step_ns && activation_bytes == o.activation_bytes && patch == o.patch &&
          patched_bytes == o.patched_bytes && prompt == o.prompt &&
-         measured_wall_ns == o.measured_wall_ns && at_ns == o.at_ns;
+         measured_wall_ns == o.measured_wall_ns && at_ns == o.at_ns && freed_bytes == o.freed_bytes &&
+         remaining_bytes == o.remaining_bytes && reason == o.reason && node == o.node &&
+         node_class == o.node_class && duration_ns == o.duration_ns && cached == o.cached &&
+         inferred == o.inferred;
 }
 
 Result<Trace> ParseTrace(const std::string& text, const std::string& origin) {

@@ -59,7 +59,21 @@ ordered EventJson(const TraceEvent& e) {
       j["prompt"] = e.prompt;
       if (e.measured_wall_ns >= 0) j["measured_wall_ns"] = e.measured_wall_ns;
       break;
+    case EventType::kUnload:
+      j["model"] = e.model;
+      j["freed_bytes"] = e.freed_bytes;
+      if (e.remaining_bytes >= 0) j["remaining_bytes"] = e.remaining_bytes;
+      j["reason"] = e.reason;
+      break;
+    case EventType::kNode:
+      j["prompt"] = e.prompt;
+      j["node"] = e.node;
+      j["class"] = e.node_class;
+      j["duration_ns"] = e.duration_ns;
+      j["cached"] = e.cached;
+      break;
   }
+  if (!e.inferred.empty()) j["inferred"] = e.inferred;
   return j;
 }
 
@@ -72,6 +86,19 @@ std::string WriteTrace(const Trace& trace) {
   h["name"] = trace.header.name;
   if (!trace.header.source.empty()) h["source"] = trace.header.source;
   if (!trace.header.description.empty()) h["description"] = trace.header.description;
+  if (const auto& m = trace.header.machine) {
+    ordered jm;
+    if (!m->device.empty()) jm["device"] = m->device;
+    if (!m->unified) jm["vram"] = m->vram;
+    jm["ram"] = m->ram;
+    jm["unified"] = m->unified;
+    if (m->cpu_cores > 0) jm["cpu_cores"] = m->cpu_cores;
+    if (!m->torch.empty()) jm["torch"] = m->torch;
+    if (!m->server.empty()) jm["server"] = m->server;
+    if (!m->flags.empty()) jm["flags"] = m->flags;
+    if (!m->host.empty()) jm["host"] = m->host;
+    h["machine"] = jm;
+  }
   std::string out = h.dump() + "\n";
   for (const TraceEvent& e : trace.events) out += EventJson(e).dump() + "\n";
   return out;

@@ -79,6 +79,14 @@ Result<engine::Workload> ToWorkload(const Trace& trace, const std::string& origi
         op.prompt = e.prompt;
         op.measured_wall_ns = e.measured_wall_ns;
         break;
+      case EventType::kUnload:
+        RESIDENCY_RETURN_IF_ERROR(lookup(e, e.model).status());
+        op.kind = engine::OpKind::kNote;
+        break;
+      case EventType::kNode:
+        op.kind = engine::OpKind::kNote;
+        op.prompt = e.prompt;
+        break;
     }
     w.ops.push_back(std::move(op));
   }

@@ -175,7 +175,10 @@ HttpResponse Agent::PostTrace(const HttpRequest& request, const std::string& que
   bool created = false;
   auto id = store_->PutTrace(parsed->name, parsed->provenance, request.body, &created);  // committed on return
   if (!id.ok()) return Error(500, id.status().message(), route);
-  if (created) metrics_.RecordIngest(static_cast<engine::Bytes>(request.body.size()));
+  if (created) {
+    metrics_.RecordIngest(static_cast<engine::Bytes>(request.body.size()));
+    if (parsed->captured) metrics_.RecordCapturedTrace(parsed->captured_host);
+  }
   return Json(created ? 201 : 200,
               json{{"id", store::ContentHash(request.body)}, {"name", parsed->name}, {"bytes", request.body.size()},
                    {"created", created}},

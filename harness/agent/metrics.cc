@@ -1,5 +1,9 @@
 #include "harness/agent/metrics.h"
 
+#include <cctype>
+#include <mutex>
+#include <set>
+
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
@@ -34,6 +38,9 @@ struct Metrics::Families {
   Family<Histogram>* http_seconds;
   Family<Counter>* ingested;
   Family<Counter>* ingested_bytes;
+  Family<Counter>* captured;
+  std::mutex captured_mu;  // requests are served on several threads
+  std::set<std::string> captured_hosts;  // label values in use, bounded
   Family<Gauge>* sweeps_queued;
   Family<Counter>* sweeps;
   Family<Gauge>* build_info;
@@ -74,6 +81,8 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()), f_(std
   f_->ingested = &Make(BuildCounter(), "residency_traces_ingested_total", "Traces accepted by POST /v1/traces", r);
   f_->ingested_bytes = &Make(BuildCounter(), "residency_traces_ingested_bytes_total",
                              "Bytes of traces accepted by POST /v1/traces", r);
+  f_->captured = &Make(BuildCounter(), "residency_captured_traces_total",
+                       "Captured traces (with a machine record) accepted by POST /v1/traces, by host", r);
   f_->sweeps_queued = &Make(BuildGauge(), "residency_sweeps_queued", "Sweeps waiting or running in the agent", r);
   f_->sweeps = &Make(BuildCounter(), "residency_sweeps_total", "Sweeps the agent finished, by status", r);
   f_->build_info = &Make(BuildGauge(), "residency_build_info", "Always 1; the version label names the build", r);
@@ -125,6 +134,21 @@ void Metrics::RecordHttp(const std::string& route, int code, double seconds) {
 void Metrics::RecordIngest(Bytes bytes) {
   f_->ingested->Add({}).Increment();
   f_->ingested_bytes->Add({}).Increment(static_cast<double>(bytes));
+}
+
+void Metrics::RecordCapturedTrace(const std::string& host) {
+  // A client names the host: keep the label set bounded and printable, so
+  // a flood of invented names cannot grow the registry without bound.
+  constexpr std::size_t kMaxHosts = 256;
+  std::string label = host.empty() ? "unknown" : host.substr(0, 64);
+  for (char& c : label)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) c = '_';
+  {
+    std::lock_guard lock(f_->captured_mu);
+    if (!f_->captured_hosts.count(label) && f_->captured_hosts.size() >= kMaxHosts) label = "other";
+    f_->captured_hosts.insert(label);
+  }
+  f_->captured->Add({{"host", label}}).Increment();
 }
 
 void Metrics::SetSweepsQueued(std::int64_t n) { f_->sweeps_queued->Add({}).Set(static_cast<double>(n)); }

@@ -42,6 +42,8 @@ class Metrics {
   void RecordRun(const RunSample& s);
   void RecordHttp(const std::string& route, int code, double seconds);
   void RecordIngest(Bytes bytes);
+  // A newly stored trace that a capture hook wrote, by the host it names.
+  void RecordCapturedTrace(const std::string& host);
   void SetSweepsQueued(std::int64_t n);
   void RecordSweep(const std::string& status);
   // The text exposition format (version 0.0.4).

@@ -1,135 +1,63 @@
 #include "harness/import/comfy_log.h"
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <deque>
 #include <map>
 #include <optional>
+#include <set>
 #include <sstream>
+
+#include "harness/import/comfy_class_sizes.h"
+#include "harness/import/comfy_log_lines.h"
 
 namespace residency::import {
 namespace {
 
+using engine::LoadMode;
 using engine::Nanos;
 using traces::EventType;
 using traces::TraceEvent;
-constexpr std::int64_t kMiB = 1 << 20;
+constexpr double kMiB = 1 << 20;
+constexpr double kSameSizeMiB = 1.5;  // logs print two decimals of MB; sizes move a little with patches
 
-// The numbers in `s` (decimal or scientific notation), in order.
-std::vector<double> Numbers(const std::string& s) {
-  std::vector<double> out;
-  for (std::size_t i = 0; i < s.size();) {
-    if (std::isdigit(static_cast<unsigned char>(s[i])) ||
-        (s[i] == '.' && i + 1 < s.size() && std::isdigit(static_cast<unsigned char>(s[i + 1])))) {
-      std::size_t j = i;
-      while (j < s.size() && (std::isdigit(static_cast<unsigned char>(s[j])) || s[j] == '.')) ++j;
-      if (j + 1 < s.size() && (s[j] == 'e' || s[j] == 'E') &&
-          (std::isdigit(static_cast<unsigned char>(s[j + 1])) || s[j + 1] == '+' || s[j + 1] == '-')) {
-        ++j;
-        if (s[j] == '+' || s[j] == '-') ++j;
-        while (j < s.size() && std::isdigit(static_cast<unsigned char>(s[j]))) ++j;
-      }
-      const std::string tok = s.substr(i, j - i);
-      char* end = nullptr;
-      const double v = std::strtod(tok.c_str(), &end);
-      if (end != tok.c_str() && std::isfinite(v)) out.push_back(v);
-      i = j;
-    } else {
-      ++i;
-    }
-  }
-  return out;
+std::int64_t MiBToBytes(double mib) {
+  if (!(mib > 0) || mib > 1e9) return 0;  // over a petabyte: a sentinel such as 1e32, not a size
+  return static_cast<std::int64_t>(std::llround(mib * kMiB));
 }
 
-// The word after `key` in `line` (letters, digits, _ . -), or "".
-std::string WordAfter(const std::string& line, const std::string& key) {
-  const auto at = line.find(key);
-  if (at == std::string::npos) return "";
-  std::size_t i = at + key.size();
-  while (i < line.size() && line[i] == ' ') ++i;
-  std::size_t j = i;
-  while (j < line.size() && (std::isalnum(static_cast<unsigned char>(line[j])) || line[j] == '_' || line[j] == '.' ||
-                             line[j] == '-'))
-    ++j;
-  return line.substr(i, std::min<std::size_t>(j - i, 64));
-}
-
-// "12.5 MB loaded" -> 12.5 (the number just before `unit_word`).
-std::optional<double> NumberBefore(const std::string& line, const std::string& unit_word) {
-  const auto at = line.find(unit_word);
-  if (at == std::string::npos) return std::nullopt;
-  const std::vector<double> nums = Numbers(line.substr(0, at));
-  if (nums.empty()) return std::nullopt;
-  return nums.back();
-}
-
-// A log number as an integer, or `fallback` when it is out of [0, limit]: a
-// double past int64's range would make the cast undefined.
 std::int64_t BoundedInt(double v, double limit, std::int64_t fallback) {
   return v >= 0 && v <= limit ? static_cast<std::int64_t>(v) : fallback;
 }
 
-std::int64_t MiBToBytes(double mib) {
-  if (!(mib > 0) || mib > 1e9) return 0;  // over a petabyte: a sentinel such as 1e32, not a size
-  return static_cast<std::int64_t>(std::llround(mib * static_cast<double>(kMiB)));
-}
+enum class SizeFrom { kStated, kLowerBound, kClassDefault };
 
 struct Model {
-  std::int64_t bytes = 0;
-  bool exact = false;  // from a complete or dynamic load, not a partial one
+  std::string name, cls;
+  double mib = 0;
+  SizeFrom from = SizeFrom::kStated;
+  double device_mib = 0;  // on the device now, as the lines tell it
+  LoadMode last_mode = LoadMode::kFull;
   int first_line = 0;
+  int last_load = 0;  // order of its last load
+};
+
+// A load line's content before it is paired with a request.
+struct LoadLine {
+  LoadMode mode = LoadMode::kFull;
+  double mib = 0;        // the model's size, or its lower bound
+  bool exact = false;    // mib is the model's size
+  double device_mib = 0; // on the device after the load
+  std::string cls;       // named by the line itself (dynamic loads)
 };
 
 class Importer {
  public:
   explicit Importer(std::string origin) : origin_(std::move(origin)) {}
 
-  void Line(const std::string& line, int number) {
+  void Line(const std::string& raw, int number) {
     number_ = number;
-    if (line.find("Total VRAM") != std::string::npos && line.find("total RAM") != std::string::npos) {
-      const auto v = NumberBefore(line, "MB, total RAM");
-      const auto r = NumberBefore(line.substr(line.find("total RAM")), "MB");
-      if (v) result_.vram_mib = BoundedInt(*v, 1e12, 0);
-      if (r) result_.ram_mib = BoundedInt(*r, 1e12, 0);
-    } else if (line.find("got prompt") != std::string::npos) {
-      BeginPrompt(false);
-    } else if (line.find("Requested to load") != std::string::npos) {
-      const std::string name = WordAfter(line, "Requested to load");
-      if (name.empty()) return Warn("'Requested to load' without a model name");
-      EnsurePrompt();
-      pending_.push_back({name, number});
-    } else if (line.find("loaded completely") != std::string::npos) {
-      // "loaded completely A B True" (B = model MB) or "... X MB usable, Y MB loaded, full load: True"
-      std::optional<double> mib = NumberBefore(line, "MB loaded");
-      if (!mib) {
-        const auto nums = Numbers(line.substr(line.find("loaded completely")));
-        if (nums.size() >= 2) mib = nums[1];
-      }
-      Load(PopPending(""), engine::LoadMode::kFull, mib ? MiBToBytes(*mib) : 0, 0, true);
-    } else if (line.find("loaded partially") != std::string::npos) {
-      // "loaded partially A B C" (B = MB loaded) or "... Y MB loaded, Z MB offloaded ..."
-      std::optional<double> loaded = NumberBefore(line, "MB loaded");
-      const std::optional<double> offloaded = NumberBefore(line, "MB offloaded");
-      if (!loaded) {
-        const auto nums = Numbers(line.substr(line.find("loaded partially")));
-        if (nums.size() >= 2) loaded = nums[1];
-      }
-      const std::int64_t on_device = loaded ? MiBToBytes(*loaded) : 0;
-      const std::int64_t total = on_device + (offloaded ? MiBToBytes(*offloaded) : 0);
-      Load(PopPending(""), engine::LoadMode::kPartial, total, on_device, offloaded.has_value());
-    } else if (line.find("prepared for dynamic VRAM loading") != std::string::npos) {
-      const std::string name = WordAfter(line, "Model");
-      const std::optional<double> mib = NumberBefore(line, "MB Staged");
-      Load(PopPending(name), engine::LoadMode::kDynamic, mib ? MiBToBytes(*mib) : 0, 0, true);
-    } else if (line.find("Prompt executed in") != std::string::npos) {
-      const auto nums = Numbers(line.substr(line.find("Prompt executed in")));
-      EndPrompt(nums.empty() ? -1 : BoundedInt(nums[0] * 1e9, 1e18, -1));
-    } else if (line.find('|') != std::string::npos &&
-               (line.find("it]") != std::string::npos || line.find("it/s]") != std::string::npos)) {
-      // tqdm prints "3.82s/it]" for slow steps and "1.30it/s]" for fast ones.
-      Progress(line);
-    }
+    for (const LogLine& l : ClassifyLine(raw)) Handle(l);
   }
 
   Result<ImportResult> Finish() {
@@ -137,71 +65,151 @@ class Importer {
       Warn("the log ends inside prompt " + std::to_string(prompt_) + " (no 'Prompt executed')");
       EndPrompt(-1);
     }
-    for (const auto& [name, line] : pending_)
-      result_.warnings.push_back(origin_ + ":" + std::to_string(line) + ": '" + name +
-                                 "' was requested but no load line follows; left out");
-    if (models_.empty()) return NotFound(origin_ + ": no model loads found (no 'loaded completely', 'loaded partially' or 'prepared for dynamic VRAM loading' lines)");
-    if (!saw_progress_)
-      result_.warnings.push_back(origin_ + ": no sampler progress bars: compute time is unknown and left out; the prompts keep their measured times");
-    traces::Trace& t = result_.trace;
-    t.header.name = "imported-comfyui-log";
-    t.header.source = "imported:comfyui-log";
-    t.header.description = "imported from " + origin_;
-    if (result_.vram_mib >= 0)
-      t.header.description += " (machine: " + std::to_string(result_.vram_mib) + " MB VRAM, " +
-                              std::to_string(result_.ram_mib) + " MB RAM)";
-    std::vector<TraceEvent> models;
-    for (const auto& [name, m] : models_) {
+    if (models_.empty()) return NotFound(NothingFound());
+    BuildHeader();
+    std::vector<TraceEvent> defs;
+    int stated = 0, lower = 0, defaulted = 0;
+    for (Model& m : models_) {
+      if (m.from == SizeFrom::kLowerBound) {
+        std::string what = "the size of '" + m.name + "' comes from a partial load only: a lower bound";
+        const double typical = TypicalClassMiB(m.cls);
+        if (typical > m.mib) {
+          m.mib = typical;
+          what += " below its class's typical " + std::to_string(static_cast<int>(typical)) + " MB, which is used";
+        }
+        Warn(m.first_line, what);
+      }
       TraceEvent e;
       e.type = EventType::kModel;
-      e.model = name;
+      e.model = m.name;
+      e.line = m.first_line;
       traces::TraceFile f;
-      f.path = name + ".safetensors";
-      f.bytes = m.bytes;
-      // Tensor sizes are not in the log: about 16 MiB each, uniform.
-      f.distribution = traces::TensorDistribution{std::max<std::int64_t>(1, std::min<std::int64_t>(m.bytes / (16 * kMiB), 100000)), "uniform", 1};
+      f.path = m.name + ".safetensors";
+      f.bytes = std::max<std::int64_t>(1, MiBToBytes(m.mib));
+      // Tensor sizes are not in a log: about 16 MiB each, uniform.
+      f.distribution = traces::TensorDistribution{
+          std::clamp<std::int64_t>(f.bytes / (16 << 20), 1, 100000), "uniform", 1};
       e.files.push_back(f);
-      models.push_back(e);
-      if (!m.exact)
-        result_.warnings.push_back(origin_ + ":" + std::to_string(m.first_line) + ": the size of '" + name +
-                                   "' comes from a partial load only: a lower bound");
+      e.inferred = {"tensors"};
+      if (m.from != SizeFrom::kStated) e.inferred.push_back("bytes");
+      (m.from == SizeFrom::kStated ? stated : m.from == SizeFrom::kLowerBound ? lower : defaulted)++;
+      defs.push_back(std::move(e));
     }
-    result_.warnings.push_back(origin_ + ": tensor counts are not in the log: each model is split into ~16 MiB tensors");
-    t.events.insert(t.events.begin(), models.begin(), models.end());
-    // Partial loads keep device_bytes below the model's final size.
+    traces::Trace& t = result_.trace;
+    t.events.insert(t.events.begin(), defs.begin(), defs.end());
+    // A partial load keeps device_bytes below the model's final size.
     for (TraceEvent& e : t.events) {
-      if (e.type != EventType::kLoad || e.mode != engine::LoadMode::kPartial) continue;
-      e.device_bytes = std::min(e.device_bytes, models_[e.model].bytes - 1);
-      if (e.device_bytes <= 0) e.mode = engine::LoadMode::kDynamic;
+      if (e.type != EventType::kLoad || e.mode != LoadMode::kPartial) continue;
+      const std::int64_t size = MiBToBytes(Find(e.model)->mib);
+      e.device_bytes = std::min(e.device_bytes, size - 1);
+      if (e.device_bytes <= 0) e.mode = LoadMode::kDynamic;
     }
-    return result_;
+    Summarize(stated, lower, defaulted);
+    return std::move(result_);
   }
 
  private:
-  void Warn(const std::string& what) {
-    result_.warnings.push_back(origin_ + ":" + std::to_string(number_) + ": " + what);
-  }
-  void EnsurePrompt() {
-    if (!prompt_open_) BeginPrompt(true);
-  }
-  void BeginPrompt(bool implicit) {
-    if (prompt_open_) {
-      Warn("a new prompt starts before prompt " + std::to_string(prompt_) + " finished");
-      EndPrompt(-1);
+  // ----- lines -----
+  void Handle(const LogLine& l) {
+    ++seen_[l.kind];
+    // A dynamic VRAM line is sometimes printed twice in a row: one load.
+    const auto dynamic = l.kind == LineKind::kDynamic ? std::optional(std::pair(l.text, l.a)) : std::nullopt;
+    const bool repeated = dynamic && dynamic == last_dynamic_;
+    last_dynamic_ = dynamic;
+    if (repeated) return;
+    switch (l.kind) {
+      case LineKind::kMachine:
+        if (l.has_a) result_.vram_mib = BoundedInt(l.a, 1e9, 0);
+        if (l.has_b) result_.ram_mib = BoundedInt(l.b, 1e9, 0);
+        break;
+      case LineKind::kDevice: device_ = l.text; break;
+      case LineKind::kVramState: vram_state_ = l.text; break;
+      case LineKind::kTorchVersion: torch_ = l.text; break;
+      case LineKind::kServerVersion: server_ = "ComfyUI " + l.text; break;
+      case LineKind::kGotPrompt: ++queued_; break;
+      case LineKind::kRequested:
+        if (l.text.empty()) return Warn("'Requested to load' without a model name");
+        Activity();
+        // A new batch: the old one's leftovers were resident (or, in 2024
+        // logs, loaded with no size line).
+        if (loads_since_request_ > 0 || legacy_open_) FlushBatch();
+        pending_.push_back({l.text, number_});
+        loads_since_request_ = 0;
+        break;
+      case LineKind::kLoadingNewModels: {
+        // 2024: the requests before the last were already resident; the last
+        // is loaded now, fully unless "loading in lowvram mode" follows.
+        Activity();
+        std::optional<std::pair<std::string, int>> last;
+        if (!pending_.empty()) last = pending_.back(), pending_.pop_back();
+        FlushBatch();
+        if (last) pending_.push_back(*last);
+        legacy_open_ = true;
+        break;
+      }
+      case LineKind::kLowvramMode: {
+        Activity();
+        // 2024: the budget is the part placed on the device; the size is unknown.
+        LoadLine load{LoadMode::kPartial, l.a, false, l.a, ""};
+        if (!l.has_a || l.a <= 0) return Warn("'loading in lowvram mode' without a budget; ignored");
+        PairLoad(load, true);
+        break;
+      }
+      case LineKind::kLoadedCompletely: {
+        Activity();
+        if (!l.has_a || MiBToBytes(l.a) <= 0) return Warn("a 'loaded completely' line without a size; ignored");
+        PairLoad({LoadMode::kFull, l.a, true, l.a, ""}, false);
+        break;
+      }
+      case LineKind::kLoadedPartially: {
+        Activity();
+        if (!l.has_a) return Warn("a 'loaded partially' line without the MB it loaded; ignored");
+        const bool total_known = l.has_b;
+        PairLoad({LoadMode::kPartial, l.a + (total_known ? l.b : 0), total_known, l.a, ""}, false);
+        break;
+      }
+      case LineKind::kDynamic: {
+        Activity();
+        if (!l.has_a || MiBToBytes(l.a) <= 0) return Warn("a dynamic VRAM load without its staged size; ignored");
+        PairLoad({LoadMode::kDynamic, l.a, true, 0, l.text}, false);
+        break;
+      }
+      case LineKind::kUnloadedPartially: Activity(); Unload(l); break;
+      case LineKind::kDiskRead: Activity(); ++diffusion_reads_; break;
+      case LineKind::kProgress: Progress(l); break;
+      case LineKind::kPromptExecuted: {
+        if (!prompt_open_) BeginPrompt();  // everything came from the cache: no line but this one
+        EndPrompt(l.has_a ? BoundedInt(l.a * 1e9, 1e18, -1) : -1);
+        break;
+      }
+      case LineKind::kException:
+        if (prompt_open_) {
+          failed_prompts_.insert(prompt_);
+          Warn("prompt " + std::to_string(prompt_) + " failed (an exception); its time runs only to the failure");
+        }
+        break;
     }
-    if (implicit) Warn("loads before any 'got prompt': starting a prompt here");
+  }
+
+  // ----- prompts -----
+  void Activity() {
+    if (!prompt_open_) BeginPrompt();
+  }
+  void BeginPrompt() {
     ++prompt_;
     prompt_open_ = true;
+    used_in_prompt_.clear();
+    last_model_.reset();
+    bar_seconds_ = 0;
+    last_bar_.reset();
+    if (queued_ > 0) --queued_;
     TraceEvent e;
     e.type = EventType::kPromptBegin;
     e.prompt = prompt_;
     Emit(e);
   }
   void EndPrompt(Nanos measured) {
-    if (!prompt_open_) {
-      Warn("'Prompt executed' without an open prompt; ignored");
-      return;
-    }
+    FlushBatch();
     for (const auto& [name, handles] : handles_) {
       for (int i = 0; i < handles; ++i) {
         TraceEvent r;
@@ -211,80 +219,289 @@ class Importer {
       }
     }
     handles_.clear();
-    loaded_in_prompt_.clear();
     TraceEvent e;
     e.type = EventType::kPromptEnd;
     e.prompt = prompt_;
     e.measured_wall_ns = measured;
     Emit(e);
     prompt_open_ = false;
+    last_bar_.reset();  // the next prompt's bar may read the same
+    if (measured > 0)
+      accounted_.push_back({prompt_, measured, bar_seconds_});
   }
-  std::string PopPending(const std::string& name) {
-    if (!name.empty()) {
-      for (auto it = pending_.begin(); it != pending_.end(); ++it) {
-        if (it->first == name) {
-          pending_.erase(it);
-          return name;
+
+  // ----- models -----
+  Model* Find(const std::string& name) {
+    for (Model& m : models_)
+      if (m.name == name) return &m;
+    return nullptr;
+  }
+  static bool SameSize(double a, double b) { return std::fabs(a - b) <= kSameSizeMiB; }
+  // Whether `m` (of the requested class) can be the model a load of `load` brings.
+  static bool Fits(const Model& m, const LoadLine& load) {
+    if (load.exact && m.from == SizeFrom::kStated) return SameSize(m.mib, load.mib);
+    if (load.exact) return load.mib + kSameSizeMiB >= m.mib || m.from == SizeFrom::kClassDefault;
+    if (m.from == SizeFrom::kStated) return m.mib + kSameSizeMiB >= load.mib;
+    return true;  // two lower bounds: nothing tells them apart
+  }
+  // A model of class `cls` for this load: a known one of the same size not yet
+  // used in this prompt, else (a second model of the class, such as Wan 2.2's
+  // second expert) a new one.
+  Model& ModelFor(const std::string& cls, const LoadLine& load) {
+    std::vector<Model*> fits;
+    for (Model& m : models_)
+      if (m.cls == cls && Fits(m, load)) fits.push_back(&m);
+    // The same model again in one prompt is a second sampler pass on it,
+    // unless more diffusion models were read from disk ("model_type" lines)
+    // than have sampled so far, or the class already came as several models
+    // of one size (Wan 2.2's two WAN21 experts).
+    const bool another = multi_instance_.count(cls) || diffusion_reads_ > static_cast<int>(sampled_.size());
+    for (Model* m : fits)
+      if (!used_in_prompt_.count(m->name) || !another) return *m;
+    if (!fits.empty()) multi_instance_.insert(cls);
+    int same_class = 0;
+    for (const Model& m : models_) same_class += m.cls == cls;
+    Model m;
+    m.cls = cls;
+    m.name = same_class == 0 ? cls : cls + "#" + std::to_string(same_class + 1);
+    m.mib = load.mib;
+    m.from = load.exact ? SizeFrom::kStated : SizeFrom::kLowerBound;
+    m.first_line = number_;
+    models_.push_back(m);
+    return models_.back();
+  }
+  // A model for a load line no request names: the known model of that size
+  // (one on the device first), else a new one.
+  Model& ModelBySize(const LoadLine& load) {
+    Model* best = nullptr;
+    for (Model& m : models_) {
+      if (!load.cls.empty() && m.cls != load.cls) continue;
+      const bool fits = load.exact ? (m.from == SizeFrom::kStated ? SameSize(m.mib, load.mib) : m.mib <= load.mib)
+                                   : m.mib + kSameSizeMiB >= load.mib;
+      if (!fits) continue;
+      if (!best || (m.device_mib > 0 && best->device_mib <= 0)) best = &m;
+    }
+    if (best) return *best;
+    return ModelFor(load.cls.empty() ? "unnamed" : load.cls, load);
+  }
+  void Learn(Model& m, const LoadLine& load) {
+    if (load.exact && m.from != SizeFrom::kStated) {
+      m.mib = load.mib;  // a stated size replaces a lower bound or a class default
+      m.from = SizeFrom::kStated;
+    } else if (!load.exact && m.from == SizeFrom::kLowerBound) {
+      m.mib = std::max(m.mib, load.mib);
+    }
+  }
+
+  // ----- loads -----
+  // Pairs a load line with the pending request it answers: the one whose class
+  // has a model of this size, else one whose class has no model on the device,
+  // else the oldest. `lowvram_2024`: "loading in lowvram mode" answers the last.
+  void PairLoad(const LoadLine& load, bool lowvram_2024) {
+    ++loads_since_request_;
+    std::optional<std::size_t> pick;
+    auto known_fit = [&](const std::string& cls) {
+      for (const Model& m : models_)
+        if (m.cls == cls && m.from == SizeFrom::kStated && load.exact && SameSize(m.mib, load.mib)) return true;
+      return false;
+    };
+    auto resident = [&](const std::string& cls) {
+      for (const Model& m : models_)
+        if (m.cls == cls && m.device_mib > 0) return true;
+      return false;
+    };
+    for (std::size_t i = 0; i < pending_.size() && !pick; ++i)
+      if (!load.cls.empty() ? pending_[i].first == load.cls : known_fit(pending_[i].first)) pick = i;
+    if (lowvram_2024 && !pick && !pending_.empty()) pick = pending_.size() - 1;
+    for (std::size_t i = 0; i < pending_.size() && !pick && load.cls.empty(); ++i)
+      if (!resident(pending_[i].first)) pick = i;
+    // A line that names its model otherwise than its request did still
+    // answers the oldest request; the line's name wins.
+    if (!pick && !pending_.empty()) pick = 0;
+    Model* m = nullptr;
+    if (pick) {
+      const std::string cls = load.cls.empty() ? pending_[*pick].first : load.cls;
+      pending_.erase(pending_.begin() + static_cast<std::ptrdiff_t>(*pick));
+      m = &ModelFor(cls, load);
+      ++paired_by_request_;
+    } else {
+      m = &ModelBySize(load);
+      ++paired_by_size_;
+      if (load.cls.empty())
+        Warn("a load line with no 'Requested to load' before it: taken as '" + m->name + "' by its size");
+    }
+    Learn(*m, load);
+    EmitLoad(*m, load.mode, load.device_mib, pick ? std::vector<std::string>{} : std::vector<std::string>{"model"});
+    m->device_mib = load.mode == LoadMode::kDynamic ? 0 : load.device_mib;
+  }
+  // Requests no load line answered: the model was on the device already (or,
+  // in 2024 logs, loaded without a size line). They still take a handle.
+  void FlushBatch() {
+    for (const auto& [cls, line] : pending_) {
+      Model* m = nullptr;
+      for (Model& k : models_)
+        if (k.cls == cls && !used_in_prompt_.count(k.name) && (!m || k.device_mib > m->device_mib)) m = &k;
+      for (Model& k : models_)
+        if (!m && k.cls == cls) m = &k;
+      if (!m) {
+        double mib = TypicalClassMiB(cls);
+        if (mib <= 0) {
+          mib = kUnknownClassMiB;
+          Warn(line, "no size for '" + cls + "' anywhere in the log and none typical of its class: " +
+                         std::to_string(static_cast<int>(mib)) + " MB assumed");
         }
+        LoadLine guess{LoadMode::kFull, mib, false, mib, cls};
+        m = &ModelFor(cls, guess);
+        m->from = SizeFrom::kClassDefault;
       }
-      // The line names the model differently from its request: it still
-      // answers the oldest request.
-      if (!pending_.empty()) pending_.pop_front();
-      return name;
+      const bool on_device = m->device_mib > 0;
+      const std::optional<std::string> current = last_model_;
+      EmitLoad(*m, on_device ? m->last_mode : LoadMode::kFull,
+               m->last_mode == LoadMode::kPartial ? m->device_mib : m->mib, {"mode"});
+      // Beside a loaded model (a text encoder already resident while the
+      // sampler's model loads), a resident one is not what the next bar samples.
+      if (loads_since_request_ > 0 && current) last_model_ = current;
+      if (!on_device) m->device_mib = m->mib;
+      ++already_loaded_;
     }
-    if (pending_.empty()) return "";
-    std::string front = pending_.front().first;
-    pending_.pop_front();
-    return front;
+    pending_.clear();
+    loads_since_request_ = 0;
+    legacy_open_ = false;
   }
-  void Load(const std::string& name, engine::LoadMode mode, std::int64_t bytes, std::int64_t device_bytes,
-            bool exact) {
-    if (name.empty()) return Warn("a load line with no 'Requested to load' before it; ignored");
-    if (bytes <= 0) return Warn("no usable size for '" + name + "'; its load is left out");
-    EnsurePrompt();
-    Model& m = models_[name];
-    if (m.first_line == 0) m.first_line = number_;
-    if (exact) {
-      m.bytes = m.exact ? std::max(m.bytes, bytes) : bytes;  // exact sizes replace lower bounds
-      m.exact = true;
-    } else if (!m.exact) {
-      m.bytes = std::max(m.bytes, bytes);
-    }
-    if (mode == engine::LoadMode::kPartial && device_bytes <= 0) mode = engine::LoadMode::kDynamic;
+  void EmitLoad(Model& m, LoadMode mode, double device_mib, std::vector<std::string> inferred) {
     TraceEvent e;
     e.type = EventType::kLoad;
-    e.model = name;
+    e.model = m.name;
     e.mode = mode;
-    e.device_bytes = device_bytes;
+    if (mode == LoadMode::kPartial) e.device_bytes = MiBToBytes(device_mib);
+    e.inferred = std::move(inferred);
     Emit(e);
-    ++handles_[name];
-    loaded_in_prompt_.push_back(name);
+    ++handles_[m.name];
+    m.last_mode = mode;
+    m.last_load = ++load_tick_;
+    used_in_prompt_.insert(m.name);
+    last_model_ = m.name;
+    last_bar_.reset();
   }
-  // A finished tqdm bar, "20/20 [00:15<00:00, 1.30it/s]": the sampler ran
-  // 20 steps in 15 s on the model loaded last.
-  void Progress(const std::string& raw) {
-    std::string line = raw.substr(raw.rfind('\r') == std::string::npos ? 0 : raw.rfind('\r') + 1);
-    const auto bracket = line.find('[');
-    const auto bar = line.rfind('|', bracket);
-    if (bracket == std::string::npos || bar == std::string::npos) return;
-    const auto counts = Numbers(line.substr(bar, bracket - bar));
-    const auto times = line.substr(bracket + 1, line.find('<', bracket) - bracket - 1);
-    if (counts.size() < 2 || counts[0] != counts[1] || counts[1] < 1 || counts[1] > 100000) return;
-    // "h:mm:ss" or "mm:ss"; a bar over a year long is noise, not a timing.
-    std::int64_t seconds = 0;
-    for (double part : Numbers(times)) {
-      const std::int64_t whole = BoundedInt(part, 1e7, -1);
-      seconds = seconds * 60 + whole;
-      if (whole < 0 || seconds > 365LL * 24 * 3600) return Warn("a progress bar over a year long; ignored");
+
+  // "Unloaded partially: F MB freed, R MB remains loaded": the model that had
+  // F + R on the device.
+  void Unload(const LogLine& l) {
+    if (!l.has_a || !l.has_b) return Warn("an 'Unloaded partially' line without its freed and remaining MB; ignored");
+    Model* m = nullptr;
+    for (Model& k : models_)  // of several that match, the least recently loaded
+      if (k.device_mib > 0 && SameSize(k.device_mib, l.a + l.b) && (!m || k.last_load < m->last_load)) m = &k;
+    for (Model& k : models_)
+      if (!m && k.device_mib >= l.a && k.device_mib > 0 && (!m || k.device_mib > m->device_mib)) m = &k;
+    if (!m) return Warn("'Unloaded partially' of " + std::to_string(l.a + l.b) + " MB matches no model on the device; ignored");
+    TraceEvent e;
+    e.type = EventType::kUnload;
+    e.model = m->name;
+    e.freed_bytes = MiBToBytes(l.a);
+    e.remaining_bytes = MiBToBytes(l.b);
+    e.reason = "free_memory";
+    if (!SameSize(m->device_mib, l.a + l.b)) e.inferred = {"model"};
+    Emit(e);
+    m->device_mib = l.b;
+    ++unloads_;
+  }
+
+  // A finished sampler bar: `total` steps in `elapsed` on the model loaded last.
+  void Progress(const LogLine& l) {
+    if (l.count != l.total) return;
+    if (l.labelled) return void(++labelled_bars_);
+    if (l.elapsed_s < 0) return Warn("a finished progress bar without a readable elapsed time (or over a year long); ignored");
+    if (last_bar_ && last_bar_->first == l.total && last_bar_->second == l.elapsed_s) return void(++doubled_bars_);
+    Activity();
+    FlushBatch();
+    if (!last_model_) last_model_ = last_sampled_;
+    if (!last_model_) return Warn("a progress bar before any model was loaded; ignored");
+    Model& m = *Find(*last_model_);
+    std::vector<std::string> inferred{"activation_bytes"};
+    if (!used_in_prompt_.count(m.name)) {
+      // Nothing in this prompt loaded it: it stayed on the device, silently.
+      EmitLoad(m, m.last_mode, m.last_mode == LoadMode::kPartial ? m.device_mib : m.mib, {"mode"});
+      inferred.push_back("models");
     }
-    if (loaded_in_prompt_.empty()) return Warn("a progress bar with no model loaded in this prompt; ignored");
-    saw_progress_ = true;
     TraceEvent e;
     e.type = EventType::kCompute;
-    e.models = {loaded_in_prompt_.back()};
-    e.steps = static_cast<int>(counts[1]);
-    e.step_ns = seconds * 1'000'000'000 / e.steps;
+    e.models = {m.name};
+    e.steps = static_cast<int>(l.total);
+    e.step_ns = static_cast<Nanos>(l.elapsed_s * 1e9) / e.steps;
+    e.inferred = inferred;
     Emit(e);
+    last_bar_ = {l.total, l.elapsed_s};
+    last_sampled_ = m.name;
+    sampled_.insert(m.name);
+    bar_seconds_ += l.elapsed_s;
+    ++bars_;
+  }
+
+  // ----- results -----
+  void BuildHeader() {
+    traces::Trace& t = result_.trace;
+    t.header.name = "imported-comfyui-log";
+    t.header.source = "imported:comfyui-log";
+    t.header.description = "imported from " + origin_;
+    if (result_.ram_mib <= 0 || result_.vram_mib < 0) return;
+    traces::MachineRecord m;
+    m.ram = result_.ram_mib << 20;
+    // Apple's MPS ("SHARED" state, VRAM = RAM) is one pool.
+    m.unified = vram_state_ == "SHARED" || device_ == "mps";
+    if (!m.unified) {
+      if (result_.vram_mib <= 0) return;
+      m.vram = result_.vram_mib << 20;
+    }
+    m.device = device_;
+    m.torch = torch_;
+    m.server = server_;
+    if (vram_state_ == "LOW_VRAM") m.flags.push_back("--lowvram");
+    if (vram_state_ == "NO_VRAM") m.flags.push_back("--novram");
+    if (vram_state_ == "HIGH_VRAM") m.flags.push_back("--highvram");
+    t.header.machine = m;
+  }
+  std::string NothingFound() const {
+    auto n = [&](LineKind k) {
+      auto it = seen_.find(k);
+      return it == seen_.end() ? 0 : it->second;
+    };
+    const int loads = n(LineKind::kLoadedCompletely) + n(LineKind::kLoadedPartially) + n(LineKind::kDynamic) +
+                      n(LineKind::kLowvramMode);
+    std::ostringstream s;
+    s << origin_ << ": no model load could be read: " << n(LineKind::kRequested) << " 'Requested to load', " << loads
+      << " load lines ('loaded completely', 'loaded partially', dynamic VRAM, lowvram), " << n(LineKind::kProgress)
+      << " progress bars, " << n(LineKind::kPromptExecuted) << " 'Prompt executed'";
+    if (loads > 0) s << " (the load lines carried no usable size)";
+    return s.str();
+  }
+  void Summarize(int stated, int lower, int defaulted) {
+    auto& s = result_.summary;
+    s.push_back(std::to_string(models_.size()) + " models: " + std::to_string(stated) + " sized by a load line, " +
+                std::to_string(lower) + " only a lower bound (a partial load), " + std::to_string(defaulted) +
+                " a typical size for their class (no line states one)");
+    s.push_back(std::to_string(paired_by_request_) + " load lines paired with their request, " +
+                std::to_string(paired_by_size_) + " without one (matched by size), " +
+                std::to_string(already_loaded_) + " requests with no load line (already on the device, or a 2024 full load)");
+    s.push_back(std::to_string(unloads_) + " partial unloads, " + std::to_string(bars_) + " sampler passes (" +
+                std::to_string(doubled_bars_) + " doubled final bars counted once, " + std::to_string(labelled_bars_) +
+                " other tools' bars ignored)");
+    s.push_back(std::to_string(prompt_) + " prompts" +
+                (failed_prompts_.empty() ? "" : ", " + std::to_string(failed_prompts_.size()) + " failed"));
+    for (const auto& [prompt, measured, bars] : accounted_) {
+      char line[200];
+      const double total = static_cast<double>(measured) / 1e9;
+      std::snprintf(line, sizeof line,
+                    "prompt %d: %.2f s measured, %.2f s in sampler bars, %.2f s (%.0f %%) in no line's account "
+                    "(loads, text encoders, VAE, warm-up)",
+                    prompt, total, bars, std::max(0.0, total - bars), 100.0 * std::max(0.0, total - bars) / total);
+      s.push_back(line);
+    }
+    s.push_back("inferred, not read (marked 'inferred' in the trace): tensor sizes, activation sizes, and the "
+                "fields listed above");
+  }
+  void Warn(const std::string& what) { Warn(number_, what); }
+  void Warn(int line, const std::string& what) {
+    result_.warnings.push_back(origin_ + ":" + std::to_string(line) + ": " + what);
   }
   void Emit(TraceEvent e) {
     e.line = number_;
@@ -294,13 +511,26 @@ class Importer {
   std::string origin_;
   ImportResult result_;
   int number_ = 0;
-  int prompt_ = 0;
+  std::map<LineKind, int> seen_;
+  std::string device_, vram_state_, torch_, server_;
+  int prompt_ = 0, queued_ = 0;
   bool prompt_open_ = false;
-  bool saw_progress_ = false;
-  std::deque<std::pair<std::string, int>> pending_;
-  std::map<std::string, Model> models_;
+  std::deque<std::pair<std::string, int>> pending_;  // requests of this batch: class, line
+  int loads_since_request_ = 0;
+  bool legacy_open_ = false;  // a 2024 "Loading N new model" whose request no line answers yet
+  int diffusion_reads_ = 0;
+  int load_tick_ = 0;  // "model_type" lines: a diffusion model read from its file
+  std::vector<Model> models_;  // a vector: names are few, and order is first use
+  std::set<std::string> used_in_prompt_, multi_instance_, sampled_;
   std::map<std::string, int> handles_;
-  std::vector<std::string> loaded_in_prompt_;
+  std::optional<std::string> last_model_, last_sampled_;
+  std::optional<std::pair<long long, double>> last_bar_;
+  std::optional<std::pair<std::string, double>> last_dynamic_;  // total, elapsed of the last counted bar
+  double bar_seconds_ = 0;
+  std::set<int> failed_prompts_;
+  std::vector<std::tuple<int, Nanos, double>> accounted_;
+  int paired_by_request_ = 0, paired_by_size_ = 0, already_loaded_ = 0;
+  int unloads_ = 0, bars_ = 0, doubled_bars_ = 0, labelled_bars_ = 0;
 };
 
 }  // namespace

@@ -1,9 +1,13 @@
 // `residency import comfyui-log`: a ComfyUI console log turned into a trace.
-// Reads what the log says (models requested, loaded completely / partially /
-// for dynamic VRAM with their sizes, sampler progress bars, prompt
-// boundaries and times, the machine's VRAM and RAM) and warns, with line
-// numbers, about what it had to guess or could not use. Any text is accepted;
-// nothing in it can make the importer fail other than finding no model.
+// Lines are classified one by one (comfy_log_lines.h), then read together:
+// each load line is paired with its request by class and size (never by queue
+// position), "Unloaded partially" is an offload of the model whose device bytes
+// it names, doubled final progress bars count once, a prompt runs from its first
+// execution activity to its "Prompt executed", and two models of one class are
+// told apart by size and sequence. What was inferred is marked in the trace
+// (`inferred`) and counted in a summary. Any text is accepted; nothing in it
+// can make the importer fail other than finding no model load at all, and then
+// the error says what it did find.
 #pragma once
 
 #include <string>
@@ -17,6 +21,7 @@ namespace residency::import {
 struct ImportResult {
   traces::Trace trace;
   std::vector<std::string> warnings;  // "console.txt:12: ..."
+  std::vector<std::string> summary;   // what was read, paired and inferred, with counts
   std::int64_t vram_mib = -1, ram_mib = -1;  // from "Total VRAM ... MB, total RAM ... MB"
 };
 

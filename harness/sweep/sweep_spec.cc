@@ -58,6 +58,10 @@ Result<TraceInput> TraceFromText(const std::string& name, const std::string& ori
   in.provenance = trace.header.source;
   in.body = body;
   in.workload = std::move(workload);
+  if (trace.header.machine) {
+    in.captured = true;
+    in.captured_host = trace.header.machine->host;
+  }
   return in;
 }
 

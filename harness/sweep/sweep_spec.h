@@ -23,6 +23,8 @@ struct Input {
 
 struct TraceInput : Input {
   engine::Workload workload;
+  bool captured = false;     // it carries a machine record (a capture hook wrote it)
+  std::string captured_host;  // that record's host, "" when not given
 };
 struct ProfileInput : Input {
   traces::Profile profile;

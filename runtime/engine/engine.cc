@@ -68,7 +68,8 @@ void Engine::StartTask(const Op& op) {
       case OpKind::kDelete: return DoDelete(op.model, out);
       case OpKind::kPatch: return DoPatch(op, out);
       case OpKind::kPromptBegin:
-      case OpKind::kPromptEnd: return Status::Ok();
+      case OpKind::kPromptEnd:
+      case OpKind::kNote: return Status::Ok();
     }
     return InvalidArgument("unknown op kind");
   });

@@ -14,6 +14,7 @@ std::string_view ToString(OpKind kind) {
     case OpKind::kPatch: return "patch";
     case OpKind::kPromptBegin: return "prompt_begin";
     case OpKind::kPromptEnd: return "prompt_end";
+    case OpKind::kNote: return "note";
   }
   return "?";
 }

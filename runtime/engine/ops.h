@@ -28,6 +28,8 @@ enum class OpKind : std::uint8_t {
   kPatch,          // attach a patch model (LoRA); patched weights become dirty
   kPromptBegin,
   kPromptEnd,
+  kNote,           // what the server recorded but the engine decides itself
+                   // (an unload, a node's span): no work, keeps ops 1:1 with events
 };
 
 std::string_view ToString(OpKind kind);

@@ -14,12 +14,10 @@
    trace then goes straight through.
 
 Usage: agent_feed_test.py [RESIDENCY_BINARY]  (default: $RESIDENCY_BIN or
-build/release/residency). Exit 0 pass, 1 fail, 77 skipped (no binary, or an
-agent whose trace reader does not accept the capture additions yet).
+build/release/residency). Exit 0 pass, 1 fail, 77 skipped (no binary).
 """
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -185,41 +183,16 @@ def wait_for(pred, seconds):
     return pred()
 
 
-ADDITIONS = re.compile(r"unknown (field 'machine'|event type '(unload|node)')")
-
-
-def strip_additions(path):
-    """The trace without the capture additions (machine, unload, node)."""
-    out = path + ".core"
-    with open(path) as src, open(out, "w") as dst:
-        for i, line in enumerate(src):
-            o = json.loads(line)
-            if i == 0:
-                o.pop("machine", None)
-            elif o["type"] in ("unload", "node"):
-                continue
-            dst.write(json.dumps(o, separators=(",", ":")) + "\n")
-    os.replace(out, path)
-
-
 def main():
     binary = (sys.argv[1] if len(sys.argv) > 1 else None) or os.environ.get("RESIDENCY_BIN") or \
         os.path.join(REPO, "build", "release", "residency")
     if not os.access(binary, os.X_OK):
         print("SKIPPED: no residency binary at %s" % binary)
         return 77
-    code = scenario(binary, strip=False)
-    if code == "additions":
-        say("NOTE: this agent's trace reader rejects the capture additions (%s); the lead is adding them. "
-            "Running the same scenario again on traces without them (spool semantics only)." % REJECTED[0])
-        code = scenario(binary, strip=True)
-    return code
+    return scenario(binary)
 
 
-REJECTED = [""]
-
-
-def scenario(binary, strip):
+def scenario(binary):
     tmp = tempfile.mkdtemp(prefix="residency-capture-agent-")
     token = os.path.join(tmp, "token")
     with open(token, "w") as f:
@@ -233,9 +206,6 @@ def scenario(binary, strip):
     cap = Capture(settings, sender_options={"backoff_min": 0.2, "backoff_max": 1.0})
     m = fakes.build()
     hooks = Hooks(cap).install(fakes.targets(m))
-    if strip:
-        add = cap.spool.add
-        cap.spool.add = lambda path: add(path) if strip_additions(path) is None else None
     cap.start()
     failures = []
 
@@ -262,11 +232,7 @@ def scenario(binary, strip):
         check(False, "the sender POSTed to the agent")
         return finish(failures, tmp, hooks, cap, agent, proxy)
     if proxy.swallowed and " 400 " in proxy.swallowed:
-        why = ADDITIONS.search(proxy.swallowed_body.decode("utf-8", "replace"))
         finish([], tmp, hooks, cap, agent, proxy, code=1)
-        if why and not strip:
-            REJECTED[0] = why.group(0)
-            return "additions"
         print("FAIL: the agent rejected the captured trace: %s %s" % (proxy.swallowed, proxy.swallowed_body[:300]))
         return 1
     say("the agent answered '%s'; the proxy swallowed it and SIGKILLed the agent (exit %s)"

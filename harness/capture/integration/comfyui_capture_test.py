@@ -345,31 +345,7 @@ def run_replay(trace, problems, notes):
     print("$ residency replay %s --profile sandbox-2c-24g   (exit %d)" % (os.path.basename(trace), r.returncode))
     print("\n".join("    " + l for l in out.split("\n")[:40]))
     if r.returncode != 0:
-        pending = re.search(r"unknown (field 'machine'|event type '(unload|node)')", out)
-        if not pending:
-            problems.append("replay exited %d" % r.returncode)
-            return
-        notes.append("replay: this build's trace reader does not accept the capture additions yet "
-                     "(%s); replaying the trace without them instead" % pending.group(0))
-        # The rest must be a valid FORMAT.md trace already.
-        stripped = trace[: -len(".jsonl")] + ".core.jsonl"
-        with open(trace) as src, open(stripped, "w") as dst:
-            for i, line in enumerate(src):
-                o = json.loads(line)
-                if i == 0:
-                    o.pop("machine", None)
-                    o["source"] = "captured"
-                elif o["type"] in ("unload", "node"):
-                    continue
-                dst.write(json.dumps(o) + "\n")
-        r = subprocess.run([binary, "replay", stripped, "--profile", "sandbox-2c-24g"], capture_output=True,
-                           text=True, env=env, timeout=300)
-        out = (r.stdout + r.stderr).strip()
-        print("$ residency replay %s --profile sandbox-2c-24g   (machine/unload/node removed; exit %d)"
-              % (os.path.basename(stripped), r.returncode))
-        print("\n".join("    " + l for l in out.split("\n")[:40]))
-        if r.returncode != 0:
-            problems.append("replay of the trace without the capture additions exited %d" % r.returncode)
+        problems.append("replay exited %d" % r.returncode)
 
 
 def failing_hook_phase(cap, executor, comfy, logs, problems):

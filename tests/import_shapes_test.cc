@@ -1,0 +1,219 @@
+// `residency import comfyui-log` on the line shapes real ComfyUI logs take
+// (docs/IMPORT.md): each test log in tests/data/comfy_logs is written in our
+// own words and numbers after a shape seen in public logs, and the test checks
+// every model's size, every prompt's compute and every prompt's boundaries.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "harness/import/comfy_log.h"
+
+namespace residency {
+namespace {
+using engine::Nanos;
+using traces::EventType;
+
+std::string Log(const std::string& name) {
+  std::ifstream in(std::string(RESIDENCY_TEST_DATA_DIR) + "/comfy_logs/" + name);
+  EXPECT_TRUE(in.good()) << name;
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::int64_t MiB(double mib) { return static_cast<std::int64_t>(std::llround(mib * (1 << 20))); }
+
+// What a test compares: sizes by model, and per prompt its measured time and
+// its computes as "model:steps@step_ms", loads as "+model(mode)", unloads as
+// "-model".
+struct Imported {
+  std::map<std::string, std::int64_t> sizes;
+  std::map<std::string, std::vector<std::string>> inferred;  // model -> inferred fields
+  std::vector<Nanos> measured;
+  std::vector<std::vector<std::string>> prompts;
+  std::vector<std::string> warnings, summary;
+};
+
+Imported Import(const std::string& name) {
+  auto r = import::ImportComfyLog(Log(name), name);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  Imported out;
+  if (!r.ok()) return out;
+  for (const traces::TraceEvent& e : r->trace.events) {
+    switch (e.type) {
+      case EventType::kModel:
+        out.sizes[e.model] = e.files.at(0).bytes;
+        out.inferred[e.model] = e.inferred;
+        break;
+      case EventType::kPromptBegin: out.prompts.emplace_back(); break;
+      case EventType::kPromptEnd: out.measured.push_back(e.measured_wall_ns); break;
+      case EventType::kCompute:
+        out.prompts.back().push_back(e.models.at(0) + ":" + std::to_string(e.steps) + "@" +
+                                     std::to_string(e.step_ns / 1'000'000));
+        break;
+      case EventType::kLoad:
+        out.prompts.back().push_back("+" + e.model + "(" + std::string(engine::ToString(e.mode)) + ")");
+        break;
+      case EventType::kUnload: out.prompts.back().push_back("-" + e.model); break;
+      default: break;
+    }
+  }
+  out.warnings = r->warnings;
+  out.summary = r->summary;
+  // What it wrote reads back as a valid trace.
+  auto again = traces::ParseTrace(traces::WriteTrace(r->trace), "rewritten");
+  EXPECT_TRUE(again.ok()) << again.status().ToString();
+  return out;
+}
+
+using Steps = std::vector<std::string>;
+
+TEST(ComfyLogShapes, LoadLineWithoutRequestIsPairedBySize) {
+  const Imported r = Import("load-without-request.txt");
+  EXPECT_EQ(r.sizes, (std::map<std::string, std::int64_t>{
+                         {"SDXLClipModel", MiB(1560.80)}, {"SDXL", MiB(3000.00 + 1897.05)},
+                         {"AutoencoderKL", MiB(159.56)}}));
+  ASSERT_EQ(r.prompts.size(), 2u);
+  EXPECT_EQ(r.prompts[0], (Steps{"+SDXLClipModel(full)", "+SDXL(partial)", "SDXL:25@2000", "-SDXL",
+                                 "+AutoencoderKL(full)"}));
+  EXPECT_EQ(r.prompts[1], (Steps{"+SDXL(partial)", "SDXL:25@1920"}));
+  EXPECT_EQ(r.measured, (std::vector<Nanos>{61'200'000'000, 50'100'000'000}));
+}
+
+TEST(ComfyLogShapes, RequestWithoutLoadLineIsTheResidentModel) {
+  const Imported r = Import("request-without-load.txt");
+  EXPECT_EQ(r.sizes, (std::map<std::string, std::int64_t>{
+                         {"SDXLClipModel", MiB(1560.80)}, {"ControlNet", MiB(2396.80)},
+                         {"SDXL", MiB(2500.00 + 2397.05)}}));
+  ASSERT_EQ(r.prompts.size(), 2u);
+  // Three requests, two load lines: the text encoder was still on the device,
+  // and the sampler's bar is SDXL's, not the resident encoder's.
+  EXPECT_EQ(r.prompts[0], (Steps{"+SDXLClipModel(full)", "+ControlNet(full)", "+SDXL(partial)",
+                                 "+SDXLClipModel(full)", "SDXL:30@2000"}));
+  EXPECT_EQ(r.prompts[1], (Steps{"+SDXL(partial)", "SDXL:30@1900"}));
+}
+
+TEST(ComfyLogShapes, UnloadedPartiallyIsAnOffloadNotALoad) {
+  const Imported r = Import("plain-session.txt");
+  ASSERT_EQ(r.prompts.size(), 1u);
+  EXPECT_EQ(r.prompts[0], (Steps{"+FluxClipModel_(full)", "+Flux(partial)", "Flux:24@3000", "-Flux",
+                                 "+AutoencodingEngine(full)"}));
+  EXPECT_EQ(r.sizes.at("Flux"), MiB(8800.00 + 2550.00));
+}
+
+TEST(ComfyLogShapes, DoubledFinalBarCountsOnce) {
+  const Imported r = Import("doubled-final-bar.txt");
+  ASSERT_EQ(r.prompts.size(), 1u);
+  EXPECT_EQ(r.prompts[0], (Steps{"+Flux(full)", "Flux:20@2000"}));
+  bool said = false;
+  for (const std::string& s : r.summary) said |= s.find("1 doubled final bars counted once") != std::string::npos;
+  EXPECT_TRUE(said);
+}
+
+TEST(ComfyLogShapes, QueuedPromptsStartAtTheirFirstActivity) {
+  const Imported r = Import("queued-prompts.txt");
+  ASSERT_EQ(r.prompts.size(), 4u) << "four 'got prompt' lines, four 'Prompt executed'";
+  EXPECT_EQ(r.measured, (std::vector<Nanos>{6'100'000'000, 4'900'000'000, 4'700'000'000, 20'000'000}));
+  EXPECT_EQ(r.prompts[0], (Steps{"+SD1ClipModel(full)", "+BaseModel(full)", "BaseModel:20@200",
+                                 "+AutoencoderKL(full)"}));
+  // Nothing was loaded again: the model stayed on the device, and the bar
+  // glued to a "got prompt" still counts for its own prompt.
+  EXPECT_EQ(r.prompts[1], (Steps{"+BaseModel(full)", "BaseModel:20@200"}));
+  EXPECT_EQ(r.prompts[2], (Steps{"+BaseModel(full)", "BaseModel:20@200"}));
+  EXPECT_EQ(r.prompts[3], Steps{}) << "an all-cached prompt is only its 'Prompt executed'";
+}
+
+TEST(ComfyLogShapes, Format2024IsReadWithClassSizesMarkedInferred) {
+  const Imported r = Import("format-2024.txt");
+  ASSERT_EQ(r.prompts.size(), 2u);
+  EXPECT_EQ(r.prompts[0], (Steps{"+SDXLClipModel(full)", "+SDXL(partial)", "SDXL:20@4000",
+                                 "+AutoencoderKL(full)"}));
+  EXPECT_EQ(r.prompts[1], (Steps{"+SDXLClipModel(full)", "+SDXL(partial)", "SDXL:20@3800"}));
+  // The encoder's size is stated in prompt 2; SDXL's never is (a lowvram
+  // budget and a partial load are lower bounds), nor the VAE's.
+  EXPECT_EQ(r.sizes.at("SDXLClipModel"), MiB(1560.8046875));
+  EXPECT_EQ(r.inferred.at("SDXLClipModel"), (std::vector<std::string>{"tensors"}));
+  EXPECT_EQ(r.sizes.at("SDXL"), MiB(4897));
+  EXPECT_EQ(r.inferred.at("SDXL"), (std::vector<std::string>{"tensors", "bytes"}));
+  EXPECT_EQ(r.sizes.at("AutoencoderKL"), MiB(160));
+  EXPECT_EQ(r.inferred.at("AutoencoderKL"), (std::vector<std::string>{"tensors", "bytes"}));
+  EXPECT_EQ(r.measured, (std::vector<Nanos>{95'300'000'000, 83'000'000'000}));
+}
+
+TEST(ComfyLogShapes, TwoModelsOfOneClassAreTwoModels) {
+  const Imported r = Import("same-class-two-models.txt");
+  // Wan 2.2's two experts: one class, one size, two models read from disk.
+  EXPECT_EQ(r.sizes.at("WAN21"), MiB(13900.00 + 13350.25));
+  EXPECT_EQ(r.sizes.at("WAN21#2"), MiB(13900.00 + 13350.25));
+  // A Flux checkpoint is a Flux whatever came before.
+  EXPECT_EQ(r.sizes.at("Flux"), MiB(22700.00));
+  ASSERT_EQ(r.prompts.size(), 3u);
+  EXPECT_EQ(r.prompts[0], (Steps{"+WanTEModel(full)", "-WanTEModel", "+WAN21(partial)", "WAN21:10@18000", "-WAN21",
+                                 "+WAN21#2(partial)", "WAN21#2:10@19000", "+WanVAE(full)"}));
+  EXPECT_EQ(r.prompts[1], (Steps{"-WAN21#2", "+WAN21(partial)", "WAN21:10@17800", "-WAN21", "+WAN21#2(partial)",
+                                 "WAN21#2:10@18500"}));
+  EXPECT_EQ(r.prompts[2], (Steps{"+Flux(full)", "Flux:20@1500"}));
+  // "Prompt executed in 00:12:30": past ten minutes there is no unit.
+  EXPECT_EQ(r.measured, (std::vector<Nanos>{750'000'000'000, 380'000'000'000, 35'000'000'000}));
+}
+
+TEST(ComfyLogShapes, PrefixesChangeNothing) {
+  auto plain = import::ImportComfyLog(Log("plain-session.txt"), "x");
+  ASSERT_TRUE(plain.ok());
+  const std::string want = traces::WriteTrace(plain->trace);
+  for (const char* name : {"prefix-info.txt", "prefix-bracket-ms.txt", "prefix-swarmui.txt", "prefix-docker.txt",
+                           "prefix-python-logging.txt", "prefix-iso-per-write.txt"}) {
+    auto r = import::ImportComfyLog(Log(name), "x");
+    ASSERT_TRUE(r.ok()) << name << ": " << r.status().ToString();
+    EXPECT_EQ(traces::WriteTrace(r->trace), want) << name;
+    EXPECT_EQ(r->vram_mib, 16376) << name;
+  }
+}
+
+TEST(ComfyLogShapes, ARefusedLogSaysWhatItFound) {
+  auto r = import::ImportComfyLog(
+      "got prompt\n100%|##########| 20/20 [00:15<00:00, 1.30it/s]\nPrompt executed in 16.0 seconds\n"
+      "loaded completely garbage\n",
+      "bare.log");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(),
+            "bare.log: no model load could be read: 0 'Requested to load', 1 load lines ('loaded completely', "
+            "'loaded partially', dynamic VRAM, lowvram), 1 progress bars, 1 'Prompt executed' (the load lines "
+            "carried no usable size)");
+}
+
+TEST(ComfyLogShapes, TheSummarySaysWhatWasInferredAndWhatNoLineAccountsFor) {
+  const Imported r = Import("format-2024.txt");
+  const auto has = [&](const std::string& what) {
+    for (const std::string& s : r.summary)
+      if (s.find(what) != std::string::npos) return true;
+    return false;
+  };
+  EXPECT_TRUE(has("3 models: 1 sized by a load line, 1 only a lower bound (a partial load), 1 a typical size"));
+  EXPECT_TRUE(has("prompt 1: 95.30 s measured, 80.00 s in sampler bars, 15.30 s (16 %) in no line's account"));
+}
+
+TEST(ComfyLogShapes, TheMachineLinesBecomeAMachineRecord) {
+  auto r = import::ImportComfyLog(Log("format-2024.txt"), "x");
+  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(r->trace.header.machine.has_value());
+  EXPECT_EQ(r->trace.header.machine->vram, 8192LL << 20);
+  EXPECT_EQ(r->trace.header.machine->ram, 32000LL << 20);
+  EXPECT_EQ(r->trace.header.machine->device, "cuda:0 NVIDIA GeForce RTX 3070 : native");
+  EXPECT_FALSE(r->trace.header.machine->unified);
+  auto mac = import::ImportComfyLog(
+      "Total VRAM 24576 MB, total RAM 24576 MB\nSet vram state to: SHARED\nDevice: mps\ngot prompt\n"
+      "Requested to load WAN22\nloaded completely; 9500.00 MB loaded, full load: True\n"
+      "Prompt executed in 300.00 seconds\n",
+      "mac.log");
+  ASSERT_TRUE(mac.ok()) << mac.status().ToString();
+  ASSERT_TRUE(mac->trace.header.machine.has_value());
+  EXPECT_TRUE(mac->trace.header.machine->unified);
+  EXPECT_EQ(mac->trace.header.machine->ram, 24576LL << 20);
+}
+
+}  // namespace
+}  // namespace residency
