@@ -55,7 +55,7 @@ expect 0 "Every bundled policy runs out of memory or is refused" -- "$bin" expla
   --profile rtx5060-16g --policy drop
 expect 2 "unknown profile 'nope'" -- "$bin" explain "$ex/sdxl-txt2img.jsonl" --profile nope
 # import: a console log in, a replayable trace out.
-expect 0 "imported 4 models and 2 prompts" -- "$bin" import comfyui-log "$root/tests/data/comfyui-console.txt" --out "$tmp/imp.jsonl"
+expect 0 "imported 4 models and 3 prompts" -- "$bin" import comfyui-log "$root/tests/data/comfyui-console.txt" --out "$tmp/imp.jsonl"
 expect 0 "measured 76.33 s" -- "$bin" replay "$tmp/imp.jsonl" --profile rtx5090-96g
 printf 'nothing here\n' > "$tmp/empty.log"
 expect 2 "no model load could be read" -- "$bin" import comfyui-log "$tmp/empty.log"

@@ -204,6 +204,29 @@ TEST(Engine, ComputeStreamsWhatDoesNotFit) {
   EXPECT_TRUE(d.log().violations.empty()) << d.log().violations.front();
 }
 
+// A mapped model one byte short of fully resident streams that byte: a few
+// commands per step, not a walk over the whole file in 1-byte windows (which
+// hung a replay of an imported log).
+TEST(Engine, StreamingATinyRemainderFromAMappingIsCheap) {
+  engine::Policy p = PolicyWith(engine::EvictionKind::kDrop, engine::LoaderKind::kMmapPageable);
+  p.hold_mapping = true;
+  auto e = Make(Machine(64 * kGiB, 16 * kGiB), p);
+  EngineDriver d(*e);
+  d.Submit(Register(1, 1, 7 * kGiB));
+  auto load = Simple(2, OpKind::kLoad, 1);
+  load.mode = engine::LoadMode::kPartial;
+  load.device_bytes = 7 * kGiB - 1;
+  d.Submit(load);
+  const std::size_t before = d.log().commands.size();
+  d.Submit(Compute(3, {1}, 0, 4));
+  d.RunToIdle(100'000);
+  ASSERT_NE(d.log().Result(3), nullptr) << "the compute finished";
+  EXPECT_TRUE(d.log().Result(3)->status.ok()) << d.log().Result(3)->status.ToString();
+  EXPECT_EQ(d.log().Count(NoticeKind::kStreamed), 4);
+  EXPECT_LT(d.log().commands.size() - before, 60u);
+  EXPECT_TRUE(d.log().violations.empty()) << d.log().violations.front();
+}
+
 TEST(Engine, UnifiedMemoryKeepsOneCopy) {
   auto e = Make(Machine(128 * kGiB, 0, true), PolicyWith(engine::EvictionKind::kRamLru));
   EngineDriver d(*e);

@@ -202,7 +202,13 @@ class Importer {
     last_model_.reset();
     bar_seconds_ = 0;
     last_bar_.reset();
-    if (queued_ > 0) --queued_;
+    if (queued_ > 0) {
+      --queued_;
+    } else if (prompt_ == 1) {
+      incomplete_first_ = true;
+      Warn("prompt 1 began before the log did (no 'got prompt' before it): its measured time covers lines the "
+           "log lacks");
+    }
     TraceEvent e;
     e.type = EventType::kPromptBegin;
     e.prompt = prompt_;
@@ -226,7 +232,7 @@ class Importer {
     Emit(e);
     prompt_open_ = false;
     last_bar_.reset();  // the next prompt's bar may read the same
-    if (measured > 0)
+    if (measured > 0 && !(prompt_ == 1 && incomplete_first_))
       accounted_.push_back({prompt_, measured, bar_seconds_});
   }
 
@@ -515,6 +521,7 @@ class Importer {
   std::string device_, vram_state_, torch_, server_;
   int prompt_ = 0, queued_ = 0;
   bool prompt_open_ = false;
+  bool incomplete_first_ = false;  // the log starts inside prompt 1
   std::deque<std::pair<std::string, int>> pending_;  // requests of this batch: class, line
   int loads_since_request_ = 0;
   bool legacy_open_ = false;  // a 2024 "Loading N new model" whose request no line answers yet

@@ -186,10 +186,14 @@ std::string WordAt(const std::string& s, std::size_t i) {
   return s.substr(i, j - i);
 }
 
+// The rest of the line as printable ASCII (it ends up in JSON, which must be
+// valid UTF-8; a log may hold any bytes).
 std::string RestAfter(const std::string& s, std::size_t at, std::size_t key_len) {
-  std::string r = s.substr(SkipSpaces(s, at + key_len));
-  while (!r.empty() && (r.back() == ' ' || r.back() == '\t')) r.pop_back();
-  return r.substr(0, 200);
+  std::string r = s.substr(SkipSpaces(s, at + key_len), 200);
+  for (char& c : r)
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) c = '?';
+  while (!r.empty() && r.back() == ' ') r.pop_back();
+  return r;
 }
 
 // "H:MM:SS", "MM:SS" or "D days, H:MM:SS" -> seconds; -1 when unreadable or
