@@ -2,9 +2,11 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 
 #include "harness/proof/residency_checker.h"
+#include "harness/proof/spec_budgets.h"
 #include "runtime/engine/engine.h"
 #include "runtime/engine/splitmix64.h"
 #include "sim/simulator.h"
@@ -67,19 +69,34 @@ CaseResult EngineAloneRun(const Case& c, std::uint64_t seed) {
     return result;
   }
   engine::Engine& e = *created.value();
-  ResidencyChecker checker(workload.value(), e.budgets());
+  ResidencyChecker checker(workload.value(), SpecBudgets(c.profile, c.policy));
   std::vector<engine::CommandId> pending;
+  std::map<engine::CommandId, engine::CommandKind> kinds;  // of the pending commands
   std::uint64_t rng = seed ^ 0x5eed;
   engine::Outbox out;
   auto take = [&] {
     checker.Observe(e, out);
-    for (const engine::Command& cmd : out.commands) pending.push_back(cmd.id);
+    for (const engine::Command& cmd : out.commands) {
+      pending.push_back(cmd.id);
+      kinds[cmd.id] = cmd.kind;
+    }
     for (std::string& v : e.CheckInvariants()) result.problems.push_back("engine self-check: " + v);
     out.Clear();
   };
   // Half the cases submit every op up front (as the simulator does), half
   // one at a time once the engine is idle (as a server's execution thread).
   const bool upfront = (seed & 1) != 0;
+  // Three cases in four, commands that can fail in a real executor (a read,
+  // a page-lock, an allocation, a copy, a compute) fail now and then, at a
+  // per-case rate of up to 8 %: every invariant must hold, nothing may leak,
+  // and the failed op must report a typed error.
+  const std::uint64_t fail_permille = (seed >> 1) % 4 == 0 ? 0 : engine::SplitMix64(rng) % 80;
+  auto failable = [](engine::CommandKind k) {
+    using K = engine::CommandKind;
+    return k == K::kReadFile || k == K::kPin || k == K::kAllocHost || k == K::kAllocDevice || k == K::kMapFile ||
+           k == K::kCopyToDevice || k == K::kCopyToHost || k == K::kCompute || k == K::kPrefault ||
+           k == K::kSpillWrite || k == K::kSpillRead;
+  };
   std::size_t next_op = 0;
   auto submit = [&] {
     while (next_op < workload->ops.size() && (upfront || e.Idle())) {
@@ -99,7 +116,12 @@ CaseResult EngineAloneRun(const Case& c, std::uint64_t seed) {
     pending[i] = pending.back();
     pending.pop_back();
     checker.Completed(id);
-    e.Complete({id, Status::Ok()}, out);
+    const engine::CommandKind kind = kinds[id];
+    kinds.erase(id);
+    const bool fail = failable(kind) && engine::SplitMix64(rng) % 1000 < fail_permille;
+    e.Complete({id, fail ? Internal(std::string("injected failure of a ") + std::string(ToString(kind)))
+                         : Status::Ok()},
+               out);
     take();
     submit();
     if (result.problems.size() > 20) break;

@@ -188,9 +188,12 @@ rc::Gen<engine::Policy> GenPolicy() {
     p.chunk_bytes = *rc::gen::element<Bytes>(256, 1024, 2048, 8192, 16384) * 1024;
     p.staging_buffers = *rc::gen::inRange(1, 5);
     p.staging_bytes = std::max(p.chunk_bytes, *rc::gen::element<Bytes>(8, 32, 64, 128) * kMiB);
-    // Budgets: auto, or an explicit size from nothing to generous.
+    // Budgets: auto, or an explicit size from nothing to generous, or one
+    // that binds on the staging ring itself (room for fewer slots than it has,
+    // so every pin decision must count the pins still staged).
+    const Bytes ring_binding = p.staging_bytes * *rc::gen::inRange(1, p.staging_buffers + 1) - kMiB;
     p.pin_budget_bytes = *rc::gen::weightedElement<Bytes>(
-        {{3, -1}, {1, 0}, {1, 512 * kMiB}, {1, 4 * kGiB}, {1, 32 * kGiB}});
+        {{3, -1}, {1, 0}, {1, 512 * kMiB}, {1, 4 * kGiB}, {1, 32 * kGiB}, {2, std::max<Bytes>(0, ring_binding)}});
     p.ram_cache_bytes = *rc::gen::weightedElement<Bytes>(
         {{3, -1}, {1, 0}, {1, 2 * kGiB}, {1, 16 * kGiB}, {1, 64 * kGiB}});
     p.host_headroom_bytes = *rc::gen::element<Bytes>(0, 512 * kMiB, 2 * kGiB, 4 * kGiB);

@@ -58,6 +58,7 @@ class ResidencyChecker {
   std::map<engine::ModelId, int> finalized_;
   std::map<engine::ModelId, engine::LoadMode> mode_;
   std::set<engine::ModelId> deleted_;
+  std::set<engine::BufferId> activations_;  // device buffers allocated as activations
   std::set<engine::OpId> finished_;
   engine::OpId current_op_ = 1;  // ops run one at a time, in order
   std::vector<std::string> violations_;

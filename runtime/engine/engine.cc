@@ -165,8 +165,10 @@ void Engine::Advance(Outbox& out) {
       front.pipeline->Pump(ids_, ring_, cmds);
       for (Command& c : cmds) {
         const CommandId id = c.id;
+        const std::size_t faults = faults_.size();
         if (!Issue(std::move(c), out))
-          front.pipeline->OnComplete({id, Internal("engine fault: " + faults_.back())}, ring_);
+          front.pipeline->OnComplete(
+              {id, faults_.size() > faults ? Internal("engine fault: " + faults_.back()) : Status::Ok()}, ring_);
       }
       if (!front.pipeline->Done()) return;
       Status st = front.pipeline->status();
@@ -189,8 +191,9 @@ void Engine::Advance(Outbox& out) {
     t.steps.pop_front();
     for (Command& c : batch) {
       StagedRefs(c, -1);
+      const std::size_t faults = faults_.size();
       if (const CommandId id = Issue(std::move(c), out)) t.waiting.push_back(id);
-      else if (t.status.ok()) t.status = Internal("engine fault: " + faults_.back());
+      else if (faults_.size() > faults && t.status.ok()) t.status = Internal("engine fault: " + faults_.back());
     }
     if (t.waiting.empty() && !t.status.ok()) FailTask(t.status, out);
   }
@@ -199,19 +202,51 @@ void Engine::Advance(Outbox& out) {
 void Engine::FailTask(Status status, Outbox& out) {
   Task& t = *task_;
   if (t.status.ok()) t.status = std::move(status);
-  // Staged but never issued: take their pending bytes back.
+  // Staged but never issued: take their pending bytes back. A release the op
+  // had decided (a free or unpin of an evicted copy) still happens: the model
+  // already forgot that buffer, so dropping the command would leak it (found
+  // by the property tests with injected failures: a failed spill write lost
+  // the evicted device copy's free).
+  std::vector<Command> releases;
   for (Step& s : t.steps)
-    for (const Command& c : s.batch) {
+    for (Command& c : s.batch) {
+      if (c.kind == CommandKind::kFreeHost || c.kind == CommandKind::kUnmapFile ||
+          c.kind == CommandKind::kFreeDevice || c.kind == CommandKind::kUnpin) {
+        releases.push_back(std::move(c));
+        continue;
+      }
       PendingDelta(c, -1);
       StagedRefs(c, -1);
+      // Its allocation never happens: the undo hooks' free of it is moot.
+      if (c.kind == CommandKind::kAllocHost || c.kind == CommandKind::kMapFile) never_allocated_.insert(c.buffer);
+      if (c.kind == CommandKind::kAllocDevice) never_allocated_.insert(c.device_buffer);
     }
   t.steps.clear();
   // Undo hooks free what the failed op allocated; nothing is in flight now.
   auto hooks = std::move(t.on_fail);
   t.on_fail.clear();
   for (auto it = hooks.rbegin(); it != hooks.rend(); ++it) (*it)(out);
+  // Decided releases go first (an unpin before an undo's free of the same
+  // buffer), except frees an undo hook issues anyway (an activation buffer).
+  std::set<BufferId> undo_frees;
+  for (const Step& s : staged_steps_)
+    for (const Command& c : s.batch)
+      if (c.kind == CommandKind::kFreeHost || c.kind == CommandKind::kUnmapFile) undo_frees.insert(c.buffer);
+      else if (c.kind == CommandKind::kFreeDevice) undo_frees.insert(c.device_buffer);
+  for (Command& c : releases) {
+    StagedRefs(c, -1);
+    const BufferId freed = c.kind == CommandKind::kFreeDevice ? c.device_buffer : c.buffer;
+    if (c.kind != CommandKind::kUnpin && undo_frees.count(freed)) {
+      PendingDelta(c, -1);
+      continue;
+    }
+    Issue(std::move(c), out);
+  }
   for (Step& s : staged_steps_) {
-    for (Command& c : s.batch) Issue(std::move(c), out);
+    for (Command& c : s.batch) {
+      StagedRefs(c, -1);
+      Issue(std::move(c), out);
+    }
   }
   staged_steps_.clear();
 }
@@ -247,6 +282,12 @@ std::optional<BufferId> Engine::MissingBuffer(const Command& cmd) const {
 CommandId Engine::Issue(Command cmd, Outbox& out) {
   if (cmd.id == 0) cmd.id = ids_.Take();  // pipelines number their own commands
   PendingDelta(cmd, -1);
+  // The free of an allocation a failed op discarded before issuing it: nothing
+  // to free, nothing to send.
+  const bool frees = cmd.kind == CommandKind::kFreeHost || cmd.kind == CommandKind::kUnmapFile ||
+                     cmd.kind == CommandKind::kFreeDevice;
+  if (frees && never_allocated_.erase(cmd.kind == CommandKind::kFreeDevice ? cmd.device_buffer : cmd.buffer))
+    return 0;
   // A command on a buffer that is gone is never sent: it is a fault of the
   // engine's own bookkeeping, reported by CheckInvariants, and the op fails
   // with a typed error instead of the process throwing or aborting.

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -244,6 +245,7 @@ class Engine {
   void EnforceCacheBudget(const std::vector<ModelId>& protect, Outbox& out);
   void EvictDevice(ModelId id, EvictReason reason, Outbox& out);
   void EvictHost(ModelId id, EvictReason reason, Outbox& out);
+  void ForgetSpillOnFail(ModelId id);
   std::vector<ModelId> HostVictimOrder(const std::vector<ModelId>& protect) const;
   bool IsProtected(ModelId id, const std::vector<ModelId>& protect) const;
   std::int64_t ReloadCostPerMiB(const ModelState& m) const;
@@ -260,6 +262,7 @@ class Engine {
   std::map<CommandId, Inflight> inflight_;
   std::map<BufferId, int> staged_refs_;  // commands staged, not yet issued
   std::vector<std::string> faults_;      // commands refused: own bookkeeping broke
+  std::set<BufferId> never_allocated_;   // allocations a failed op discarded unissued
   StagingRing ring_;
   bool ring_planned_ = false;
   std::deque<Op> queue_;

@@ -211,6 +211,7 @@ void Engine::EvictDevice(ModelId id, EvictReason reason, Outbox& out) {
       Pipe(std::move(chunks), {1, 2, ring_.slot_bytes(), false});
       m.spilled = true;
       acct_.spilled_bytes += m.bytes;
+      ForgetSpillOnFail(id);
       Note(out, NoticeKind::kSpilled, id, Tier::kDisk, reason, m.bytes);
     }
     // Otherwise the patched state is dropped; the next load re-applies patches.
@@ -224,6 +225,18 @@ void Engine::EvictDevice(ModelId id, EvictReason reason, Outbox& out) {
   m.device_bytes = 0;
   m.device_valid = false;
   m.device_dirty = false;
+}
+
+// A spill write that fails leaves no usable scratch copy: the patched state
+// is dropped, and the next load re-applies the patches to the file's weights.
+void Engine::ForgetSpillOnFail(ModelId id) {
+  if (!task_) return;
+  OnFail([this, id](Outbox&) {
+    ModelState* m = Find(id);
+    if (!m || !m->spilled) return;
+    m->spilled = false;
+    acct_.spilled_bytes -= m->bytes;
+  });
 }
 
 void Engine::EvictHost(ModelId id, EvictReason reason, Outbox& out) {
@@ -241,6 +254,7 @@ void Engine::EvictHost(ModelId id, EvictReason reason, Outbox& out) {
     Pipe({c}, {1, 1, m.host_bytes, false});
     m.spilled = true;
     acct_.spilled_bytes += m.bytes;
+    ForgetSpillOnFail(id);
     Note(out, NoticeKind::kSpilled, id, Tier::kDisk, reason, m.bytes);
   }
   Batch({FreeHostCommand(m, id)});

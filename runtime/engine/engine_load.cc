@@ -85,6 +85,21 @@ Status Engine::EnsureStagingRing(Outbox& out, Bytes same_pool) {
     slots.push_back({AllocHostSteps(0, slot, pin, true), pin, false});
   }
   ring_.Reset(std::move(slots), slot);
+  // If this op fails, the ring goes with it: some of its allocations or pins
+  // may never have been issued, and a later op must not read into them.
+  OnFail([this](Outbox&) {
+    std::vector<Command> frees;
+    for (const StagingRing::Slot& s : ring_.slots()) {
+      Command c = Make(CommandKind::kFreeHost, 0);
+      c.buffer = s.buffer;
+      c.bytes = ring_.slot_bytes();
+      c.staging = true;
+      frees.push_back(c);
+    }
+    Batch(std::move(frees));
+    ring_.Reset({}, 0);
+    ring_planned_ = false;
+  });
   return Status::Ok();
 }
 
