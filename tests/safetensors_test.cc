@@ -124,6 +124,34 @@ TEST(Safetensors, SizeAndLayoutRules) {
   ExpectError(Image(R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}})", 9), "trailing bytes");
 }
 
+// One byte off anywhere is refused: three U8 tensors a, b, c of 4 bytes each,
+// with a 1-byte hole or overlap at the start, between them, and at the end,
+// and spans one byte larger or smaller than their shape.
+TEST(Safetensors, OneByteOffIsRefusedEverywhere) {
+  auto three = [](int a0, int a1, int b0, int b1, int c0, int c1) {
+    auto t = [](const char* n, int b, int e) {
+      return std::string("\"") + n + R"(":{"dtype":"U8","shape":[)" + std::to_string(e - b) + R"(],"data_offsets":[)" +
+             std::to_string(b) + "," + std::to_string(e) + "]}";
+    };
+    return "{" + t("a", a0, a1) + "," + t("b", b0, b1) + "," + t("c", c0, c1) + "}";
+  };
+  EXPECT_EQ(ErrorOf(Image(three(0, 4, 4, 8, 8, 12), 12)), "");
+  ExpectError(Image(three(1, 5, 5, 9, 9, 13), 13), "hole in the data buffer: bytes [0,1)");
+  ExpectError(Image(three(0, 4, 5, 9, 9, 13), 13), "hole in the data buffer: bytes [4,5)");
+  ExpectError(Image(three(0, 4, 4, 8, 9, 13), 13), "hole in the data buffer: bytes [8,9)");
+  ExpectError(Image(three(0, 4, 4, 8, 8, 12), 13), "trailing bytes: tensors end at data byte 12");
+  ExpectError(Image(three(0, 4, 3, 7, 7, 11), 11), "tensor 'b' at [3,7) overlaps tensor 'a'");
+  ExpectError(Image(three(0, 4, 4, 8, 7, 11), 11), "tensor 'c' at [7,11) overlaps tensor 'b'");
+  ExpectError(Image(three(0, 4, 4, 8, 8, 12), 11), "truncated: tensors need 12 data bytes but the file holds 11");
+  // The span against the shape, by one byte either way.
+  ExpectError(Image(R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,5]}})", 5),
+              "shape [4] x 1 bytes (U8) = 4 bytes but data_offsets span 5");
+  ExpectError(Image(R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,3]}})", 3),
+              "shape [4] x 1 bytes (U8) = 4 bytes but data_offsets span 3");
+  ExpectError(Image(R"({"a":{"dtype":"F16","shape":[2,2],"data_offsets":[0,9]}})", 9),
+              "shape [2,2] x 2 bytes (F16) = 8 bytes but data_offsets span 9");
+}
+
 TEST(Safetensors, WriterOutputParsesAndFitsTheDeclaredSize) {
   const std::string path = (std::filesystem::temp_directory_path() / "residency-st-writer.safetensors").string();
   auto specs = FitToFileSize(path, {1000, 3, 77777, 1}, 100000);
