@@ -5,7 +5,7 @@ PRESET ?= release
 BUILD := build/$(PRESET)
 OUT ?= out
 
-.PHONY: deps build demo test bench asan tsan fuzz proof-long clean
+.PHONY: deps build demo test bench asan tsan fuzz proof-long mutate clean
 
 deps:
 	@scripts/install-deps.sh
@@ -40,6 +40,13 @@ proof-long: build
 	  RC_PARAMS="max_success=$(PROOF_CASES) seed=$$seed" ctest --test-dir $(BUILD) -j2 --timeout 7200 \
 	    -R '^(Properties|Stateful)\.' --output-on-failure || exit 1; \
 	done
+
+# One-line mutants of the engine, safetensors checks and executor, each built
+# and tested in a copy of the tree (scripts/mutate.py; MUTATE_ARGS, e.g.
+# --tests REGEX --only 1,2 --keep DIR). Not in CI; the last score is in
+# docs/BENCHMARKS.md.
+mutate: deps
+	@python3 scripts/mutate.py $(MUTATE_ARGS)
 
 # The threaded code under ThreadSanitizer: the runtime (reader, executor,
 # devices, loader) and the harness (parallel sweeps, the HTTP agent).

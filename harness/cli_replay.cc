@@ -44,7 +44,12 @@ int RunReplay(ReplayArgs& a) {
   }
   if (!a.timeline.empty()) std::cerr << "timeline written to " << a.timeline << " (open in ui.perfetto.dev)\n";
   if (!a.svg.empty()) std::cerr << "memory picture written to " << a.svg << "\n";
-  return r.violations.empty() ? 0 : 1;
+  if (!r.violations.empty()) return 1;
+  // A prompt that failed (an infeasible load, say) is the run's answer, not
+  // bad input: exit 3, so a script can tell it from a clean run.
+  for (const sim::PromptTiming& p : r.prompts)
+    if (p.failed()) return 3;
+  return 0;
 }
 
 }  // namespace

@@ -128,7 +128,9 @@ std::string FormatComparisonTable(const Comparison& c) {
       return it == run->figures.end() ? run->outcome : FormatValue(c.column, it->second);
     };
     char delta[32] = "-";
-    if (r.baseline && r.candidate) {
+    // Between two runs that did not finish, a percentage means nothing.
+    const auto finished = [](const store::RunRow& run) { return run.outcome != "oom" && run.outcome != "infeasible"; };
+    if (r.baseline && r.candidate && finished(*r.baseline) && finished(*r.candidate)) {
       if (std::isinf(r.delta_pct)) {
         std::snprintf(delta, sizeof delta, "+inf");
       } else {

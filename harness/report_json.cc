@@ -44,6 +44,8 @@ nlohmann::ordered_json ResultJson(const sim::SimResult& r) {
     pj["wall_ns"] = p.wall_ns();
     pj["disk_read_bytes"] = p.disk_read_bytes;
     if (p.measured_wall_ns >= 0) pj["measured_wall_ns"] = p.measured_wall_ns;
+    pj["failed"] = p.failed();
+    if (p.failed()) pj["failed_ops"] = p.failed_ops;
     prompts.push_back(pj);
   }
   j["prompts"] = prompts;

@@ -41,7 +41,12 @@ std::string FormatReport(const sim::SimResult& r) {
     << "' (seed " << r.seed << ")\n\n";
   o << "Prompts\n";
   for (const sim::PromptTiming& p : r.prompts) {
-    o << "  prompt " << p.prompt << ": " << HumanDuration(p.wall_ns());
+    o << "  prompt " << p.prompt << ": ";
+    if (p.failed())
+      o << "FAILED (" << p.failed_ops << " op" << (p.failed_ops == 1 ? "" : "s") << " failed, below; stopped after "
+        << HumanDuration(p.wall_ns()) << ")";
+    else
+      o << HumanDuration(p.wall_ns());
     if (p.measured_wall_ns >= 0) o << "   (measured " << HumanDuration(p.measured_wall_ns) << ")";
     o << "\n";
   }

@@ -21,7 +21,10 @@ struct PromptTiming {
   Nanos end_ns = 0;
   Nanos measured_wall_ns = -1;
   Bytes disk_read_bytes = 0;  // read from disk (not the page cache) while this prompt was the latest begun
+  int failed_ops = 0;         // ops that failed inside it: its time is not a finished prompt's
+  bool ended = false;         // its prompt_end was reached
   Nanos wall_ns() const { return end_ns - begin_ns; }
+  bool failed() const { return failed_ops > 0; }
 };
 
 struct TierSample {

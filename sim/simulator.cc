@@ -37,7 +37,8 @@ class Simulator {
   Simulator(const engine::Workload& w, const traces::Profile& p, const engine::Policy& policy,
             const SimOptions& o, std::unique_ptr<engine::Engine> e)
       : workload_(w), profile_(p), policy_(policy), options_(o), engine_(std::move(e)),
-        memory_(p), log_(o.keep_event_log), timeline_(o.record_timeline), rng_(o.seed) {
+        memory_(p), log_(o.keep_event_log), timeline_(o.record_timeline), rng_(o.seed),
+        fail_rng_(o.seed ^ 0xfa11) {
     // Cold reads go through the page cache unless the policy reads O_DIRECT
     // (a profile may measure the two differently).
     fluid_.SetCapacity(kDisk, [this](int n) {
@@ -99,6 +100,7 @@ class Simulator {
   EventQueue queue_;
   FluidModel fluid_;
   std::uint64_t rng_;
+  std::uint64_t fail_rng_;  // its own stream: no failures, the same event log
   Nanos now_ = 0;
   bool dead_ = false;
   Bytes pressure_ = 0;
@@ -165,7 +167,11 @@ SimResult Simulator::Run() {
         engine::AddCommandTime(result_.command_times[it->second.prompt], cmd, now_ - it->second.start);
         pending_.erase(it);
         log_.Completion(now_, cmd.id);
-        engine_->Complete({cmd.id, Status::Ok()}, out);
+        const bool fail = options_.fail_permille > 0 && engine::CanFail(cmd.kind) &&
+                          SplitMix64(fail_rng_) % 1000 < options_.fail_permille;
+        engine_->Complete({cmd.id, fail ? Internal("injected failure of a " + std::string(ToString(cmd.kind)))
+                                        : Status::Ok()},
+                          out);
         Drain(out);
         break;
       }
@@ -246,14 +252,17 @@ void Simulator::Observe(const Outbox& out) {
                                    r.status.ToString());
       // The load that failed never finishes; its open span is dropped.
       load_begin_.erase(op.model);
+      // The prompt it ran in failed (the latest begun and not yet ended).
+      if (!result_.prompts.empty() && !result_.prompts.back().ended) ++result_.prompts.back().failed_ops;
     }
     if (op.kind == engine::OpKind::kRegisterModel) timeline_.NameModel(op.model, op.name);
     if (op.kind == engine::OpKind::kPromptBegin)
-      result_.prompts.push_back({op.prompt, now_, now_, op.measured_wall_ns, 0});
+      result_.prompts.push_back({op.prompt, now_, now_, op.measured_wall_ns, 0, 0, false});
     if (op.kind == engine::OpKind::kPromptEnd) {
       for (auto it = result_.prompts.rbegin(); it != result_.prompts.rend(); ++it) {
         if (it->prompt == op.prompt) {
           it->end_ns = now_;
+          it->ended = true;
           it->measured_wall_ns = op.measured_wall_ns;
           timeline_.PromptBoundary(op.prompt, it->begin_ns, now_);
           break;

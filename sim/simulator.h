@@ -22,6 +22,9 @@ struct SimOptions {
   bool check_invariants = true;   // engine invariants after every step
   bool record_decisions = false;  // time-free decision lines (differential tests)
   std::uint64_t max_events = 500'000'000;  // a bound on every run
+  // Commands an executor can fail (engine::CanFail) fail with this chance in
+  // 1000, from their own seeded stream (0: none; the property tests inject).
+  std::uint32_t fail_permille = 0;
 };
 
 Result<SimResult> Simulate(const engine::Workload& workload, const traces::Profile& profile,

@@ -59,6 +59,11 @@ expect 0 "imported 4 models and 3 prompts" -- "$bin" import comfyui-log "$root/t
 expect 0 "measured 76.33 s" -- "$bin" replay "$tmp/imp.jsonl" --profile rtx5090-96g
 printf 'nothing here\n' > "$tmp/empty.log"
 expect 2 "no model load could be read" -- "$bin" import comfyui-log "$tmp/empty.log"
+# A prompt whose loads cannot fit fails, and says so: never a clean time.
+expect 3 "prompt 1: FAILED \(6 ops failed" -- "$bin" replay "$ex/flux2-dev-quants.jsonl" --profile rtx5060-16g --policy drop
+expect 3 '"failed": true' -- "$bin" replay "$ex/flux2-dev-quants.jsonl" --profile rtx5060-16g --policy drop --json
+expect 0 '"failed": false' -- "$bin" replay "$ex/sdxl-txt2img.jsonl" --profile rtx4090-64g --json
+
 # A captured trace replays on the machine it names, and on any other.
 cap=$root/tests/data/captured-tiny.jsonl
 expect 0 "on profile 'captured'" -- "$bin" replay "$cap" --profile captured

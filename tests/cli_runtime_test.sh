@@ -39,7 +39,9 @@ expect 0 "measured" -- "$bin" replay "$tmp/cap.jsonl" --profile sandbox-2c-24g
 expect 2 "$tmp/empty/a.safetensors: model 'a' file missing" -- "$bin" run "$trace" --models "$tmp/empty"
 
 expect 0 "profile written" -- "$bin" calibrate --out "$tmp/me.json" --dir "$tmp" --file-size 64MiB --memory-size 16MiB --threads 1 --threads 2
-expect 0 "Replay of" -- "$bin" replay "$trace" --profile "$tmp/me.json" --policy ram-lru
+# The calibrated profile reads without complaint; its 1 GiB emulated device is
+# all ram-lru's 1 GiB device_reserve, so the loads fail and the prompts say so (exit 3).
+expect 3 "prompt 1: FAILED" -- "$bin" replay "$trace" --profile "$tmp/me.json" --policy ram-lru
 grep -q '"prefault_per_thread": "residency calibrate: .*of memory freed just before (fresh: ' "$tmp/me.json" ||
   { echo "FAIL: the prefault source note does not name recycled memory and the fresh figure"; fail=1; }
 grep -q '"disk_read": "residency calibrate: .* reads of 2048 KiB chunks' "$tmp/me.json" ||

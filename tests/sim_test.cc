@@ -11,7 +11,9 @@
 #include "sim/fluid_model.h"
 #include "sim/interval_set.h"
 #include "sim/page_cache.h"
+#include "sim/simulator.h"
 #include "traces/bundled.h"
+#include "traces/trace.h"
 
 namespace residency::sim {
 namespace {
@@ -115,6 +117,37 @@ TEST(Simulation, SameSeedSameEventLog) {
   auto other = harness::Replay(Request("wan22-14b-t2v", "rtx4090-64g", "ram-lru", 2));
   ASSERT_TRUE(other.ok());
   EXPECT_NE(a->event_log_hash, other->event_log_hash) << "the seed must matter";
+}
+
+// Injected executor failures: ops fail with a typed error, the prompts they
+// ran in are marked failed (never a clean time), and nothing else breaks.
+TEST(Simulation, InjectedFailuresFailTheirPromptsAndBreakNothing) {
+  auto trace = traces::ReadTraceFile(traces::DataDir() + "/examples/sdxl-txt2img.jsonl");
+  ASSERT_TRUE(trace.ok());
+  auto workload = traces::ToWorkload(*trace, "sdxl");
+  auto profile = traces::LoadProfile("rtx4090-64g");
+  auto policy = traces::LoadPolicy("ram-lru");
+  ASSERT_TRUE(workload.ok() && profile.ok() && policy.ok());
+  sim::SimOptions clean;
+  auto a = sim::Simulate(*workload, *profile, *policy, clean);
+  ASSERT_TRUE(a.ok());
+  EXPECT_TRUE(a->failed_ops.empty());
+  for (const sim::PromptTiming& p : a->prompts) EXPECT_FALSE(p.failed()) << p.prompt;
+  sim::SimOptions failing;
+  failing.fail_permille = 30;
+  auto b = sim::Simulate(*workload, *profile, *policy, failing);
+  ASSERT_TRUE(b.ok());
+  ASSERT_FALSE(b->failed_ops.empty());
+  EXPECT_NE(b->failed_ops.front().find("injected failure of a "), std::string::npos) << b->failed_ops.front();
+  int failed_prompts = 0;
+  for (const sim::PromptTiming& p : b->prompts) failed_prompts += p.failed();
+  EXPECT_GT(failed_prompts, 0);
+  EXPECT_TRUE(b->violations.empty()) << b->violations.front();
+  EXPECT_FALSE(b->oom.happened) << b->oom.message;
+  // The same seed, the same failures.
+  auto c = sim::Simulate(*workload, *profile, *policy, failing);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(b->event_log_hash, c->event_log_hash);
 }
 
 TEST(Simulation, RamCacheAvoidsDiskReadsOnAWorkstation) {

@@ -16,6 +16,19 @@ namespace residency::proof {
 
 namespace {
 
+// Commands that can fail in a real executor fail now and then: in half the
+// cases never (a load has hundreds of commands, and the paths that succeed
+// need their share of cases too), in a quarter at 0.1 %, in a quarter at a
+// per-case rate of 0.1-4 %.
+std::uint32_t FailPermille(std::uint64_t seed) {
+  std::uint64_t r = seed ^ 0xfa11;
+  switch ((seed >> 1) % 4) {
+    case 2: return 1;
+    case 3: return 1 + static_cast<std::uint32_t>(engine::SplitMix64(r) % 40);
+    default: return 0;
+  }
+}
+
 // The engine and simulator must never throw; a throw is a problem like any other.
 template <typename F>
 CaseResult Guarded(F&& run) {
@@ -40,6 +53,9 @@ CaseResult SimulatorRun(const Case& c, std::uint64_t seed, bool keep_log) {
   options.record_timeline = false;
   options.keep_event_log = keep_log;
   options.max_events = 20'000'000;
+  // No injected failures here yet: with them this property finds an OOM on
+  // unified memory with the mmap loader after a failed load (the clean page
+  // cache of a held mapping is not reclaimed; issue 17's simulator items).
   auto r = sim::Simulate(workload.value(), c.profile, c.policy, options);
   if (!r.ok()) {
     result.problems.push_back("the simulator refused the case: " + r.status().message());
@@ -86,17 +102,9 @@ CaseResult EngineAloneRun(const Case& c, std::uint64_t seed) {
   // Half the cases submit every op up front (as the simulator does), half
   // one at a time once the engine is idle (as a server's execution thread).
   const bool upfront = (seed & 1) != 0;
-  // Three cases in four, commands that can fail in a real executor (a read,
-  // a page-lock, an allocation, a copy, a compute) fail now and then, at a
-  // per-case rate of up to 8 %: every invariant must hold, nothing may leak,
-  // and the failed op must report a typed error.
-  const std::uint64_t fail_permille = (seed >> 1) % 4 == 0 ? 0 : engine::SplitMix64(rng) % 80;
-  auto failable = [](engine::CommandKind k) {
-    using K = engine::CommandKind;
-    return k == K::kReadFile || k == K::kPin || k == K::kAllocHost || k == K::kAllocDevice || k == K::kMapFile ||
-           k == K::kCopyToDevice || k == K::kCopyToHost || k == K::kCompute || k == K::kPrefault ||
-           k == K::kSpillWrite || k == K::kSpillRead;
-  };
+  // Injected failures (FailPermille): every invariant must hold, nothing may
+  // leak, and the failed op must report a typed error.
+  const std::uint64_t fail_permille = FailPermille(seed);
   std::size_t next_op = 0;
   auto submit = [&] {
     while (next_op < workload->ops.size() && (upfront || e.Idle())) {
@@ -118,7 +126,7 @@ CaseResult EngineAloneRun(const Case& c, std::uint64_t seed) {
     checker.Completed(id);
     const engine::CommandKind kind = kinds[id];
     kinds.erase(id);
-    const bool fail = failable(kind) && engine::SplitMix64(rng) % 1000 < fail_permille;
+    const bool fail = engine::CanFail(kind) && engine::SplitMix64(rng) % 1000 < fail_permille;
     e.Complete({id, fail ? Internal(std::string("injected failure of a ") + std::string(ToString(kind)))
                          : Status::Ok()},
                out);

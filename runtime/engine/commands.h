@@ -34,6 +34,28 @@ enum class CommandKind : std::uint8_t {
 
 std::string_view ToString(CommandKind kind);
 
+// Whether an executor can fail to carry out a command of this kind (no
+// memory, an I/O error, a device error). Releases (frees, unpins, unmaps),
+// page-cache advice and finalizers always succeed.
+inline bool CanFail(CommandKind kind) {
+  switch (kind) {
+    case CommandKind::kAllocHost:
+    case CommandKind::kPrefault:
+    case CommandKind::kPin:
+    case CommandKind::kReadFile:
+    case CommandKind::kCopyToDevice:
+    case CommandKind::kCopyToHost:
+    case CommandKind::kAllocDevice:
+    case CommandKind::kSpillWrite:
+    case CommandKind::kSpillRead:
+    case CommandKind::kCompute:
+    case CommandKind::kMapFile:
+      return true;
+    default:
+      return false;
+  }
+}
+
 enum class ReadMode : std::uint8_t {
   kBuffered,  // pread through the page cache
   kDirect,    // O_DIRECT, bypasses the page cache

@@ -38,20 +38,13 @@ from comfyui.capture import Capture  # noqa: E402
 from comfyui.hooks import Hooks  # noqa: E402
 from comfyui.settings import Settings  # noqa: E402
 from tests import fakes  # noqa: E402
+from tests.helpers import free_port  # noqa: E402
 
 MB = 1024 * 1024
 
 
 def say(msg):
     print("[%6.2f s] %s" % (time.time() - T0, msg), flush=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def recv_http(sock):

@@ -117,3 +117,13 @@ def well_formed(test, path):
             test.assertGreaterEqual(e["steps"], 1)
     test.assertEqual({k: v for k, v in handles.items() if v}, {})
     return header, events
+
+
+def free_port():
+    """A loopback TCP port nobody listens on now."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port

@@ -11,6 +11,7 @@ import unittest
 from comfyui.capture import Capture
 from comfyui.settings import Settings
 from comfyui.spool import Sender, Spool, trace_name
+from tests.helpers import free_port
 
 
 class FakeAgent:
@@ -46,14 +47,6 @@ class FakeAgent:
         self.server.shutdown()
         self.server.server_close()
 
-
-def free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class SpoolTest(unittest.TestCase):
