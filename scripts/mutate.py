@@ -91,9 +91,11 @@ MUTANTS = [
 
 
 def run(cmd, cwd, timeout=None, log=None):
+    # A fixed "fresh" property seed: a mutant's verdict must not depend on the run.
+    env = dict(os.environ, RESIDENCY_FRESH_SEED=os.environ.get("RESIDENCY_FRESH_SEED", "424242"))
     try:
         p = subprocess.run(cmd, cwd=cwd, shell=True, timeout=timeout, stdout=log or subprocess.DEVNULL,
-                           stderr=subprocess.STDOUT)
+                           stderr=subprocess.STDOUT, env=env)
         return p.returncode
     except subprocess.TimeoutExpired:
         return "timeout"

@@ -346,6 +346,17 @@ def run_replay(trace, problems, notes):
     print("\n".join("    " + l for l in out.split("\n")[:40]))
     if r.returncode != 0:
         problems.append("replay exited %d" % r.returncode)
+    # On its own machine record, and against its own prompt times.
+    for args in (["replay", trace, "--profile", "captured"], ["fidelity", "--captured", trace]):
+        r = subprocess.run([binary] + args, capture_output=True, text=True, env=env, timeout=300)
+        out = (r.stdout + r.stderr).strip()
+        print("$ residency %s   (exit %d)" % (" ".join(a if a != trace else os.path.basename(trace) for a in args),
+                                              r.returncode))
+        print("\n".join("    " + l for l in out.split("\n")[:12]))
+        if r.returncode != 0:
+            problems.append("residency %s exited %d" % (args[0], r.returncode))
+        elif args[0] == "fidelity" and "prompts compared: median |error|" not in out:
+            problems.append("fidelity --captured printed no comparison")
 
 
 def failing_hook_phase(cap, executor, comfy, logs, problems):
