@@ -4,11 +4,13 @@
 #include <exception>
 #include <iostream>
 
+#include "harness/build_info.h"
 #include "harness/cli.h"
 
 int main(int argc, char** argv) {
   using namespace residency::cli;
   CLI::App app{"residency: model-weight residency engine, simulator, runtime and harness"};
+  app.set_version_flag("--version", "residency " + residency::harness::CodeVersion());
   app.require_subcommand(1);
   const std::vector<Subcommand> subcommands = {
       AddReplay(app),

@@ -8,11 +8,11 @@
 namespace residency::harness {
 
 Result<sim::SimResult> Replay(const ReplayRequest& request) {
-  RESIDENCY_ASSIGN_OR_RETURN(traces::Trace trace, traces::ReadTraceFile(request.trace_path));
-  RESIDENCY_ASSIGN_OR_RETURN(engine::Workload workload,
-                             traces::ToWorkload(trace, request.trace_path));
+  RESIDENCY_ASSIGN_OR_RETURN(const std::string path, traces::ResolveTracePath(request.trace_path));
+  RESIDENCY_ASSIGN_OR_RETURN(traces::Trace trace, traces::ReadTraceFile(path));
+  RESIDENCY_ASSIGN_OR_RETURN(engine::Workload workload, traces::ToWorkload(trace, path));
   RESIDENCY_ASSIGN_OR_RETURN(traces::Profile profile,
-                             traces::LoadProfileForTrace(request.profile, trace, request.trace_path));
+                             traces::LoadProfileForTrace(request.profile, trace, path));
   RESIDENCY_ASSIGN_OR_RETURN(engine::Policy policy, traces::LoadPolicy(request.policy));
   sim::SimOptions options;
   options.seed = request.seed;

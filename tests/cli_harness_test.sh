@@ -59,6 +59,12 @@ expect 0 "imported 4 models and 3 prompts" -- "$bin" import comfyui-log "$root/t
 expect 0 "measured 76.33 s" -- "$bin" replay "$tmp/imp.jsonl" --profile rtx5090-96g
 printf 'nothing here\n' > "$tmp/empty.log"
 expect 2 "no model load could be read" -- "$bin" import comfyui-log "$tmp/empty.log"
+expect 0 "^residency [0-9a-f]" -- "$bin" --version
+
+# Bundled trace names work wherever a trace file does; an unknown one lists them.
+expect 0 "Replay of 'wan22-14b-t2v'" -- "$bin" replay wan22-14b-t2v --profile rtx5090-96g
+expect 2 "'wan99' is neither a trace file nor a bundled trace \(bundled: .*wan22-14b-t2v" -- "$bin" replay wan99
+
 # A prompt whose loads cannot fit fails, and says so: never a clean time.
 expect 3 "prompt 1: FAILED \(6 ops failed" -- "$bin" replay "$ex/flux2-dev-quants.jsonl" --profile rtx5060-16g --policy drop
 expect 3 '"failed": true' -- "$bin" replay "$ex/flux2-dev-quants.jsonl" --profile rtx5060-16g --policy drop --json

@@ -63,6 +63,19 @@ Result<std::string> ResolveBundledPath(const std::string& name_or_path, const st
                   "' (bundled: " + (known.empty() ? "none found in " + DataDir() : known) + ")");
 }
 
+Result<std::string> ResolveTracePath(const std::string& name_or_path) {
+  std::error_code ec;
+  if (name_or_path.find('/') != std::string::npos || name_or_path.ends_with(".jsonl") ||
+      fs::exists(name_or_path, ec))
+    return name_or_path;
+  const fs::path candidate = fs::path(DataDir()) / "examples" / (name_or_path + ".jsonl");
+  if (fs::is_regular_file(candidate, ec)) return candidate.string();
+  std::string known;
+  for (const BundledEntry& e : ListBundled("examples")) known += (known.empty() ? "" : ", ") + e.name;
+  return NotFound("'" + name_or_path + "' is neither a trace file nor a bundled trace (bundled: " +
+                  (known.empty() ? "none found in " + DataDir() : known) + ")");
+}
+
 Result<Profile> LoadProfile(const std::string& name_or_path) {
   RESIDENCY_ASSIGN_OR_RETURN(std::string path, ResolveBundledPath(name_or_path, "profiles"));
   return ReadProfileFile(path);

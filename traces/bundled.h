@@ -24,6 +24,9 @@ std::vector<BundledEntry> ListBundled(const std::string& kind);  // "profiles", 
 // A bundled NAME's file, or FILE itself (a path, or a name ending in .json).
 Result<std::string> ResolveBundledPath(const std::string& name_or_path, const std::string& kind);
 
+// A bundled trace's NAME (as `residency traces` lists it) or a trace FILE.
+Result<std::string> ResolveTracePath(const std::string& name_or_path);
+
 // NAME (a bundled entry) or FILE (a path ending in .json).
 Result<Profile> LoadProfile(const std::string& name_or_path);
 Result<engine::Policy> LoadPolicy(const std::string& name_or_path);
