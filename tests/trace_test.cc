@@ -209,6 +209,28 @@ TEST(Profiles, BadFieldsAreNamed) {
       << s.status().message();
 }
 
+// On a unified profile `vram` is the cap on device allocations (an APU's
+// 36 of 48 GiB): the engine's device limit stops there, not at the pool.
+TEST(Profiles, UnifiedVramIsADeviceCap) {
+  std::string text = WriteProfile(*LoadProfile("dgx-spark-128g"));
+  auto uncapped = ParseProfile(text, "spark.json");
+  ASSERT_TRUE(uncapped.ok()) << uncapped.status().ToString();
+  engine::Policy policy;
+  policy.device_reserve_bytes = 0;
+  const auto open = engine::ComputeBudgets(uncapped->Limits(), policy);
+  EXPECT_EQ(open.device_limit_bytes, open.host_limit_bytes);
+  auto capped = *uncapped;
+  capped.vram_bytes = 36LL << 30;
+  EXPECT_EQ(engine::ComputeBudgets(capped.Limits(), policy).device_limit_bytes, 36LL << 30);
+  auto round = ParseProfile(WriteProfile(capped), "capped.json");
+  ASSERT_TRUE(round.ok()) << round.status().ToString();
+  EXPECT_EQ(round->vram_bytes, 36LL << 30);
+  capped.vram_bytes = capped.ram_bytes + 1;
+  auto over = ParseProfile(WriteProfile(capped), "over.json");
+  EXPECT_NE(over.status().message().find("over.json: field 'vram' on a unified profile caps device allocations"),
+            std::string::npos) << over.status().message();
+}
+
 // The host device's CPU copies survive a write and a read; GPU profiles do
 // not carry the field at all.
 TEST(Profiles, DeviceCopiesOnCpuRoundTrips) {

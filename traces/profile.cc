@@ -71,7 +71,8 @@ engine::MachineLimits Profile::Limits() const {
   m.ram_bytes = ram_bytes;
   m.swap_bytes = swap_bytes;
   m.os_reserve_bytes = os_reserve_bytes;
-  m.device_bytes = unified ? ram_bytes : vram_bytes;
+  // On a unified machine `vram`, when given, caps device allocations.
+  m.device_bytes = unified ? (vram_bytes > 0 ? vram_bytes : ram_bytes) : vram_bytes;
   m.unified = unified;
   m.disk_read_bytes_per_second =
       std::max<Bytes>(1, static_cast<Bytes>(DiskReadBytesPerSecond(8)));
@@ -126,6 +127,9 @@ Result<Profile> ParseProfile(const std::string& text, const std::string& origin)
     if (p.pcie_h2d_pinned_bytes_per_second == 0) p.pcie_h2d_pinned_bytes_per_second = p.memcpy_bytes_per_second_per_thread;
     if (p.pcie_h2d_pageable_bytes_per_second == 0) p.pcie_h2d_pageable_bytes_per_second = p.memcpy_bytes_per_second_per_thread;
     if (p.pcie_d2h_bytes_per_second == 0) p.pcie_d2h_bytes_per_second = p.memcpy_bytes_per_second_per_thread;
+    if (p.vram_bytes > p.ram_bytes)
+      return InvalidArgument(f.Where("vram") + " on a unified profile caps device allocations out of ram; it cannot "
+                             "exceed ram (" + std::to_string(p.ram_bytes) + " bytes)");
   } else if (p.vram_bytes <= 0) {
     return InvalidArgument(f.Where("vram") + " must be > 0 unless unified is true");
   }

@@ -15,8 +15,10 @@ engine::Budgets SpecBudgets(const traces::Profile& profile, const engine::Policy
   b.unified = profile.unified;
   b.host_limit_bytes = host;
   // Device: the card less the reserve kept for activations; on a unified
-  // machine the device draws on the same RAM the host limit covers.
-  const Bytes pool = profile.unified ? host : profile.vram_bytes;
+  // machine the device draws on the same RAM the host limit covers, up to
+  // the profile's `vram` cap when it states one.
+  const Bytes pool = !profile.unified ? profile.vram_bytes
+                     : profile.vram_bytes > 0 ? std::min(host, profile.vram_bytes) : host;
   b.device_limit_bytes = std::max<Bytes>(0, pool - policy.device_reserve_bytes);
   // Pin budget "auto" (FORMAT.md): the larger of 40 % of RAM and the smaller
   // of 90 % of RAM and RAM less 4 GiB; never above what the engine may hold.

@@ -42,7 +42,10 @@ Budgets ComputeBudgets(const MachineLimits& m, const Policy& p) {
   const Bytes usable_ram = m.ram_bytes - m.os_reserve_bytes;
   b.host_limit_bytes = std::max<Bytes>(0, usable_ram - p.host_headroom_bytes);
   if (m.unified) {
-    b.device_limit_bytes = std::max<Bytes>(0, b.host_limit_bytes - p.device_reserve_bytes);
+    // One pool; `device_bytes`, when set, caps what the device may allocate
+    // from it (an APU's GTT or carve-out: 36 of 48 GiB).
+    const Bytes pool = m.device_bytes > 0 ? std::min(b.host_limit_bytes, m.device_bytes) : b.host_limit_bytes;
+    b.device_limit_bytes = std::max<Bytes>(0, pool - p.device_reserve_bytes);
   } else {
     b.device_limit_bytes = std::max<Bytes>(0, m.device_bytes - p.device_reserve_bytes);
   }
