@@ -19,6 +19,11 @@ std::string SimMemory::AllocDevice(Bytes bytes) {
     device_ += bytes;
     return "";
   }
+  // An APU's driver caps what the device may take of the pool (the profile's
+  // `vram` on a unified machine).
+  if (vram_ > 0 && device_ + bytes > vram_)
+    return "unified-memory allocation of " + FormatMiB(bytes) + " above the device cap: " + FormatMiB(device_) +
+           " of " + FormatMiB(vram_) + " in use";
   // Unified memory (DGX Spark, ComfyUI #10896): the driver's allocator sees
   // free RAM only; it does not wait for the page cache to be reclaimed.
   const Bytes free = usable_ - Anonymous() - page_cache_.total();

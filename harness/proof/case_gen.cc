@@ -157,7 +157,8 @@ rc::Gen<traces::Profile> GenProfile() {
     p.os_reserve_bytes = *rc::gen::element<Bytes>(1, 2, 4) * kGiB;
     p.swap_bytes = *rc::gen::element<Bytes>(0, 0, 8 * kGiB);
     p.unified = *rc::gen::weightedElement<bool>({{1, true}, {4, false}});
-    p.vram_bytes = p.unified ? p.ram_bytes : *rc::gen::element<Bytes>(4, 6, 8, 12, 16, 24, 32, 48, 80, 96) * kGiB;
+    // A unified machine's `vram` caps device allocations (an APU), now and then below the pool.
+    p.vram_bytes = p.unified ? p.ram_bytes / 4 * *rc::gen::element<Bytes>(4, 2, 3) : *rc::gen::element<Bytes>(4, 6, 8, 12, 16, 24, 32, 48, 80, 96) * kGiB;
     p.cpu_cores = *rc::gen::element(2, 4, 8, 16, 32);
     const Bytes disk = *rc::gen::inRange<Bytes>(1, 141) * 50'000'000;  // 50 MB/s (HDD) .. 7 GB/s (NVMe)
     p.disk_read_bytes_per_second = {{1, disk}, {4, disk + disk / 4}, {16, disk + disk / 3}};
