@@ -65,8 +65,9 @@ MUTANTS = [
     (E + "engine_ops.cc", "if (!m.deleted || m.handles > 0 || m.finalizer_issued) return;\n  m.finalizer_issued = true;",
      "if (!m.deleted || m.handles > 0) return;\n  m.finalizer_issued = true;", "finalizer issued more than once"),
     # Compute and failure handling.
-    (E + "engine_ops.cc", "  OnFail([this, frees](Outbox&) { Batch(frees); });", "",
-     "a failed compute keeps its activations"),
+    (E + "engine_evict.cc", "    if (task_ && (task_->op.model == id || task_->op.patch_model == id ||",
+     "    if (false && (task_->op.model == id || task_->op.patch_model == id ||",
+     "host pressure frees the running op's own model"),
     (E + "engine.cc", "        releases.push_back(std::move(c));\n        continue;", "        continue;",
      "a failed op drops the releases it decided"),
     (E + "engine.cc", "if (!completion.status.ok() && t.status.ok()) {", "if (false) {", "failed completions ignored"),
@@ -111,17 +112,24 @@ def main():
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     work = args.keep or tempfile.mkdtemp(prefix="residency-mutate-")
     tree = os.path.join(work, "tree")
-    if os.path.exists(tree):
-        shutil.rmtree(os.path.join(tree, "runtime"))
     os.makedirs(tree, exist_ok=True)
     # The working tree as it is (tracked and new files), without build outputs.
     files = subprocess.run("git ls-files -co --exclude-standard", cwd=repo, shell=True, capture_output=True,
                            text=True).stdout.split()
+    # Only files whose content changed are written, with a fresh time stamp,
+    # so a kept build rebuilds exactly what changed.
     for f in files:
-        dst = os.path.join(tree, f)
+        src, dst = os.path.join(repo, f), os.path.join(tree, f)
+        if not os.path.isfile(src):
+            continue
+        with open(src, "rb") as a:
+            new = a.read()
+        if os.path.isfile(dst):
+            with open(dst, "rb") as b:
+                if b.read() == new:
+                    continue
         os.makedirs(os.path.dirname(dst), exist_ok=True)
-        if os.path.isfile(os.path.join(repo, f)):
-            shutil.copy2(os.path.join(repo, f), dst)
+        shutil.copy(src, dst)
     chosen = [int(x) for x in args.only.split(",") if x] or list(range(1, len(MUTANTS) + 1))
     ctest = "ctest --test-dir build/release -j2 --timeout 900" + (" -R '%s'" % args.tests if args.tests else "")
     print("building the unmutated tree in %s ..." % tree, flush=True)

@@ -120,6 +120,53 @@ TEST(Engine, RamLruServesTheSecondLoadFromRam) {
   EXPECT_TRUE(d.log().violations.empty()) << d.log().violations.front();
 }
 
+// The auto rules of FORMAT.md at points where each term decides.
+TEST(Budgets, AutoRulesAtTheirBreakpoints) {
+  engine::Policy p;
+  p.host_headroom_bytes = 0;
+  p.device_reserve_bytes = 0;
+  auto budgets = [&](Bytes ram) { return engine::ComputeBudgets(Machine(ram, 8 * kGiB), p); };
+  // Pin: max(40 % RAM, min(90 % RAM, RAM - 4 GiB)); under ~6.7 GiB the 40 % term wins.
+  EXPECT_EQ(budgets(6 * kGiB).pin_budget_bytes, 6 * kGiB * 4 / 10);
+  EXPECT_EQ(budgets(16 * kGiB).pin_budget_bytes, 12 * kGiB);
+  EXPECT_EQ(budgets(256 * kGiB).pin_budget_bytes, 256 * kGiB * 9 / 10);
+  // RAM cache: clamp(75 % RAM, 12 GiB, 96 GiB), never above the host limit (RAM - os_reserve).
+  EXPECT_EQ(budgets(64 * kGiB).ram_cache_bytes, 48 * kGiB);
+  EXPECT_EQ(budgets(14 * kGiB).ram_cache_bytes, 12 * kGiB);
+  EXPECT_EQ(budgets(256 * kGiB).ram_cache_bytes, 96 * kGiB);
+  EXPECT_EQ(budgets(8 * kGiB).ram_cache_bytes, 6 * kGiB) << "12 GiB floor, capped by the 6 GiB host limit";
+}
+
+// A pin squeeze unpins inactive models' copies least recently used first,
+// and frees at least the hysteresis so pressure is consolidated.
+TEST(Engine, PinSqueezeUnpinsLeastRecentlyUsedFirstAndHonoursHysteresis) {
+  for (const Bytes hysteresis : {Bytes{0}, 2 * kGiB}) {
+    auto policy = PolicyWith(engine::EvictionKind::kRamLru);
+    policy.pin_budget_bytes = 3 * kGiB + policy.staging_buffers * policy.staging_bytes;
+    policy.pin_hysteresis_bytes = hysteresis;
+    auto e = Make(Machine(64 * kGiB, 64 * kGiB), policy);
+    EngineDriver d(*e);
+    engine::OpId op = 1;
+    for (engine::ModelId m = 1; m <= 4; ++m) d.Submit(Register(op++, m, 1 * kGiB));
+    for (engine::ModelId m = 1; m <= 3; ++m) {
+      d.Submit(Simple(op++, OpKind::kLoad, m));
+      d.Submit(Simple(op++, OpKind::kRelease, m));
+    }
+    d.RunToIdle();
+    ASSERT_EQ(d.log().Count(CommandKind::kUnpin), 0) << "three 1 GiB copies fit the pin budget";
+    d.Submit(Simple(op++, OpKind::kLoad, 4));
+    d.RunToIdle();
+    std::vector<engine::ModelId> unpinned;
+    for (const auto& c : d.log().commands)
+      if (c.kind == CommandKind::kUnpin) unpinned.push_back(c.model);
+    if (hysteresis == 0)
+      EXPECT_EQ(unpinned, (std::vector<engine::ModelId>{1})) << "the oldest copy, and only what is needed";
+    else
+      EXPECT_EQ(unpinned, (std::vector<engine::ModelId>{1, 2})) << "at least 2 GiB, oldest first";
+    EXPECT_TRUE(d.log().violations.empty()) << d.log().violations.front();
+  }
+}
+
 TEST(Engine, RamCacheStaysWithinItsBudget) {
   auto policy = PolicyWith(engine::EvictionKind::kRamLru);
   policy.ram_cache_bytes = 6 * kGiB;

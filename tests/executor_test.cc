@@ -148,5 +148,24 @@ TEST(RealExecutor, AnInfeasibleLoadFailsTypedAndTheRunGoesOn) {
   EXPECT_TRUE(r->violations.empty());
 }
 
+// A command the executor cannot carry out (the device is smaller than the
+// engine was told) fails its op, the run goes on to the end, and the run
+// reports the failure instead of a clean result; nothing is left allocated.
+TEST(RealExecutor, ACommandTheDeviceCannotCarryOutFailsTheRun) {
+  const engine::Workload w = TinyWorkload();
+  ScratchDir dir("short-device");
+  testing::WriteModelFiles(w, dir);
+  engine::MachineLimits limits = SmallProfile().Limits();
+  limits.device_bytes = 512 << 20;
+  auto dev = device::MakeHostDevice(16 << 20);
+  executor::RunOptions options;
+  options.models_dir = dir.path();
+  options.time_scale = 0;
+  auto r = executor::RunWorkload(w, limits, SmallPolicy("drop"), *dev, options);
+  ASSERT_FALSE(r.ok()) << "a failed device allocation must fail the run";
+  EXPECT_FALSE(r.status().message().empty());
+  EXPECT_EQ(dev->used_bytes(), 0u) << "device memory left behind";
+}
+
 }  // namespace
 }  // namespace residency

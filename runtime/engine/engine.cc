@@ -227,19 +227,10 @@ void Engine::FailTask(Status status, Outbox& out) {
   t.on_fail.clear();
   for (auto it = hooks.rbegin(); it != hooks.rend(); ++it) (*it)(out);
   // Decided releases go first (an unpin before an undo's free of the same
-  // buffer), except frees an undo hook issues anyway (an activation buffer).
-  std::set<BufferId> undo_frees;
-  for (const Step& s : staged_steps_)
-    for (const Command& c : s.batch)
-      if (c.kind == CommandKind::kFreeHost || c.kind == CommandKind::kUnmapFile) undo_frees.insert(c.buffer);
-      else if (c.kind == CommandKind::kFreeDevice) undo_frees.insert(c.device_buffer);
+  // buffer). No undo hook frees what a decided release frees: the hooks free
+  // what the op allocated, the releases what it evicted.
   for (Command& c : releases) {
     StagedRefs(c, -1);
-    const BufferId freed = c.kind == CommandKind::kFreeDevice ? c.device_buffer : c.buffer;
-    if (c.kind != CommandKind::kUnpin && undo_frees.count(freed)) {
-      PendingDelta(c, -1);
-      continue;
-    }
     Issue(std::move(c), out);
   }
   for (Step& s : staged_steps_) {

@@ -209,7 +209,8 @@ Status Engine::ComputeSteps(const Op& op, const std::vector<ModelId>& used, bool
     frees.push_back(c);
   }
   Batch(std::move(alloc));
-  OnFail([this, frees](Outbox&) { Batch(frees); });
+  // No undo hook: on a failure the frees staged below are issued anyway
+  // (FailTask keeps the releases an op decided).
   for (int step = 0; step < op.steps; ++step) {
     for (ModelId id : used) {
       const ModelState& m = *Find(id);
