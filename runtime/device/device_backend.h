@@ -27,9 +27,13 @@ class DeviceBackend {
   virtual std::uint64_t capacity_bytes() const = 0;
   virtual std::uint64_t used_bytes() const = 0;
 
+  // ResourceExhausted when the device is full. used_bytes() counts live
+  // allocations only: the backends keep freed memory for reuse, so Free
+  // never waits on the device (cudaFree would synchronize it).
   virtual Result<DevicePtr> Alloc(std::size_t bytes) = 0;
   virtual void Free(DevicePtr ptr) = 0;
 
+  // Internal when [offset, offset + n) is not inside one live allocation.
   virtual Status CopyToDevice(DevicePtr dst, std::size_t dst_offset, const void* src,
                               std::size_t n) = 0;
   virtual Status CopyToHost(void* dst, DevicePtr src, std::size_t src_offset, std::size_t n) = 0;
@@ -56,7 +60,8 @@ Result<std::unique_ptr<DeviceBackend>> MakeResidentHostDevice(std::uint64_t capa
 // True when this build has the CUDA backend compiled in.
 bool CudaCompiledIn();
 // The CUDA backend on device `ordinal`; a clear error when the build has no
-// CUDA or the machine has no usable GPU (no driver reports error 35).
+// CUDA or the machine has no usable GPU (error 35: no driver, or a driver
+// older than the CUDA runtime; the message says which).
 Result<std::unique_ptr<DeviceBackend>> MakeCudaDevice(int ordinal);
 
 }  // namespace residency::device

@@ -40,9 +40,20 @@ struct Loaded {
   safetensors::Header header;
   std::uint64_t file_bytes = 0;
   io::HostBuffer host;          // device none / mmap-copy
+  io::PinKind pin = io::PinKind::kNone;  // how `host` is locked
   std::unique_ptr<char[]> plain;  // mmap-copy destination
   device::DevicePtr dev = 0;
 };
+
+io::PinKind Lock(device::DeviceBackend* device, void* p, std::size_t n, std::string* why) {
+  return device ? device->RegisterHost(p, n, why) : io::LockWithMlock(p, n, why);
+}
+
+void Unlock(device::DeviceBackend* device, void* p, std::size_t n, io::PinKind kind) {
+  if (kind == io::PinKind::kNone || kind == io::PinKind::kPlain) return;
+  if (device) device->UnregisterHost(p, n, kind);
+  else io::UnlockMlock(p, n);
+}
 
 // Reads `n` bytes at `offset` of the loaded image back (from host or device).
 Status ReadBack(device::DeviceBackend* device, const Loaded& l, std::uint64_t offset,
@@ -76,10 +87,17 @@ class Loader {
  public:
   Loader(const LoadOptions& options, device::DeviceBackend* device)
       : options_(options), device_(device), reader_(options.reader) {}
+  // On every path, errors included: device blocks freed and host memory
+  // unregistered before it is unmapped (a registered range that is unmapped
+  // stays pinned in the driver's tables).
+  ~Loader() { Release(); }
+  Loader(const Loader&) = delete;
+  Loader& operator=(const Loader&) = delete;
 
   Result<LoadReport> Run(const std::vector<std::string>& paths);
 
  private:
+  void Release();
   Status LoadToHost(Loaded& l, const io::InputFile& file);
   Status LoadToDevice(Loaded& l, const io::InputFile& file);
   Status LoadMmapCopy(Loaded& l);
@@ -94,25 +112,40 @@ class Loader {
   io::ThreadedReader reader_;
   LoadReport report_;
   std::uint64_t pinned_ = 0;
+  std::vector<Loaded> loaded_;
   io::HostBuffer staging_[2];
-  std::size_t window_ = 0;
+  io::PinKind staging_pin_[2] = {io::PinKind::kNone, io::PinKind::kNone};
+  std::size_t window_ = 0;  // set once both staging slots are ready
 };
 
-io::PinKind Lock(device::DeviceBackend* device, void* p, std::size_t n, std::string* why) {
-  return device ? device->RegisterHost(p, n, why) : io::LockWithMlock(p, n, why);
+void Loader::Release() {
+  for (Loaded& l : loaded_) {
+    if (l.dev != 0) device_->Free(l.dev);
+    l.dev = 0;
+    if (l.host.data()) Unlock(device_, l.host.data(), l.host.size(), l.pin);
+    l.pin = io::PinKind::kNone;
+  }
+  for (int i = 0; i < 2; ++i) {
+    if (staging_[i].data()) Unlock(device_, staging_[i].data(), staging_[i].size(), staging_pin_[i]);
+    staging_pin_[i] = io::PinKind::kNone;
+  }
 }
 
 Status Loader::EnsureStaging() {
   if (window_ != 0) return Status::Ok();
-  window_ = options_.reader.chunk_bytes * static_cast<std::size_t>(std::max(1, options_.reader.threads));
-  for (io::HostBuffer& slot : staging_) {
-    RESIDENCY_ASSIGN_OR_RETURN(slot, io::HostBuffer::Reserve(window_, window_));
-    RESIDENCY_RETURN_IF_ERROR(slot.Prefault(0, window_));
+  const std::size_t window =
+      options_.reader.chunk_bytes * static_cast<std::size_t>(std::max(1, options_.reader.threads));
+  for (int i = 0; i < 2; ++i) {
+    if (staging_[i].data()) continue;  // ready from an attempt that failed on the other slot
+    RESIDENCY_ASSIGN_OR_RETURN(io::HostBuffer slot, io::HostBuffer::Reserve(window, window));
+    RESIDENCY_RETURN_IF_ERROR(slot.Prefault(0, window));
+    staging_[i] = std::move(slot);
     std::string why;
-    report_.pin_kind = Lock(device_, slot.data(), window_, &why);
+    staging_pin_[i] = report_.pin_kind = Lock(device_, staging_[i].data(), window, &why);
     if (!why.empty()) report_.pin_note = why;
-    if (report_.pin_kind != io::PinKind::kPlain) NotePinned(window_);
+    if (report_.pin_kind != io::PinKind::kPlain) NotePinned(window);
   }
+  window_ = window;
   report_.staging_bytes = window_;
   return Status::Ok();
 }
@@ -133,7 +166,7 @@ Status Loader::LoadToHost(Loaded& l, const io::InputFile& file) {
   if (!options_.pin || !fresh) return Status::Ok();  // pinned in the first pass
   t0 = Clock::now();
   std::string why;
-  report_.pin_kind = Lock(device_, l.host.data(), file.size(), &why);
+  l.pin = report_.pin_kind = Lock(device_, l.host.data(), l.host.size(), &why);
   if (!why.empty()) report_.pin_note = why;
   if (report_.pin_kind != io::PinKind::kPlain) NotePinned(file.size());
   AddStage(report_, "pin", file.size(), Since(t0));
@@ -212,13 +245,13 @@ Status Loader::LoadMmapCopy(Loaded& l) {
 
 Result<LoadReport> Loader::Run(const std::vector<std::string>& paths) {
   report_.device = device_ ? device_->name() : "none";
-  std::vector<Loaded> loaded(paths.size());
+  loaded_.resize(paths.size());
   for (int pass = 0; pass < std::max(1, options_.passes); ++pass) {
     report_.stages.clear();
     report_.files = report_.tensors = report_.bytes = 0;
     const auto t0 = Clock::now();
     for (std::size_t i = 0; i < paths.size(); ++i) {
-      Loaded& l = loaded[i];
+      Loaded& l = loaded_[i];
       l.path = paths[i];
       RESIDENCY_ASSIGN_OR_RETURN(l.header, safetensors::ReadHeader(l.path));
       report_.tensors += l.header.tensors.size();
@@ -238,19 +271,11 @@ Result<LoadReport> Loader::Run(const std::vector<std::string>& paths) {
   report_.peak_rss_bytes = PeakRssBytes();
   if (options_.verify) {
     const auto v0 = Clock::now();
-    for (const Loaded& l : loaded) RESIDENCY_RETURN_IF_ERROR(Verify(device_, l));
+    for (const Loaded& l : loaded_) RESIDENCY_RETURN_IF_ERROR(Verify(device_, l));
     AddStage(report_, "verify", report_.bytes, Since(v0));
     report_.verified = true;
   }
-  for (Loaded& l : loaded) {
-    if (l.dev != 0) device_->Free(l.dev);
-    if (l.host.data() && options_.pin && report_.pin_kind != io::PinKind::kPlain)
-      (device_ ? device_->UnregisterHost(l.host.data(), l.host.size(), report_.pin_kind)
-               : io::UnlockMlock(l.host.data(), l.host.size()));
-  }
-  for (io::HostBuffer& slot : staging_)
-    if (slot.data() && window_ && report_.pin_kind != io::PinKind::kPlain && device_)
-      device_->UnregisterHost(slot.data(), window_, report_.pin_kind);
+  Release();
   return std::move(report_);
 }
 
