@@ -49,6 +49,7 @@ int RunReplay(ReplayArgs& a) {
   // bad input: exit 3, so a script can tell it from a clean run.
   for (const sim::PromptTiming& p : r.prompts)
     if (p.failed()) return 3;
+  if (r.oom.happened) return 3;  // the prompt it cut short failed too
   return 0;
 }
 

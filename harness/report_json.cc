@@ -20,6 +20,7 @@ nlohmann::ordered_json ResultJson(const sim::SimResult& r) {
   j["ram_cache_hits"] = r.ram_cache_hits;
   j["device_hits"] = r.device_hits;
   j["disk_loads"] = r.disk_loads;
+  j["page_cache_loads"] = r.page_cache_loads;
   j["spill_loads"] = r.spill_loads;
   j["pin_fallbacks"] = r.pin_fallbacks;
   j["finalizers"] = r.finalizers;
@@ -27,6 +28,7 @@ nlohmann::ordered_json ResultJson(const sim::SimResult& r) {
   j["peak_pinned_bytes"] = r.peak_pinned_bytes;
   j["peak_device_bytes"] = r.peak_device_bytes;
   j["peak_page_cache_bytes"] = r.peak_page_cache_bytes;
+  if (r.unified) j["peak_unified_bytes"] = r.peak_unified_bytes;
   j["oom"] = r.oom.happened;
   if (r.oom.happened) {
     j["oom_detail"] = {{"time_ns", r.oom.time_ns}, {"message", r.oom.message}, {"holders", r.oom.holders}};
@@ -45,6 +47,7 @@ nlohmann::ordered_json ResultJson(const sim::SimResult& r) {
     pj["disk_read_bytes"] = p.disk_read_bytes;
     if (p.measured_wall_ns >= 0) pj["measured_wall_ns"] = p.measured_wall_ns;
     pj["failed"] = p.failed();
+    pj["finished"] = p.finished();
     if (p.failed()) pj["failed_ops"] = p.failed_ops;
     prompts.push_back(pj);
   }

@@ -33,6 +33,13 @@ void Row(std::ostringstream& o, const char* label, const std::string& value) {
   o << buf << value << "\n";
 }
 
+// A prompt's time, or what kept it from having one.
+std::string PromptCell(const sim::PromptTiming& p) {
+  if (p.failed()) return "FAILED";
+  if (!p.ended) return "unfinished";
+  return HumanDuration(p.wall_ns());
+}
+
 }  // namespace
 
 std::string FormatReport(const sim::SimResult& r) {
@@ -44,6 +51,9 @@ std::string FormatReport(const sim::SimResult& r) {
     o << "  prompt " << p.prompt << ": ";
     if (p.failed())
       o << "FAILED (" << p.failed_ops << " op" << (p.failed_ops == 1 ? "" : "s") << " failed, below; stopped after "
+        << HumanDuration(p.wall_ns()) << ")";
+    else if (!p.ended)
+      o << "UNFINISHED (" << (r.oom.happened ? "the run died of OOM" : "the trace ends inside it") << " after "
         << HumanDuration(p.wall_ns()) << ")";
     else
       o << HumanDuration(p.wall_ns());
@@ -57,7 +67,8 @@ std::string FormatReport(const sim::SimResult& r) {
   Row(o, "read from disk", HumanBytes(r.disk_read_bytes));
   Row(o, "read from page cache", HumanBytes(r.page_cache_read_bytes));
   Row(o, "host -> device", HumanBytes(r.h2d_bytes));
-  Row(o, "loads: disk / RAM cache", std::to_string(r.disk_loads) + " / " + std::to_string(r.ram_cache_hits));
+  Row(o, "loads: disk / page cache", std::to_string(r.disk_loads) + " / " + std::to_string(r.page_cache_loads));
+  Row(o, "loads from a RAM cache", std::to_string(r.ram_cache_hits));
   Row(o, "loads already on device", std::to_string(r.device_hits));
   if (r.spill_loads || r.spill_write_bytes)
     Row(o, "spill: written / loads", HumanBytes(r.spill_write_bytes) + " / " + std::to_string(r.spill_loads));
@@ -67,6 +78,7 @@ std::string FormatReport(const sim::SimResult& r) {
   Row(o, "pinned", HumanBytes(r.peak_pinned_bytes));
   Row(o, "device", HumanBytes(r.peak_device_bytes));
   Row(o, "page cache", HumanBytes(r.peak_page_cache_bytes));
+  if (r.unified) Row(o, "unified (host + device)", HumanBytes(r.peak_unified_bytes));
   o << "\nEvictions\n";
   if (r.evictions.empty()) o << "  none\n";
   for (const auto& [key, s] : r.evictions)
@@ -101,12 +113,14 @@ std::string FormatComparison(const sim::SimResult& a, const sim::SimResult& b) {
   const std::size_t n = std::max(a.prompts.size(), b.prompts.size());
   for (std::size_t i = 0; i < n; ++i) {
     const std::string label = "prompt " + std::to_string(i + 1);
-    line(label.c_str(), i < a.prompts.size() ? HumanDuration(a.prompts[i].wall_ns()) : "-",
-         i < b.prompts.size() ? HumanDuration(b.prompts[i].wall_ns()) : "-");
+    line(label.c_str(), i < a.prompts.size() ? PromptCell(a.prompts[i]) : "-",
+         i < b.prompts.size() ? PromptCell(b.prompts[i]) : "-");
   }
   line("makespan", HumanDuration(a.makespan_ns), HumanDuration(b.makespan_ns));
   line("time loading", HumanDuration(a.load_ns), HumanDuration(b.load_ns));
   line("read from disk", HumanBytes(a.disk_read_bytes), HumanBytes(b.disk_read_bytes));
+  line("loads from disk", std::to_string(a.disk_loads), std::to_string(b.disk_loads));
+  line("loads from page cache", std::to_string(a.page_cache_loads), std::to_string(b.page_cache_loads));
   line("RAM-cache hits", std::to_string(a.ram_cache_hits), std::to_string(b.ram_cache_hits));
   line("peak host", HumanBytes(a.peak_host_bytes), HumanBytes(b.peak_host_bytes));
   line("peak pinned", HumanBytes(a.peak_pinned_bytes), HumanBytes(b.peak_pinned_bytes));

@@ -9,7 +9,8 @@ SimMemory::SimMemory(const traces::Profile& p)
     : usable_(p.ram_bytes - p.os_reserve_bytes),
       swap_(p.swap_bytes),
       vram_(p.vram_bytes),
-      unified_(p.unified) {}
+      unified_(p.unified),
+      reclaim_for_device_(p.unified && p.device_reclaims_page_cache) {}
 
 std::string SimMemory::AllocDevice(Bytes bytes) {
   if (!unified_) {
@@ -24,13 +25,18 @@ std::string SimMemory::AllocDevice(Bytes bytes) {
   if (vram_ > 0 && device_ + bytes > vram_)
     return "unified-memory allocation of " + FormatMiB(bytes) + " above the device cap: " + FormatMiB(device_) +
            " of " + FormatMiB(vram_) + " in use";
-  // Unified memory (DGX Spark, ComfyUI #10896): the driver's allocator sees
-  // free RAM only; it does not wait for the page cache to be reclaimed.
-  const Bytes free = usable_ - Anonymous() - page_cache_.total();
+  // Where the kernel reclaims clean page cache for the allocation (macOS), it
+  // is room: Settle() drops the pages, and what a held mapping loses faults
+  // back from disk when read again (the cold part of a mapped read). Where the
+  // driver's allocator sees free RAM only (DGX Spark, ComfyUI #10896), it is
+  // not.
+  const Bytes cache = reclaim_for_device_ ? 0 : page_cache_.total();
+  const Bytes free = usable_ - Anonymous() - cache;
   if (bytes > free)
     return "unified-memory allocation of " + FormatMiB(bytes) + " failed: " + FormatMiB(std::max<Bytes>(0, free)) +
            " free (anonymous " + FormatMiB(Anonymous()) + ", page cache " + FormatMiB(page_cache_.total()) +
-           " of " + FormatMiB(usable_) + " usable)";
+           (reclaim_for_device_ ? ", reclaimable" : ", not reclaimable by this allocator") + ", of " +
+           FormatMiB(usable_) + " usable)";
   device_ += bytes;
   return "";
 }

@@ -44,6 +44,7 @@ class SimMemory {
   Bytes swap_ = 0;
   Bytes vram_ = 0;
   bool unified_ = false;
+  bool reclaim_for_device_ = false;  // unified: device allocations may take clean page cache
   Bytes pageable_ = 0;
   Bytes pinned_ = 0;
   Bytes device_ = 0;

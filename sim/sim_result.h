@@ -25,6 +25,10 @@ struct PromptTiming {
   bool ended = false;         // its prompt_end was reached
   Nanos wall_ns() const { return end_ns - begin_ns; }
   bool failed() const { return failed_ops > 0; }
+  // Its prompt_end was reached with no op failed: wall_ns() is its time. Else
+  // wall_ns() runs to the failure's end or the end of the run (an OOM, a
+  // trace that stops inside it).
+  bool finished() const { return ended && !failed(); }
 };
 
 struct TierSample {
@@ -69,7 +73,8 @@ struct SimResult {
   Bytes spill_write_bytes = 0;
   std::int64_t ram_cache_hits = 0;
   std::int64_t device_hits = 0;
-  std::int64_t disk_loads = 0;
+  std::int64_t disk_loads = 0;        // loads that read some bytes from the disk
+  std::int64_t page_cache_loads = 0;  // loads whose file reads all hit the page cache
   std::int64_t spill_loads = 0;
   std::int64_t pin_fallbacks = 0;
   std::int64_t finalizers = 0;
@@ -77,6 +82,8 @@ struct SimResult {
   Bytes peak_pinned_bytes = 0;
   Bytes peak_device_bytes = 0;
   Bytes peak_page_cache_bytes = 0;
+  bool unified = false;
+  Bytes peak_unified_bytes = 0;  // unified: host + device out of the one pool (page cache apart)
   OomReport oom;
   std::vector<std::string> violations;
   std::vector<std::string> failed_ops;

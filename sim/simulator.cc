@@ -56,6 +56,7 @@ class Simulator {
     result_.profile = p.name;
     result_.policy = policy.name;
     result_.seed = o.seed;
+    result_.unified = p.unified;
   }
 
   SimResult Run();
@@ -110,6 +111,7 @@ class Simulator {
   std::unordered_map<std::uint64_t, engine::CommandId> activity_owner_;
   std::unordered_map<std::uint64_t, ActivitySpec> delayed_;  // waiting out disk latency
   std::unordered_map<engine::ModelId, Nanos> load_begin_;
+  std::unordered_map<engine::ModelId, Bytes> load_cold_bytes_;  // disk loads under way: bytes not in the page cache
   std::unordered_map<engine::ModelId, int> finalizer_runs_;
   std::unordered_map<engine::OpId, const engine::Op*> ops_by_id_;
   SimResult result_;
@@ -181,6 +183,9 @@ SimResult Simulator::Run() {
     Violation("the event queue drained with ops or commands outstanding (liveness): " +
               engine_->DescribeOutstanding());
   result_.makespan_ns = now_;
+  // A prompt an OOM cut short, or that the trace never ended, ran to here.
+  for (PromptTiming& p : result_.prompts)
+    if (!p.ended) p.end_ns = now_;
   result_.event_log_hash = log_.hash();
   if (options_.keep_event_log) result_.event_log = log_.lines();
   timeline_.Finish(now_, result_);
@@ -226,12 +231,22 @@ void Simulator::Observe(const Outbox& out) {
       }
       case NoticeKind::kRamCacheHit: ++result_.ram_cache_hits; break;
       case NoticeKind::kDeviceHit: ++result_.device_hits; break;
-      case NoticeKind::kDiskLoad: ++result_.disk_loads; break;
+      case NoticeKind::kDiskLoad:
+        ++result_.disk_loads;
+        load_cold_bytes_[n.model] = 0;  // sorted into disk or page cache when it ends
+        break;
       case NoticeKind::kSpillLoad: ++result_.spill_loads; break;
       case NoticeKind::kPinFallback: ++result_.pin_fallbacks; break;
       case NoticeKind::kFinalized: ++result_.finalizers; break;
       case NoticeKind::kLoadStarted: load_begin_[n.model] = now_; break;
       case NoticeKind::kLoadFinished: {
+        if (auto cold = load_cold_bytes_.find(n.model); cold != load_cold_bytes_.end()) {
+          if (cold->second == 0) {
+            --result_.disk_loads;
+            ++result_.page_cache_loads;
+          }
+          load_cold_bytes_.erase(cold);
+        }
         auto it = load_begin_.find(n.model);
         if (it != load_begin_.end()) {
           result_.load_ns += now_ - it->second;
@@ -358,6 +373,7 @@ void Simulator::ExecuteRead(const Command& cmd) {
   }
   result_.disk_read_bytes += cold;
   if (!result_.prompts.empty()) result_.prompts.back().disk_read_bytes += cold;
+  if (auto load = load_cold_bytes_.find(cmd.model); load != load_cold_bytes_.end()) load->second += cold;
   result_.page_cache_read_bytes += cached;
   if (!direct) {
     cache.Insert(cmd.file, file.bytes, cmd.file_offset, cmd.bytes, memory_.PageCacheLimit());
@@ -526,6 +542,8 @@ void Simulator::AfterMemoryChange() {
   result_.peak_device_bytes = std::max(result_.peak_device_bytes, memory_.device());
   result_.peak_page_cache_bytes =
       std::max(result_.peak_page_cache_bytes, memory_.page_cache().total());
+  if (memory_.unified())
+    result_.peak_unified_bytes = std::max(result_.peak_unified_bytes, host + memory_.device());
   timeline_.Sample(now_, memory_.pageable(), memory_.pinned(), memory_.device(),
                    memory_.page_cache().total());
   // Low free RAM: tell the engine, like a pressure notification would.

@@ -215,5 +215,54 @@ TEST(Simulation, HeldMappingFaultsItsPagesOnce) {
   EXPECT_LT(read8, 1.1 * read2) << "re-streaming a held mapping must not fault its pages again";
 }
 
+
+// A 24 GiB unified machine (an Apple M4's shape) runs a 6 GiB text encoder
+// and a 9 GiB diffusion model through the held-mapping loader: mapped pages
+// plus device copies come to 30 GiB. Where device allocations can reclaim
+// clean page cache (macOS) the run fits; where the allocator counts free RAM only (DGX Spark, ComfyUI
+// #10896) the same run dies of OOM.
+TEST(Simulation, UnifiedAllocationsReclaimCleanPageCacheWhereTheProfileSaysSo) {
+  const auto file = std::filesystem::temp_directory_path() / "unified-reclaim.jsonl";
+  std::ofstream(file)
+      << R"({"format":"residency-trace","version":1,"name":"unified-reclaim"})" "\n"
+      << R"({"type":"model","model":"te","files":[{"path":"te.safetensors","bytes":6442450944,"tensor_count":64,"tensor_distribution":"uniform","tensor_seed":1}]})" "\n"
+      << R"({"type":"model","model":"unet","files":[{"path":"unet.safetensors","bytes":9663676416,"tensor_count":96,"tensor_distribution":"uniform","tensor_seed":2}]})" "\n"
+      << R"({"type":"prompt_begin","prompt":1})" "\n"
+      << R"({"type":"load","model":"te"})" "\n"
+      << R"({"type":"compute","models":["te"],"steps":1,"step_ns":100000000,"activation_bytes":0})" "\n"
+      << R"({"type":"load","model":"unet"})" "\n"
+      << R"({"type":"compute","models":["unet"],"steps":4,"step_ns":100000000,"activation_bytes":0})" "\n"
+      << R"({"type":"compute","models":["te"],"steps":1,"step_ns":100000000,"activation_bytes":0})" "\n"
+      << R"({"type":"release","model":"te"})" "\n"
+      << R"({"type":"release","model":"unet"})" "\n"
+      << R"({"type":"prompt_end","prompt":1})" "\n";
+  auto trace = traces::ReadTraceFile(file.string());
+  std::filesystem::remove(file);
+  ASSERT_TRUE(trace.ok()) << trace.status().ToString();
+  auto workload = traces::ToWorkload(*trace, "unified-reclaim");
+  auto spark = traces::LoadProfile("dgx-spark-128g");
+  auto policy = traces::LoadPolicy("comfy-classic");
+  ASSERT_TRUE(workload.ok() && spark.ok() && policy.ok());
+  traces::Profile small = *spark;
+  small.ram_bytes = 24 * engine::kGiB;
+  small.os_reserve_bytes = 4 * engine::kGiB;  // 20 GiB usable: 6 + 6 (page cache) + 9 do not fit
+  ASSERT_FALSE(small.device_reclaims_page_cache) << "the Spark's allocator does not reclaim";
+  auto strict = sim::Simulate(*workload, small, *policy, {});
+  ASSERT_TRUE(strict.ok());
+  EXPECT_TRUE(strict->oom.happened) << "mapped pages + device copies exceed the pool";
+  EXPECT_NE(strict->oom.message.find("not reclaimable"), std::string::npos) << strict->oom.message;
+  EXPECT_FALSE(strict->prompts.at(0).finished());
+
+  small.device_reclaims_page_cache = true;
+  auto reclaiming = sim::Simulate(*workload, small, *policy, {});
+  ASSERT_TRUE(reclaiming.ok());
+  EXPECT_FALSE(reclaiming->oom.happened) << reclaiming->oom.message;
+  EXPECT_TRUE(reclaiming->violations.empty()) << reclaiming->violations.front();
+  EXPECT_TRUE(reclaiming->prompts.at(0).finished());
+  EXPECT_TRUE(reclaiming->unified);
+  EXPECT_LE(reclaiming->peak_unified_bytes, small.ram_bytes - small.os_reserve_bytes);
+  EXPECT_GE(reclaiming->peak_unified_bytes, (6 + 9) * engine::kGiB) << "both device copies at once";
+}
+
 }  // namespace
 }  // namespace residency::sim

@@ -117,6 +117,10 @@ TEST(Trace, ErrorsNameFileLineAndField) {
   EXPECT_EQ(Error(R"({"type":"load","model":"a","colour":"red"})"),
             "x.jsonl:2: unknown field 'colour'");
   EXPECT_EQ(Error(R"({"type":"fly"})"), "x.jsonl:2: unknown event type 'fly'");
+  // The results store keys a run's prompts by id (a trace of 1, 2, 1, 2 broke sweeps).
+  EXPECT_EQ(Error(R"({"type":"prompt_begin","prompt":1})" "\n" R"({"type":"prompt_end","prompt":1})" "\n"
+                  R"({"type":"prompt_begin","prompt":1})"),
+            "x.jsonl:4: prompt 1 begins a second time (first at line 2); prompt ids must be unique within a trace");
   EXPECT_EQ(Error("\n\n" R"({"type":"load","model":"a"})"),
             "x.jsonl:4: model 'a' is used before its model line");
   EXPECT_EQ(Error(R"({"type":"model","model":"a","files":[{"path":"a","bytes":10,"tensors":[3,3]}]})"),
@@ -229,6 +233,27 @@ TEST(Profiles, UnifiedVramIsADeviceCap) {
   auto over = ParseProfile(WriteProfile(capped), "over.json");
   EXPECT_NE(over.status().message().find("over.json: field 'vram' on a unified profile caps device allocations"),
             std::string::npos) << over.status().message();
+}
+
+// Whether a unified machine's device allocations can take clean page cache:
+// read, written back, defaulted to true, refused on a discrete card.
+TEST(Profiles, DeviceReclaimsPageCacheIsAUnifiedOnlyField) {
+  auto spark = LoadProfile("dgx-spark-128g");
+  ASSERT_TRUE(spark.ok());
+  EXPECT_FALSE(spark->device_reclaims_page_cache) << "the bundled Spark states false (ComfyUI #10896)";
+  auto round = ParseProfile(WriteProfile(*spark), "spark.json");
+  ASSERT_TRUE(round.ok()) << round.status().ToString();
+  EXPECT_FALSE(round->device_reclaims_page_cache);
+  std::string text = WriteProfile(*spark);
+  text.replace(text.find("\"device_reclaims_page_cache\": false,"), std::string("\"device_reclaims_page_cache\": false,").size(), "");
+  auto defaulted = ParseProfile(text, "apple.json");
+  ASSERT_TRUE(defaulted.ok()) << defaulted.status().ToString() << "\n" << text;
+  EXPECT_TRUE(defaulted->device_reclaims_page_cache);
+  std::string discrete = WriteProfile(*LoadProfile("rtx5060-16g"));
+  discrete.insert(discrete.find('{') + 1, R"("device_reclaims_page_cache": true,)");
+  auto refused = ParseProfile(discrete, "card.json");
+  EXPECT_NE(refused.status().message().find("card.json: field 'device_reclaims_page_cache' applies to unified profiles only"),
+            std::string::npos) << refused.status().message();
 }
 
 // The host device's CPU copies survive a write and a read; GPU profiles do

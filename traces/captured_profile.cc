@@ -29,6 +29,20 @@ Profile ProfileFromMachine(const MachineRecord& machine, const Profile& base, co
   if (machine.cpu_cores <= 0) p.sources["cpu_cores"] = "bundled profile " + base.name + " (not recorded)";
   p.sources["os_reserve"] = "bundled profile " + base.name + ", at most RAM / 8";
   p.sources["rates"] = "bundled profile " + base.name + ": a capture records sizes, not speeds";
+  if (machine.unified) {
+    // Apple's Metal allocations take clean page cache as macOS reclaims it;
+    // NVIDIA's unified boxes count free RAM only (ComfyUI #10896). Others keep the base's.
+    const bool apple = machine.device == "mps";
+    const bool nvidia = machine.device.find("NVIDIA") != std::string::npos || machine.device.rfind("cuda", 0) == 0;
+    if (apple || nvidia) {
+      p.device_reclaims_page_cache = apple;
+      p.sources["device_reclaims_page_cache"] =
+          from_trace + (apple ? " (mps: macOS reclaims clean page cache for Metal)"
+                              : " (NVIDIA unified: the CUDA allocator counts free RAM only, ComfyUI #10896)");
+    } else if (!base.unified) {
+      p.device_reclaims_page_cache = true;
+    }
+  }
   return p;
 }
 

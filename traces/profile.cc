@@ -83,7 +83,7 @@ Result<Profile> ParseProfile(const std::string& text, const std::string& origin)
   RESIDENCY_ASSIGN_OR_RETURN(nlohmann::json j, ParseJsonObject(text, origin));
   JsonFields f(j, origin);
   RESIDENCY_RETURN_IF_ERROR(f.Allow(
-      {"name", "description", "ram", "swap", "os_reserve", "vram", "unified", "cpu_cores",
+      {"name", "description", "ram", "swap", "os_reserve", "vram", "unified", "device_reclaims_page_cache", "cpu_cores",
        "disk_read", "disk_read_buffered", "disk_read_latency", "disk_write", "mmap_read", "pcie_h2d_pinned",
        "pcie_h2d_pageable", "pcie_d2h", "device_copies_on_cpu", "memcpy_per_thread", "page_fault", "prefault_per_thread",
        "register_per_gib", "register_unfaulted_per_gib", "sources"}));
@@ -95,6 +95,10 @@ Result<Profile> ParseProfile(const std::string& text, const std::string& origin)
   RESIDENCY_RETURN_IF_ERROR(f.Size("os_reserve", p.os_reserve_bytes, true));
   RESIDENCY_RETURN_IF_ERROR(f.Bool("unified", p.unified));
   RESIDENCY_RETURN_IF_ERROR(f.Size("vram", p.vram_bytes, !p.unified));
+  RESIDENCY_RETURN_IF_ERROR(f.Bool("device_reclaims_page_cache", p.device_reclaims_page_cache));
+  if (f.Has("device_reclaims_page_cache") && !p.unified)
+    return InvalidArgument(f.Where("device_reclaims_page_cache") +
+                           " applies to unified profiles only (a discrete card has its own memory)");
   RESIDENCY_RETURN_IF_ERROR(f.Int("cpu_cores", p.cpu_cores, 1, 4096));
   RESIDENCY_RETURN_IF_ERROR(ParseRateTable(f, "disk_read", true, p.disk_read_bytes_per_second));
   RESIDENCY_RETURN_IF_ERROR(
@@ -158,6 +162,7 @@ std::string WriteProfile(const Profile& p) {
   j["os_reserve"] = p.os_reserve_bytes;
   j["vram"] = p.vram_bytes;
   j["unified"] = p.unified;
+  if (p.unified) j["device_reclaims_page_cache"] = p.device_reclaims_page_cache;
   j["cpu_cores"] = p.cpu_cores;
   j["disk_read"] = WriteRateTable(p.disk_read_bytes_per_second);
   if (!p.disk_read_buffered_bytes_per_second.empty())

@@ -25,6 +25,11 @@ struct Profile {
   Bytes os_reserve_bytes = 0;
   Bytes vram_bytes = 0;
   bool unified = false;
+  // Unified only: a device allocation may take RAM that clean page cache
+  // holds; the kernel drops those pages, and a held mapping faults them back
+  // from disk when touched (macOS does; DGX Spark's CUDA allocator counts only
+  // free RAM and fails instead: ComfyUI #10896).
+  bool device_reclaims_page_cache = true;
   int cpu_cores = 1;
   // Disk read throughput at a given number of concurrent requests; the
   // simulator interpolates between points and holds the last one.

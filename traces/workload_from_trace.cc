@@ -10,6 +10,7 @@ Result<engine::Workload> ToWorkload(const Trace& trace, const std::string& origi
   engine::Workload w;
   w.name = trace.header.name;
   std::map<std::string, engine::ModelId> ids;
+  std::map<int, int> prompt_lines;  // prompt id -> line of its prompt_begin
   engine::OpId next_op = 1;
   auto where = [&](const TraceEvent& e) { return origin + ":" + std::to_string(e.line) + ": "; };
   auto lookup = [&](const TraceEvent& e, const std::string& name) -> Result<engine::ModelId> {
@@ -73,6 +74,11 @@ Result<engine::Workload> ToWorkload(const Trace& trace, const std::string& origi
         break;
       }
       case EventType::kPromptBegin:
+        // Reports and the results store key a run's prompts by id.
+        if (auto [it, fresh] = prompt_lines.emplace(e.prompt, e.line); !fresh)
+          return InvalidArgument(where(e) + "prompt " + std::to_string(e.prompt) + " begins a second time (first at line " +
+                                 std::to_string(it->second) + "); prompt ids must be unique within a trace");
+        [[fallthrough]];
       case EventType::kPromptEnd:
         op.kind = e.type == EventType::kPromptBegin ? engine::OpKind::kPromptBegin
                                                     : engine::OpKind::kPromptEnd;

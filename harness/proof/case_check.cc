@@ -53,9 +53,7 @@ CaseResult SimulatorRun(const Case& c, std::uint64_t seed, bool keep_log) {
   options.record_timeline = false;
   options.keep_event_log = keep_log;
   options.max_events = 20'000'000;
-  // No injected failures here yet: with them this property finds an OOM on
-  // unified memory with the mmap loader after a failed load (the clean page
-  // cache of a held mapping is not reclaimed; issue 17's simulator items).
+  options.fail_permille = FailPermille(seed);
   auto r = sim::Simulate(workload.value(), c.profile, c.policy, options);
   if (!r.ok()) {
     result.problems.push_back("the simulator refused the case: " + r.status().message());

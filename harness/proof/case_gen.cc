@@ -159,6 +159,8 @@ rc::Gen<traces::Profile> GenProfile() {
     p.unified = *rc::gen::weightedElement<bool>({{1, true}, {4, false}});
     // A unified machine's `vram` caps device allocations (an APU), now and then below the pool.
     p.vram_bytes = p.unified ? p.ram_bytes / 4 * *rc::gen::element<Bytes>(4, 2, 3) : *rc::gen::element<Bytes>(4, 6, 8, 12, 16, 24, 32, 48, 80, 96) * kGiB;
+    // Unified: the allocator may or may not take clean page cache (macOS vs DGX Spark).
+    p.device_reclaims_page_cache = p.unified && *rc::gen::arbitrary<bool>();
     p.cpu_cores = *rc::gen::element(2, 4, 8, 16, 32);
     const Bytes disk = *rc::gen::inRange<Bytes>(1, 141) * 50'000'000;  // 50 MB/s (HDD) .. 7 GB/s (NVMe)
     p.disk_read_bytes_per_second = {{1, disk}, {4, disk + disk / 4}, {16, disk + disk / 3}};
@@ -221,7 +223,7 @@ rc::Gen<Case> GenCase() {
 std::string Describe(const Case& c) {
   return std::to_string(c.trace.events.size()) + " events, RAM " + std::to_string(c.profile.ram_bytes >> 30) +
          " GiB, VRAM " + std::to_string(c.profile.vram_bytes >> 30) + " GiB" +
-         (c.profile.unified ? " (unified)" : "") + ", loader " + std::string(ToString(c.policy.loader)) +
+         (c.profile.unified ? (c.profile.device_reclaims_page_cache ? " (unified, page cache reclaimable)" : " (unified)") : "") + ", loader " + std::string(ToString(c.policy.loader)) +
          ", eviction " + std::string(ToString(c.policy.eviction));
 }
 

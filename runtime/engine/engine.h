@@ -209,6 +209,7 @@ class Engine {
 
   // Load planning (engine_load.cc).
   Status PlanTransfer(ModelId id, Outbox& out);
+  void DropPageCache(ModelId id);  // kDropPageCache for each of the model's files
   Status PlanFromFile(ModelId id, bool keep_host, Outbox& out);
   void PlanFromHost(ModelId id);
   Status PlanFromSpill(ModelId id, Outbox& out);

@@ -201,31 +201,40 @@ Status Engine::PlanTransfer(ModelId id, Outbox& out) {
     Note(out, NoticeKind::kDiskLoad, id, Tier::kDisk, EvictReason::kDevicePressure, m.bytes);
     RESIDENCY_RETURN_IF_ERROR(PlanFromFile(id, keep_host, out));
   }
-  OnFail([this, id](Outbox&) {
+  const bool from_file = !from_host && !from_spill;
+  OnFail([this, id, from_file](Outbox&) {
     ModelState& mm = *Find(id);
-    if (!mm.host_buffer || mm.host_valid) return;  // a complete copy stays cached
-    Batch({FreeHostCommand(mm, id)});
-    mm.host_buffer = 0;
-    mm.host_bytes = 0;
-    mm.host_pinned = mm.host_mapped = mm.host_dirty = false;
+    if (mm.host_buffer && !mm.host_valid) {  // a complete copy stays cached
+      Batch({FreeHostCommand(mm, id)});
+      mm.host_buffer = 0;
+      mm.host_bytes = 0;
+      mm.host_pinned = mm.host_mapped = mm.host_dirty = false;
+    }
+    // A failed read leaves its pages cached, mapping or not; on unified
+    // memory they go with the load (found by the property tests with
+    // injected failures: a DGX Spark's next allocation failed on them).
+    if (from_file && (policy_.drop_page_cache_after_load || budgets_.unified) && !mm.host_mapped)
+      DropPageCache(id);
   });
   if (!m.patches.empty() && !dirty_source) RESIDENCY_RETURN_IF_ERROR(PlanPatchApply(id, out));
-  const bool from_file = !from_host && !from_spill;
   Then([this, id, from_file](Outbox& o) {
     // Unified memory: a device allocation cannot reclaim the page cache
     // (DGX Spark), so the file's cached pages are dropped after every load.
-    if (from_file && (policy_.drop_page_cache_after_load || (budgets_.unified && !HoldsMapping()))) {
-      std::vector<Command> drops;
-      for (FileId f : Find(id)->files) {
-        Command c = Make(CommandKind::kDropPageCache, id);
-        c.file = f;
-        drops.push_back(c);
-      }
-      Batch(std::move(drops));
-    }
+    if (from_file && (policy_.drop_page_cache_after_load || (budgets_.unified && !HoldsMapping())))
+      DropPageCache(id);
     return FinishLoad(id, o);
   });
   return Status::Ok();
+}
+
+void Engine::DropPageCache(ModelId id) {
+  std::vector<Command> drops;
+  for (FileId f : Find(id)->files) {
+    Command c = Make(CommandKind::kDropPageCache, id);
+    c.file = f;
+    drops.push_back(c);
+  }
+  Batch(std::move(drops));
 }
 
 Status Engine::PlanFromFile(ModelId id, bool keep_host, Outbox& out) {
