@@ -1,6 +1,9 @@
 // The HTTP agent driven over loopback: routes, auth, hostile input, a sweep
 // end to end, promtool on /metrics, SIGKILL during ingestion and a graceful
-// SIGTERM that leaves the rest of a sweep queued for the next start.
+// SIGTERM that leaves the rest of a sweep queued for the next start; clients
+// that don't play fair (huge unauthenticated bodies, slow headers, too many
+// connections, slow handlers) and sweeps that fail without lying or showing
+// server paths.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -11,6 +14,7 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -21,7 +25,9 @@
 #include <thread>
 
 #include "harness/agent/agent.h"
+#include "harness/agent/client_message.h"
 #include "harness/store/results_store.h"
+#include "harness/store/sqlite_db.h"
 #include "tests/http_test_client.h"
 #include "traces/bundled.h"
 #include "traces/json_fields.h"
@@ -33,7 +39,9 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using testing::HttpCall;
 using testing::HttpConnection;
+using testing::RawConnection;
 using testing::Reply;
+using testing::StatusOf;
 
 const char* kToken = "s3cret-token";
 
@@ -88,8 +96,7 @@ class AgentTest : public ::testing::Test {
     so.port = 0;
     so.timeout = std::chrono::milliseconds(500);
     so.body_limit = 1u << 20;
-    so.observe = [this](const std::string& route, int code, double s) { agent_->metrics().RecordHttp(route, code, s); };
-    auto s = agent::HttpServer::Start(so, [this](const agent::HttpRequest& r) { return agent_->Handle(r); });
+    auto s = agent::Serve(*agent_, so);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     server_ = std::move(*s);
     port_ = server_->port();
@@ -212,6 +219,315 @@ TEST_F(AgentTest, AFullQueueRefusesSweeps) {
   Reply r = HttpCall(port_, "POST", "/v1/sweeps",
                      json{{"traces", {id}}, {"profiles", {"rtx4090-64g"}}, {"policies", {"drop"}}}.dump(), kToken);
   EXPECT_EQ(r.status, 503) << r.body;
+}
+
+// ---- Clients that don't play fair. ----
+
+std::string Header(const std::string& request_line, const std::string& extra = "") {
+  return request_line + "\r\nHost: agent\r\n" + extra + "\r\n";
+}
+
+TEST_F(AgentTest, RefusesAWriteOnItsHeaderBeforeReadingTheBody) {
+  Start();
+  const std::string auth = std::string("Authorization: Bearer ") + kToken + "\r\n";
+  // 60 MB declared and none of it sent: no token, wrong token, a write route
+  // that does not exist. Each is answered at once; waiting for the body
+  // would run into the 0.5 s deadline and close without an answer.
+  for (const std::string& extra : {std::string(""), std::string("Authorization: Bearer wrong\r\n")}) {
+    RawConnection c(port_);
+    ASSERT_TRUE(c.ok());
+    const auto t0 = std::chrono::steady_clock::now();
+    c.Send(Header("POST /v1/traces HTTP/1.1", extra + "Content-Length: 60000000\r\n"));
+    const std::string got = c.Read(5.0, "\r\n\r\n");
+    EXPECT_EQ(StatusOf(got), 401) << got;
+    EXPECT_NE(got.find("WWW-Authenticate: Bearer"), std::string::npos) << got;
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 0.4);
+  }
+  {
+    RawConnection c(port_);
+    c.Send(Header("POST /v1/elsewhere HTTP/1.1", auth + "Content-Length: 60000000\r\n"));
+    EXPECT_EQ(StatusOf(c.Read(5.0, "\r\n\r\n")), 404);
+  }
+  // Over the body limit (1 MiB here), with the token: 413, body unread.
+  {
+    RawConnection c(port_);
+    c.Send(Header("POST /v1/traces HTTP/1.1", auth + "Content-Length: 2000000\r\n"));
+    EXPECT_EQ(StatusOf(c.Read(5.0, "\r\n\r\n")), 413);
+  }
+  // A chunked body without a token: 401 as well.
+  {
+    RawConnection c(port_);
+    c.Send(Header("POST /v1/sweeps HTTP/1.1", "Transfer-Encoding: chunked\r\n"));
+    EXPECT_EQ(StatusOf(c.Read(5.0, "\r\n\r\n")), 401);
+  }
+  // "Expect: 100-continue": the body is asked for only once the header passed.
+  {
+    const std::string trace = ExampleTrace("sdxl-txt2img");
+    RawConnection c(port_);
+    c.Send(Header("POST /v1/traces HTTP/1.1",
+                  auth + "Expect: 100-continue\r\nContent-Length: " + std::to_string(trace.size()) + "\r\n"));
+    const std::string interim = c.Read(5.0, "\r\n\r\n");
+    EXPECT_EQ(StatusOf(interim), 100) << interim;
+    c.Send(trace);
+    const std::string got = c.Read(5.0, "}\n");
+    EXPECT_NE(got.find("HTTP/1.1 201"), std::string::npos) << got;
+  }
+  // The agent counted the refusals and is still fine.
+  const std::string m = HttpCall(port_, "GET", "/metrics").body;
+  std::istringstream lines(m);
+  bool counted = false;
+  for (std::string line; std::getline(lines, line);) {
+    counted = counted || (line.rfind("residency_http_requests_total{", 0) == 0 &&
+                          line.find("code=\"401\"") != std::string::npos &&
+                          line.find("route=\"/v1/traces\"") != std::string::npos && line.substr(line.rfind(' ')) == " 2");
+  }
+  EXPECT_TRUE(counted) << m;
+  EXPECT_EQ(HttpCall(port_, "GET", "/healthz").status, 200);
+}
+
+TEST_F(AgentTest, BodiesInFlightStayWithinTheByteBudget) {
+  agent::ServerOptions so;
+  so.body_memory = 1500000;      // room for one 900 KB body, not two
+  so.body_min_rate = 100000;     // 900 KB may take 9 s
+  Start({}, so);
+  const std::string auth = std::string("Authorization: Bearer ") + kToken + "\r\n";
+  const std::string big = Header("POST /v1/traces HTTP/1.1", auth + "Content-Length: 900000\r\n");
+  auto holder = std::make_unique<RawConnection>(port_);
+  holder->Send(big);
+  holder->Send(std::string(1000, '{'));  // and then nothing: it holds its claim
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  {
+    RawConnection second(port_);
+    second.Send(big);
+    const std::string got = second.Read(5.0, "\r\n\r\n");
+    EXPECT_EQ(StatusOf(got), 503) << got;
+    EXPECT_NE(got.find("Retry-After: "), std::string::npos) << got;
+  }
+  // What fits in the rest of the budget is served.
+  EXPECT_EQ(HttpCall(port_, "POST", "/v1/traces", ExampleTrace("sdxl-txt2img"), kToken).status, 201);
+  EXPECT_EQ(HttpCall(port_, "GET", "/healthz").status, 200);
+  // The holder's body never comes: its deadline (9 s) is far; closing it
+  // gives its claim back and the next big body is read.
+  holder.reset();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  RawConnection third(port_);
+  third.Send(big);
+  EXPECT_EQ(third.Read(0.3), "");  // waiting for the body, not refused
+  third.Send(std::string(900000, 'x'));
+  EXPECT_EQ(StatusOf(third.Read(5.0, "\r\n\r\n")), 400);  // read and judged: not a trace
+}
+
+TEST_F(AgentTest, TooManyConnectionsFromOneAddressGetOnlyHealthAndMetrics) {
+  agent::ServerOptions so;
+  so.max_connections_per_client = 4;
+  Start({}, so);
+  std::vector<std::unique_ptr<RawConnection>> held;
+  for (int i = 0; i < 4; ++i) {
+    held.push_back(std::make_unique<RawConnection>(port_, "127.0.0.3"));
+    ASSERT_TRUE(held.back()->ok()) << "cannot connect from 127.0.0.3";
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const auto ask = [&](const char* from, const std::string& target) {
+    RawConnection c(port_, from);
+    c.Send(Header("GET " + target + " HTTP/1.1", "Connection: close\r\n"));
+    return c.Read(5.0);
+  };
+  const std::string over = ask("127.0.0.3", "/v1/runs");
+  EXPECT_EQ(StatusOf(over), 503) << over;
+  EXPECT_NE(over.find("Retry-After: "), std::string::npos) << over;
+  EXPECT_EQ(StatusOf(ask("127.0.0.3", "/healthz")), 200);
+  EXPECT_EQ(StatusOf(ask("127.0.0.3", "/metrics")), 200);
+  EXPECT_EQ(StatusOf(ask("127.0.0.1", "/v1/runs")), 200);  // another client is served in full
+}
+
+TEST_F(AgentTest, SlowHeadersAreCutOffAndHealthChecksStillAnswer) {
+  agent::ServerOptions so;
+  so.max_connections = 8;
+  so.max_connections_per_client = 4;
+  so.reserve_connections = 8;
+  Start({}, so);
+  // 60 connections from another address send a header a line at a time
+  // (slowloris): more than the 16 connections allowed in all.
+  std::vector<std::unique_ptr<RawConnection>> slow;
+  for (int i = 0; i < 60; ++i) {
+    slow.push_back(std::make_unique<RawConnection>(port_, "127.0.0.2"));
+    slow.back()->Send("GET /v1/runs HTTP/1.1\r\nHost: agent\r\n");
+  }
+  std::atomic<bool> stop{false};
+  std::thread trickle([&] {
+    while (!stop) {
+      for (auto& c : slow) c->Send("X-Slow: 1\r\n");
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+  int healthy = 0, scraped = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 20; ++i) {
+    healthy += HttpCall(port_, "GET", "/healthz").status == 200;
+    scraped += HttpCall(port_, "GET", "/metrics").status == 200;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const double probing = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // Every slow connection ends: evicted for a newcomer or cut at the 0.5 s
+  // header deadline, although it never stops sending.
+  int closed = 0;
+  for (auto& c : slow) {
+    c->Read(2.0);
+    closed += c->closed();
+  }
+  stop = true;
+  trickle.join();
+  EXPECT_EQ(healthy, 20);
+  EXPECT_EQ(scraped, 20);
+  EXPECT_LT(probing, 10.0);
+  EXPECT_EQ(closed, 60);
+  EXPECT_GT(server_->evicted_connections(), 0u);
+  EXPECT_EQ(HttpCall(port_, "GET", "/v1/runs").status, 200);
+}
+
+// A store failure in the middle of a sweep: the status counts the runs that
+// were stored and its message names no server path.
+TEST_F(AgentTest, AFailedSweepCountsTheRunsItStoredAndShowsNoServerPath) {
+  Start();
+  const std::string id = PostTrace(ExampleTrace("sdxl-txt2img"));
+  {
+    auto db = store::Database::Open((dir_ / "data" / "results.db").string());
+    ASSERT_TRUE(db.ok()) << db.status().ToString();
+    ASSERT_TRUE(db->Exec("CREATE TRIGGER third_run_fails BEFORE INSERT ON runs "
+                         "WHEN (SELECT count(*) FROM runs) >= 2 BEGIN SELECT RAISE(ABORT, 'injected failure'); END;")
+                    .ok());
+  }
+  Reply q = HttpCall(port_, "POST", "/v1/sweeps",
+                     json{{"traces", {id}}, {"profiles", {"rtx4090-64g", "rtx5060-16g"}}, {"policies", {"drop", "ram-lru"}}}
+                         .dump(),
+                     kToken);
+  ASSERT_EQ(q.status, 202) << q.body;
+  const json failed = WaitForSweep(port_, json::parse(q.body)["id"], "failed", 60);
+  const json runs = json::parse(HttpCall(port_, "GET", "/v1/runs").body);
+  EXPECT_EQ(runs.size(), 2u);
+  EXPECT_EQ(failed["runs_done"], 2) << failed.dump();
+  EXPECT_EQ(failed["runs_total"], 4);
+  const std::string message = failed["message"];
+  EXPECT_NE(message.find("injected failure"), std::string::npos) << message;
+  EXPECT_EQ(message.find(dir_.string()), std::string::npos) << message;
+  EXPECT_EQ(message.find(fs::temp_directory_path().string() + "/"), std::string::npos) << message;
+}
+
+// Prompt ids that repeat (1, 2, 1, 2). Whatever the rule (refused at upload
+// with the line, or stored and run), the agent never reports a sweep that
+// disagrees with the runs it stored, nor a server path.
+TEST_F(AgentTest, ATraceWithRepeatedPromptIdsNeverLeavesAnUntruthfulSweep) {
+  Start();
+  std::string trace = ExampleTrace("sdxl-txt2img");
+  for (const auto& [from, to] : {std::pair{"\"prompt\": 3}", "\"prompt\": 1}"}, {"\"prompt\": 4}", "\"prompt\": 2}"}}) {
+    for (auto pos = trace.find(from); pos != std::string::npos; pos = trace.find(from, pos)) trace.replace(pos, 12, to);
+  }
+  Reply up = HttpCall(port_, "POST", "/v1/traces", trace, kToken);
+  EXPECT_EQ(up.body.find(dir_.string()), std::string::npos) << up.body;
+  if (up.status == 400) {
+    EXPECT_NE(up.body.find("request body:"), std::string::npos) << up.body;
+    return;
+  }
+  ASSERT_EQ(up.status, 201) << up.body;
+  Reply q = HttpCall(port_, "POST", "/v1/sweeps",
+                     json{{"traces", {json::parse(up.body)["id"]}},
+                          {"profiles", {"rtx4090-64g", "rtx5060-16g", "sandbox-2c-24g"}},
+                          {"policies", {"drop", "ram-lru"}}}
+                         .dump(),
+                     kToken);
+  ASSERT_EQ(q.status, 202) << q.body;
+  const std::int64_t sweep = json::parse(q.body)["id"];
+  json s;
+  for (int i = 0; i < 3000; ++i) {
+    s = json::parse(HttpCall(port_, "GET", "/v1/sweeps/" + std::to_string(sweep)).body);
+    if (s["status"] == "done" || s["status"] == "failed") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(s["status"] == "done" || s["status"] == "failed") << s.dump();
+  const json runs = json::parse(HttpCall(port_, "GET", "/v1/runs").body);
+  EXPECT_EQ(s["runs_done"], runs.size()) << s.dump();
+  if (s["status"] == "done") {
+    EXPECT_EQ(s["runs_done"], s["runs_total"]);
+  }
+  const std::string message = s["message"];
+  EXPECT_EQ(message.find(dir_.string()), std::string::npos) << message;
+  EXPECT_EQ(message.find(fs::temp_directory_path().string() + "/"), std::string::npos) << message;
+}
+
+TEST(AgentClientMessage, ServerPathsAreCutToTheirLastComponent) {
+  const std::vector<std::string> mine = {"residency-data", "residency-data/results.db", "/srv/residency/traces"};
+  EXPECT_EQ(agent::WithoutServerPaths("residency-data/results.db: INSERT INTO prompts(run_id): UNIQUE constraint "
+                                      "failed",
+                                      mine),
+            "results.db: INSERT INTO prompts(run_id): UNIQUE constraint failed");
+  EXPECT_EQ(agent::WithoutServerPaths(fs::absolute("residency-data/results.db").string() + ": disk I/O error", mine),
+            "results.db: disk I/O error");
+  EXPECT_EQ(agent::WithoutServerPaths("/srv/residency/traces/profiles/rtx4090-64g.json:3: bad 'vram'", mine),
+            "rtx4090-64g.json:3: bad 'vram'");
+  EXPECT_EQ(agent::WithoutServerPaths("cannot open '/home/ops/secret dir/x.db' (/var/lib/a/b)", mine),
+            "cannot open 'x.db' (b)");
+  EXPECT_EQ(agent::WithoutServerPaths("trace 0123456789abcdef is gone; 3/4 runs", mine),
+            "trace 0123456789abcdef is gone; 3/4 runs");
+}
+
+// ---- The HTTP server alone: slow handlers run on a bounded pool. ----
+
+TEST(AgentServerTest, SlowHandlersRunOnABoundedPoolAndHealthzStillAnswers) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false;
+  std::atomic<int> entered{0};
+  agent::ServerOptions so;
+  so.port = 0;
+  so.threads = 2;
+  so.request_threads = 2;
+  so.request_queue = 3;
+  auto server = agent::HttpServer::Start(so, [&](const agent::HttpRequest& r) {
+    if (r.target != "/healthz") {
+      ++entered;
+      std::unique_lock lock(mu);
+      cv.wait(lock, [&] { return release; });
+    }
+    return agent::HttpResponse{200, "application/json", "{}\n", "test", ""};
+  });
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  const std::uint16_t port = (*server)->port();
+  struct Release {  // whatever happens below, the blocked handlers end
+    std::mutex& mu;
+    std::condition_variable& cv;
+    bool& release;
+    ~Release() {
+      {
+        std::lock_guard lock(mu);
+        release = true;
+      }
+      cv.notify_all();
+    }
+  };
+  std::vector<int> slow_status(3, 0);
+  std::vector<std::thread> slow;
+  {
+    Release guard{mu, cv, release};
+    for (int i = 0; i < 3; ++i) slow.emplace_back([&, i] { slow_status[i] = HttpCall(port, "POST", "/slow", "x").status; });
+    for (int i = 0; i < 500 && entered < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the third is queued
+    EXPECT_EQ(entered, 2);  // two threads, however many requests
+    // The backlog (2 running + 1 queued) is full: refused at once.
+    RawConnection over(port);
+    over.Send(Header("GET /also-slow HTTP/1.1"));
+    const std::string got = over.Read(2.0, "}\n");
+    EXPECT_EQ(StatusOf(got), 503) << got;
+    EXPECT_NE(got.find("Retry-After: "), std::string::npos) << got;
+    // Health checks run on the I/O threads: they answer meanwhile.
+    for (int i = 0; i < 10; ++i) {
+      RawConnection h(port);
+      h.Send(Header("GET /healthz HTTP/1.1"));
+      EXPECT_EQ(StatusOf(h.Read(2.0, "{}\n")), 200) << i;
+    }
+  }
+  for (std::thread& t : slow) t.join();
+  EXPECT_EQ(slow_status, std::vector<int>(3, 200));
+  (*server)->Stop();
 }
 
 bool HasSample(const std::string& metrics, const std::string& prefix) {
@@ -364,7 +680,11 @@ class AgentProcess {
   }
   std::uint16_t port() const { return port_; }
   int Kill(int sig) {
-    ::kill(pid_, sig);
+    Signal(sig);
+    return Wait();
+  }
+  void Signal(int sig) { ::kill(pid_, sig); }
+  int Wait() {
     int status = 0;
     waitpid(pid_, &status, 0);
     pid_ = -1;
@@ -477,6 +797,35 @@ TEST(AgentProcessTest, SigtermLeavesTheRestOfASweepQueuedAndARestartFinishesIt) 
   const json runs = json::parse(HttpCall(again.port(), "GET", "/v1/runs?limit=10000").body);
   EXPECT_EQ(static_cast<std::int64_t>(runs.size()), total);
   again.Kill(SIGTERM);
+  fs::remove_all(dir);
+}
+
+// After SIGTERM the listener stays open through the drain: /healthz answers
+// 503 "draining" (a probe sees why), /metrics still answers, writes get 503.
+TEST(AgentProcessTest, HealthzAnswersDrainingDuringTheDrain) {
+  const fs::path dir = TempDir("draining");
+  AgentProcess agent(dir, {"--drain-grace", "3"});
+  ASSERT_NE(agent.port(), 0) << "agent did not start; see " << (dir / "agent.log");
+  ASSERT_EQ(HttpCall(agent.port(), "GET", "/healthz").status, 200);
+  const auto t0 = std::chrono::steady_clock::now();
+  agent.Signal(SIGTERM);
+  Reply h;
+  for (int i = 0; i < 100; ++i) {
+    h = HttpCall(agent.port(), "GET", "/healthz");
+    if (h.status == 503) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(h.status, 503) << h.error;
+  if (h.status == 503) {
+    EXPECT_EQ(json::parse(h.body)["status"], "draining");
+  }
+  EXPECT_EQ(HttpCall(agent.port(), "GET", "/metrics").status, 200);
+  EXPECT_EQ(HttpCall(agent.port(), "POST", "/v1/traces", ExampleTrace("sdxl-txt2img"), kToken).status, 503);
+  const int status = agent.Wait();
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_GE(took, 2.5);  // the grace
+  EXPECT_EQ(HttpCall(agent.port(), "GET", "/healthz").status, 0);  // closed once it is over
   fs::remove_all(dir);
 }
 

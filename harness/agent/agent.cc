@@ -4,6 +4,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "harness/agent/client_message.h"
 #include "harness/agent/run_sample.h"
 #include "harness/build_info.h"
 #include "harness/store/run_figures.h"
@@ -100,7 +101,16 @@ Result<std::unique_ptr<Agent>> Agent::Open(const AgentOptions& options) {
 }
 
 Agent::Agent(AgentOptions options, std::unique_ptr<store::ResultsStore> store)
-    : options_(std::move(options)), store_(std::move(store)) {}
+    : options_(std::move(options)), store_(std::move(store)) {
+  server_paths_ = {options_.data_dir, (std::filesystem::path(options_.data_dir) / "results.db").string(),
+                   traces::DataDir()};
+}
+
+std::string Agent::ForClient(const std::string& message) const { return WithoutServerPaths(message, server_paths_); }
+
+HttpResponse Agent::ServerError(const Status& status, const std::string& route) const {
+  return Error(500, ForClient(status.message()), route);
+}
 
 Agent::~Agent() { Shutdown(); }
 
@@ -125,6 +135,28 @@ bool Agent::Authorized(const HttpRequest& request) const {
   return diff == 0;
 }
 
+std::optional<HttpResponse> Agent::CheckHeader(const HttpRequest& head) const {
+  const std::string path = head.target.substr(0, head.target.find('?'));
+  if (path == "/healthz" || path == "/metrics") {
+    if (head.method == "GET") return std::nullopt;
+    return Error(405, "method not allowed", path);
+  }
+  if (head.method == "GET") return std::nullopt;
+  if (head.method != "POST") return Error(405, "method not allowed", "unknown");
+  if (path != "/v1/traces" && path != "/v1/sweeps") return Error(404, "no such route", "unknown");
+  if (!Authorized(head)) {
+    HttpResponse r = Error(401, "missing or wrong bearer token", path);
+    r.www_authenticate = "Bearer realm=\"residency\"";
+    return r;
+  }
+  if (draining_) {
+    HttpResponse r = Error(503, "the agent is shutting down", path);
+    r.retry_after_s = 5;
+    return r;
+  }
+  return std::nullopt;
+}
+
 HttpResponse Agent::Handle(const HttpRequest& request) {
   const auto qmark = request.target.find('?');
   const std::string path = request.target.substr(0, qmark);
@@ -142,13 +174,7 @@ HttpResponse Agent::Handle(const HttpRequest& request) {
     return HttpResponse{200, "text/plain; version=0.0.4; charset=utf-8", metrics_.Serialize(), "/metrics", ""};
   }
   if (post) {
-    if (path != "/v1/traces" && path != "/v1/sweeps") return Error(404, "no such route", "unknown");
-    if (!Authorized(request)) {
-      HttpResponse r = Error(401, "missing or wrong bearer token", path);
-      r.www_authenticate = "Bearer realm=\"residency\"";
-      return r;
-    }
-    if (draining_) return Error(503, "the agent is shutting down", path);
+    if (std::optional<HttpResponse> refused = CheckHeader(request)) return std::move(*refused);
     return path == "/v1/traces" ? PostTrace(request, query) : PostSweep(request);
   }
   if (!get) return method_not_allowed("unknown");
@@ -174,7 +200,7 @@ HttpResponse Agent::PostTrace(const HttpRequest& request, const std::string& que
   if (!parsed.ok()) return Error(400, parsed.status().message(), route);
   bool created = false;
   auto id = store_->PutTrace(parsed->name, parsed->provenance, request.body, &created);  // committed on return
-  if (!id.ok()) return Error(500, id.status().message(), route);
+  if (!id.ok()) return ServerError(id.status(), route);
   if (created) {
     metrics_.RecordIngest(static_cast<engine::Bytes>(request.body.size()));
     if (parsed->captured) metrics_.RecordCapturedTrace(parsed->captured_host);
@@ -187,7 +213,7 @@ HttpResponse Agent::PostTrace(const HttpRequest& request, const std::string& que
 
 HttpResponse Agent::GetTraces() {
   auto traces = store_->ListTraces();
-  if (!traces.ok()) return Error(500, traces.status().message(), "/v1/traces");
+  if (!traces.ok()) return ServerError(traces.status(), "/v1/traces");
   json out = json::array();
   for (const store::StoredTrace& t : *traces)
     out.push_back({{"id", t.hash}, {"name", t.name}, {"provenance", t.provenance}});
@@ -198,7 +224,7 @@ HttpResponse Agent::GetTrace(const std::string& id) {
   const std::string route = "/v1/traces/{id}";
   if (!IsHexId(id)) return Error(400, "a trace id is 16 lowercase hex digits", route);
   auto t = store_->GetTrace(id);
-  if (!t.ok()) return Error(500, t.status().message(), route);
+  if (!t.ok()) return ServerError(t.status(), route);
   if (!t->has_value()) return Error(404, "no trace " + id, route);
   return HttpResponse{200, "application/x-ndjson", (*t)->body, route, ""};
 }
@@ -239,7 +265,7 @@ HttpResponse Agent::PostSweep(const HttpRequest& request) {
   for (const std::string& id : trace_ids) {
     if (!IsHexId(id)) return Error(400, "trace id '" + id.substr(0, 40) + "' is not 16 hex digits", route);
     auto t = store_->GetTrace(id);
-    if (!t.ok()) return Error(500, t.status().message(), route);
+    if (!t.ok()) return ServerError(t.status(), route);
     if (!t->has_value()) return Error(404, "no trace " + id + "; POST it to /v1/traces first", route);
   }
   for (auto [kind, names] : {std::pair{"profiles", &profiles}, {"policies", &policies}}) {
@@ -258,11 +284,15 @@ HttpResponse Agent::PostSweep(const HttpRequest& request) {
                           std::to_string(options_.max_runs_per_sweep), route);
   {
     std::lock_guard lock(mu_);
-    if (queue_.size() >= options_.queue_limit) return Error(503, "sweep queue full; retry later", route);
+    if (queue_.size() >= options_.queue_limit) {
+      HttpResponse r = Error(503, "sweep queue full; retry later", route);
+      r.retry_after_s = 30;
+      return r;
+    }
   }
   const json stored{{"traces", trace_ids}, {"profiles", profiles}, {"policies", policies}, {"seeds", seeds}};
   auto id = store_->AddSweep(stored.dump());
-  if (!id.ok()) return Error(500, id.status().message(), route);
+  if (!id.ok()) return ServerError(id.status(), route);
   Enqueue(*id);
   return Json(202, json{{"id", *id}, {"runs", runs}, {"status", "queued"}}, route);
 }
@@ -271,12 +301,12 @@ HttpResponse Agent::GetSweep(const std::string& id) {
   const std::string route = "/v1/sweeps/{id}";
   if (!IsNumericId(id)) return Error(400, "a sweep id is a number", route);
   auto s = store_->GetSweep(std::stoll(id));
-  if (!s.ok()) return Error(500, s.status().message(), route);
+  if (!s.ok()) return ServerError(s.status(), route);
   if (!s->has_value()) return Error(404, "no sweep " + id, route);
   const store::SweepRow& r = **s;
   return Json(200,
               json{{"id", r.id}, {"status", r.status}, {"runs_total", r.runs_total}, {"runs_done", r.runs_done},
-                   {"message", r.message}, {"created_at", r.created_at}, {"spec", json::parse(r.spec, nullptr, false)}},
+                   {"message", ForClient(r.message)}, {"created_at", r.created_at}, {"spec", json::parse(r.spec, nullptr, false)}},
               route);
 }
 
@@ -296,7 +326,7 @@ HttpResponse Agent::GetRuns(const std::string& query) {
   }
   f.limit = std::min<std::int64_t>(f.limit, 10000);
   auto runs = store_->ListRuns(f);
-  if (!runs.ok()) return Error(500, runs.status().message(), route);
+  if (!runs.ok()) return ServerError(runs.status(), route);
   json out = json::array();
   for (const store::RunRow& r : *runs) out.push_back(RunJson(r));
   return Json(200, out, route);
@@ -307,7 +337,7 @@ HttpResponse Agent::GetRun(const std::string& id) {
   if (!IsNumericId(id)) return Error(400, "a run id is a number", route);
   std::string result_json;
   auto r = store_->GetRun(std::stoll(id), &result_json);
-  if (!r.ok()) return Error(500, r.status().message(), route);
+  if (!r.ok()) return ServerError(r.status(), route);
   if (!r->has_value()) return Error(404, "no run " + id, route);
   json j = RunJson(**r);
   j["result"] = json::parse(result_json, nullptr, false);
@@ -343,7 +373,7 @@ void Agent::WorkerLoop() {
 
 void Agent::RunOneSweep(std::int64_t sweep_id) {
   const auto finish = [&](const std::string& status, std::int64_t total, std::int64_t done, const std::string& msg) {
-    (void)store_->UpdateSweep(sweep_id, status, total, done, msg);
+    (void)store_->UpdateSweep(sweep_id, status, total, done, ForClient(msg));
     if (status == "done" || status == "failed") metrics_.RecordSweep(status);
   };
   auto row = store_->GetSweep(sweep_id);
@@ -379,7 +409,12 @@ void Agent::RunOneSweep(std::int64_t sweep_id) {
   o.code_version = harness::CodeVersion();
   o.host = harness::HostName();
   o.stop = &stopping_;
+  // Runs of this sweep in the store: each one reported was stored (or found
+  // there). RunSweep calls on_run under its lock and joins its threads
+  // before it returns, so reading this afterwards is race-free.
+  std::size_t stored = 0;
   o.on_run = [&](const sweep::RunDone& d, std::size_t done, std::size_t) {
+    stored = done;
     if (d.result) {
       metrics_.RecordRun(metrics::SampleFromSim(*d.result, d.outcome, s.profiles[d.run->profile].profile,
                                                 s.policies[d.run->policy].policy, s.profiles[d.run->profile].name,
@@ -388,10 +423,26 @@ void Agent::RunOneSweep(std::int64_t sweep_id) {
     (void)store_->UpdateSweep(sweep_id, "running", total, static_cast<std::int64_t>(done), "");
   };
   auto summary = sweep::RunSweep(*store_, s, o);
-  if (!summary.ok()) return finish("failed", total, 0, summary.status().message());
+  if (!summary.ok()) {
+    return finish("failed", total, static_cast<std::int64_t>(stored),
+                  "stopped after " + std::to_string(stored) + " of " + std::to_string(total) +
+                      " runs: " + summary.status().message());
+  }
   const auto done = static_cast<std::int64_t>(summary->ran + summary->skipped);
   if (summary->stopped) return finish("queued", total, done, "interrupted by shutdown; resumes on restart");
   finish("done", total, done, "");
+}
+
+}  // namespace residency::agent
+
+namespace residency::agent {
+
+Result<std::unique_ptr<HttpServer>> Serve(Agent& agent, ServerOptions options) {
+  options.check_header = [&agent](const HttpRequest& head) { return agent.CheckHeader(head); };
+  options.observe = [&agent](const std::string& route, int status, double seconds) {
+    agent.metrics().RecordHttp(route, status, seconds);
+  };
+  return HttpServer::Start(options, [&agent](const HttpRequest& r) { return agent.Handle(r); });
 }
 
 }  // namespace residency::agent

@@ -7,9 +7,11 @@
 //                              queued on a bounded worker pool (202), 503 when full
 //   GET  /v1/sweeps/{id}       status and progress
 //   GET  /v1/runs[?trace=&profile=&policy=&limit=&offset=], GET /v1/runs/{id}
-// Writes need "Authorization: Bearer <token>" when a token is configured.
+// Writes need "Authorization: Bearer <token>" when a token is configured;
+// CheckHeader refuses a write on its header alone, before its body is read.
 // Nothing a request carries becomes a path: traces live in SQLite under the
-// data directory, profiles and policies are bundled names only.
+// data directory, profiles and policies are bundled names only; and no path
+// of the server's is shown to a client (client_message.h).
 #pragma once
 
 #include <atomic>
@@ -17,6 +19,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -44,6 +47,10 @@ class Agent {
   ~Agent();
 
   HttpResponse Handle(const HttpRequest& request);
+  // On a request's header alone (its body not read yet): the answer when the
+  // request would be refused whatever its body holds (no such route, a wrong
+  // token, draining); nothing when its body should be read.
+  std::optional<HttpResponse> CheckHeader(const HttpRequest& head) const;
   metrics::Metrics& metrics() { return metrics_; }
   // Refuse new work (healthz 503, writes 503); then Shutdown() lets each
   // running sweep finish its current run and leaves the rest queued in the
@@ -61,11 +68,15 @@ class Agent {
   HttpResponse GetRuns(const std::string& query);
   HttpResponse GetRun(const std::string& id);
   bool Authorized(const HttpRequest& request) const;
+  // A store or sweep failure as a client may see it: no server paths.
+  std::string ForClient(const std::string& message) const;
+  HttpResponse ServerError(const Status& status, const std::string& route) const;
   void Enqueue(std::int64_t sweep_id);
   void WorkerLoop();
   void RunOneSweep(std::int64_t sweep_id);
 
   AgentOptions options_;
+  std::vector<std::string> server_paths_;  // hidden from clients
   std::unique_ptr<store::ResultsStore> store_;
   metrics::Metrics metrics_;
   std::atomic<bool> draining_{false};
@@ -76,5 +87,8 @@ class Agent {
   std::size_t running_ = 0;
   std::vector<std::thread> workers_;
 };
+
+// An HTTP server for `agent`: its handler, its header check and its metrics.
+Result<std::unique_ptr<HttpServer>> Serve(Agent& agent, ServerOptions options);
 
 }  // namespace residency::agent

@@ -1,164 +1,82 @@
 #include "harness/agent/http_server.h"
 
-#include <array>
-#include <atomic>
+#include <algorithm>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <optional>
 #include <thread>
 #include <vector>
+
+#include "harness/agent/byte_budget.h"
+#include "harness/agent/connection_table.h"
+#include "harness/agent/http_session.h"
+#include "harness/agent/work_pool.h"
 
 namespace residency::agent {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
-namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
 namespace {
 
-class Session : public std::enable_shared_from_this<Session> {
- public:
-  Session(tcp::socket socket, const ServerOptions& options, const HttpServer::Handler& handler,
-          std::atomic<int>& open)
-      : stream_(std::move(socket)), options_(options), handler_(handler), open_(open) {
-    ++open_;
-  }
-  ~Session() { --open_; }
+// The client's address, IPv4-mapped IPv6 written as IPv4 (one client, one key).
+std::string ClientAddress(const tcp::socket& socket) {
+  beast::error_code ec;
+  const tcp::endpoint peer = socket.remote_endpoint(ec);
+  if (ec) return "?";
+  asio::ip::address a = peer.address();
+  if (a.is_v6() && a.to_v6().is_v4_mapped()) a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+  return a.to_string();
+}
 
-  void Start() {
-    asio::dispatch(stream_.get_executor(), beast::bind_front_handler(&Session::Read, shared_from_this()));
-  }
-
- private:
-  void Read() {
-    parser_.emplace();
-    parser_->body_limit(options_.body_limit);
-    parser_->header_limit(16 * 1024);
-    stream_.expires_after(options_.timeout);
-    http::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&Session::OnRead, shared_from_this()));
-  }
-
-  void OnRead(beast::error_code ec, std::size_t) {
-    start_ = std::chrono::steady_clock::now();
-    if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::eof ||
-        ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
-      return Close();
-    }
-    if (ec) {
-      HttpResponse r;
-      r.route = "invalid";
-      if (ec == http::error::body_limit) {
-        r.status = 413;
-        r.body = R"({"error":"request body over the limit of )" + std::to_string(options_.body_limit) + R"( bytes"})";
-      } else if (ec == http::error::header_limit) {
-        r.status = 431;
-        r.body = R"({"error":"request headers over 16 KiB"})";
-      } else if (ec.category() == beast::error_code(http::error::bad_target).category()) {
-        r.status = 400;
-        r.body = R"({"error":"malformed HTTP request"})";
-      } else {
-        return Close();  // a socket error: nobody to answer
-      }
-      return Write(std::move(r), /*keep_alive=*/false, 11);
-    }
-    http::request<http::string_body> req = parser_->release();
-    HttpRequest in;
-    in.method = std::string(req.method_string());
-    in.target = std::string(req.target());
-    in.authorization = std::string(req[http::field::authorization]);
-    in.body = std::move(req.body());
-    HttpResponse out;
-    try {
-      out = handler_(in);
-    } catch (const std::exception& e) {  // a handler bug must not kill the agent
-      out = HttpResponse{500, "application/json", R"({"error":"internal error"})", "error", ""};
-    }
-    Write(std::move(out), req.keep_alive(), req.version());
-  }
-
-  void Write(HttpResponse r, bool keep_alive, unsigned version) {
-    auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(r.status), version);
-    res->set(http::field::server, "residency");
-    res->set(http::field::content_type, r.content_type);
-    if (!r.www_authenticate.empty()) res->set(http::field::www_authenticate, r.www_authenticate);
-    res->keep_alive(keep_alive);
-    res->body() = std::move(r.body);
-    res->prepare_payload();
-    route_ = std::move(r.route);
-    status_ = r.status;
-    stream_.expires_after(options_.timeout);
-    http::async_write(stream_, *res,
-                      [self = shared_from_this(), res](beast::error_code ec, std::size_t) { self->OnWrite(ec, res->keep_alive()); });
-  }
-
-  void OnWrite(beast::error_code ec, bool keep_alive) {
-    if (options_.observe)
-      options_.observe(route_, status_, std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
-    if (ec) return Close();
-    if (!keep_alive) return Linger();
-    Read();
-  }
-
-  // Lingering close: stop sending, then read and discard what the client is
-  // still sending (the rest of a refused body) for up to a second. Closing
-  // with unread data would reset the connection, and the client would lose
-  // the 4xx it was just sent.
-  void Linger() {
-    beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.expires_after(std::chrono::seconds(1));
-    DiscardSome();
-  }
-  void DiscardSome() {
-    stream_.async_read_some(asio::buffer(discard_), [self = shared_from_this()](beast::error_code ec, std::size_t) {
-      if (ec) return self->stream_.close();
-      self->DiscardSome();
-    });
-  }
-
-  void Close() {
-    beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.close();
-  }
-
-  beast::tcp_stream stream_;
-  beast::flat_buffer buffer_;
-  std::optional<http::request_parser<http::string_body>> parser_;
-  const ServerOptions& options_;
-  const HttpServer::Handler& handler_;
-  std::atomic<int>& open_;
-  std::chrono::steady_clock::time_point start_;
-  std::string route_;
-  int status_ = 0;
-  std::array<char, 16384> discard_{};
-};
+std::size_t Positive(int n) { return static_cast<std::size_t>(std::max(0, n)); }
 
 }  // namespace
 
 struct HttpServer::Impl {
-  // Declared so that the io_context (and the sessions it still holds) is
-  // destroyed before what the sessions point at.
+  // Declared so that what the sessions point at (options, handler, the
+  // connection table, the byte budget) outlives the io_context and the pool
+  // that hold them.
   ServerOptions options;
   Handler handler;
-  std::atomic<int> open{0};
+  ConnectionTable connections;
+  ByteBudget bodies;
   asio::io_context ioc;
   tcp::acceptor acceptor{ioc};
+  asio::steady_timer accept_pause{ioc};
+  WorkPool pool;
+  ServerShared shared{options, handler, connections, bodies, pool};
   std::vector<std::thread> threads;
   bool stopped = false;
+
+  Impl(const ServerOptions& o, Handler h)
+      : options(o),
+        handler(std::move(h)),
+        connections(ConnectionLimits{Positive(o.max_connections), Positive(o.max_connections_per_client),
+                                     Positive(o.reserve_connections)}),
+        bodies(std::max<std::uint64_t>(o.body_memory, o.body_limit)),
+        pool(o.request_threads, o.request_queue) {}
 
   void Accept() {
     acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
+      if (ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space || ec == asio::error::no_memory) {
+        // Out of file descriptors: pause rather than spin on the error.
+        accept_pause.expires_after(std::chrono::milliseconds(50));
+        accept_pause.async_wait([this](beast::error_code e) {
+          if (!e) Accept();
+        });
+        return;
+      }
       if (!ec) {
-        if (open.load() >= options.max_connections) {
+        const ConnectionTable::Entry entry = connections.Open(ClientAddress(socket));
+        if (entry.service == Service::kRefused) {
           beast::error_code ignored;
-          socket.close(ignored);  // over the cap: refuse rather than queue
+          socket.close(ignored);  // every slot busy with a request: refuse rather than queue
         } else {
-          std::make_shared<Session>(std::move(socket), options, handler, open)->Start();
+          StartSession(std::move(socket), shared, entry);
         }
       }
       Accept();
@@ -170,9 +88,7 @@ HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 HttpServer::~HttpServer() { Stop(); }
 
 Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& options, Handler handler) {
-  auto impl = std::make_unique<Impl>();
-  impl->options = options;
-  impl->handler = std::move(handler);
+  auto impl = std::make_unique<Impl>(options, std::move(handler));
   beast::error_code ec;
   const auto address = asio::ip::make_address(options.address, ec);
   if (ec) return InvalidArgument("--listen: '" + options.address + "' is not an IP address: " + ec.message());
@@ -191,16 +107,20 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const ServerOptions& optio
 }
 
 std::uint16_t HttpServer::port() const { return impl_->acceptor.local_endpoint().port(); }
+std::size_t HttpServer::open_connections() const { return impl_->connections.open(); }
+std::size_t HttpServer::evicted_connections() const { return impl_->connections.evicted(); }
 
 void HttpServer::Stop() {
   if (!impl_ || impl_->stopped) return;
   impl_->stopped = true;
-  asio::post(impl_->ioc, [p = impl_.get()] {
-    beast::error_code ignored;
-    p->acceptor.close(ignored);
-  });
   impl_->ioc.stop();
   for (std::thread& t : impl_->threads) t.join();
+  // No I/O thread runs now: close the listener here, so that nobody connects
+  // to a server that will never answer, then let running handlers finish
+  // (their answers go nowhere) and drop the queued ones.
+  beast::error_code ignored;
+  impl_->acceptor.close(ignored);
+  impl_->pool.Stop();
 }
 
 Status ParseListen(const std::string& text, std::string* address, std::uint16_t* port) {
