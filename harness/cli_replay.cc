@@ -66,6 +66,11 @@ Subcommand AddReplay(CLI::App& app) {
   rp->add_option("--policy", a->request.policy, "Bundled policy name or policy JSON file")->capture_default_str();
   rp->add_option("--compare", a->compare, "Also run these policies and print them side by side");
   rp->add_option("--seed", a->request.seed, "Seed for the simulator's random choices")->capture_default_str();
+  a->request.max_wall_seconds = 600;
+  rp->add_option("--max-wall", a->request.max_wall_seconds,
+                 "Stop a run that takes longer than this many seconds of wall time (0: no limit; docs/LIMITS.md)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   rp->add_flag("--json", a->json, "Print one JSON object instead of the report");
   rp->add_option("--timeline", a->timeline, "Write a Chrome Trace Event timeline (Perfetto)");
   rp->add_option("--svg", a->svg, "Write an SVG picture of memory per tier");

@@ -18,6 +18,7 @@ Result<sim::SimResult> Replay(const ReplayRequest& request) {
   options.seed = request.seed;
   options.keep_event_log = request.keep_event_log;
   options.record_timeline = request.record_timeline;
+  options.max_wall_seconds = request.max_wall_seconds;
   return sim::Simulate(workload, profile, policy, options);
 }
 

@@ -16,6 +16,7 @@ struct ReplayRequest {
   std::uint64_t seed = 1;
   bool keep_event_log = false;
   bool record_timeline = true;  // samples and slices (--timeline, --svg, explain)
+  double max_wall_seconds = 0;  // wall time per run; 0: none (the CLI sets one)
 };
 
 Result<sim::SimResult> Replay(const ReplayRequest& request);

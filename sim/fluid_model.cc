@@ -42,7 +42,8 @@ Nanos FluidModel::NextCompletion() const {
       continue;
     } else {
       const double ns = std::ceil(a.remaining / a.rate * 1e9);
-      t = now_ + static_cast<Nanos>(std::max(1.0, ns));
+      // Clamped far past any run's time limit: 1 B/s rates must not overflow.
+      t = now_ + static_cast<Nanos>(std::clamp(ns, 1.0, 1e18));
     }
     if (best < 0 || t < best) best = t;
   }

@@ -98,6 +98,7 @@ struct SimResult {
   std::vector<TierSample> samples;
   std::vector<Slice> slices;
   std::vector<std::string> event_log;  // only with SimOptions::keep_event_log
+  std::string limit_exceeded;          // the SimOptions bound the run crossed ("" if none)
 };
 
 }  // namespace residency::sim

@@ -1,5 +1,7 @@
 #include "sim/simulator.h"
 
+#include <chrono>
+
 #include <algorithm>
 #include <memory>
 #include <set>
@@ -111,6 +113,7 @@ class Simulator {
   std::unordered_map<std::uint64_t, engine::CommandId> activity_owner_;
   std::unordered_map<std::uint64_t, ActivitySpec> delayed_;  // waiting out disk latency
   std::unordered_map<engine::ModelId, Nanos> load_begin_;
+  const std::chrono::steady_clock::time_point wall_start_ = std::chrono::steady_clock::now();  // max_wall only
   std::unordered_map<engine::ModelId, Bytes> load_cold_bytes_;  // disk loads under way: bytes not in the page cache
   std::unordered_map<engine::ModelId, int> finalizer_runs_;
   std::unordered_map<engine::OpId, const engine::Op*> ops_by_id_;
@@ -140,7 +143,22 @@ SimResult Simulator::Run() {
     const bool has_event = !queue_.empty();
     if (next_activity < 0 && !has_event) break;
     if (++result_.events > options_.max_events) {
-      Violation("run exceeded " + std::to_string(options_.max_events) + " events");
+      result_.limit_exceeded = "limit 'max_events' (" + std::to_string(options_.max_events) +
+                               " simulator events) crossed at " + (std::to_string(now_ / 1000000000) + " s") + " of simulated time";
+      break;
+    }
+    const Nanos next = next_activity >= 0 && (!has_event || next_activity < queue_.top().time) ? next_activity
+                                                                                                : queue_.top().time;
+    if (next > options_.max_sim_time_ns) {
+      result_.limit_exceeded = "limit 'max_sim_time' (" + (std::to_string(options_.max_sim_time_ns / 1000000000) + " s") +
+                               " of simulated time) crossed: the profile's rates or the trace's durations are extreme";
+      break;
+    }
+    if (options_.max_wall_seconds > 0 && result_.events % 4096 == 0 &&
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start_).count() >
+            options_.max_wall_seconds) {
+      result_.limit_exceeded = "limit 'max_wall' (" + std::to_string(static_cast<long long>(options_.max_wall_seconds)) +
+                               " s of wall time per run) crossed at " + (std::to_string(now_ / 1000000000) + " s") + " of simulated time";
       break;
     }
     if (next_activity >= 0 && (!has_event || next_activity < queue_.top().time)) {
@@ -601,7 +619,9 @@ Result<SimResult> Simulate(const engine::Workload& workload, const traces::Profi
   auto created = engine::Engine::Create(profile.Limits(), policy);
   if (!created.ok()) return created.status();
   Simulator sim(workload, profile, policy, options, std::move(created).value());
-  return sim.Run();
+  SimResult r = sim.Run();
+  if (!r.limit_exceeded.empty()) return ResourceExhausted(r.limit_exceeded);
+  return r;
 }
 
 }  // namespace residency::sim

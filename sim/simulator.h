@@ -21,7 +21,11 @@ struct SimOptions {
   bool record_timeline = true;    // samples and slices for --timeline / --svg
   bool check_invariants = true;   // engine invariants after every step
   bool record_decisions = false;  // time-free decision lines (differential tests)
-  std::uint64_t max_events = 500'000'000;  // a bound on every run
+  // Bounds on every run (docs/LIMITS.md). Crossing one is an error naming
+  // it, not a verdict on the engine.
+  std::uint64_t max_events = 500'000'000;
+  engine::Nanos max_sim_time_ns = 30LL * 24 * 3600 * 1'000'000'000;  // 30 simulated days
+  double max_wall_seconds = 0;                                        // 0: none
   // Commands an executor can fail (engine::CanFail) fail with this chance in
   // 1000, from their own seeded stream (0: none; the property tests inject).
   std::uint32_t fail_permille = 0;

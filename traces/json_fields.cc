@@ -1,5 +1,15 @@
 #include "traces/json_fields.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "runtime/engine/input_text.h"
+
 #include <fstream>
 #include <sstream>
 
@@ -7,7 +17,7 @@ namespace residency::traces {
 
 Status JsonFields::Allow(const std::set<std::string>& keys) const {
   for (auto it = j_.begin(); it != j_.end(); ++it)
-    if (!keys.count(it.key())) return InvalidArgument(origin_ + ": unknown field '" + it.key() + "'");
+    if (!keys.count(it.key())) return InvalidArgument(origin_ + ": unknown field '" + Printable(it.key()) + "'");
   return Status::Ok();
 }
 
@@ -55,20 +65,85 @@ Status JsonFields::Duration(const char* key, std::int64_t& out, bool required) c
   return Status::Ok();
 }
 
-Result<nlohmann::json> ParseJsonObject(const std::string& text, const std::string& origin) {
-  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+Status JsonFields::Sources(std::map<std::string, std::string>& out) const {
+  if (!Has("sources")) return Status::Ok();
+  if (!at("sources").is_object()) return InvalidArgument(Where("sources") + " must be an object");
+  for (auto it = at("sources").begin(); it != at("sources").end(); ++it) {
+    if (!it.value().is_string())
+      return InvalidArgument(Where("sources") + "['" + Printable(it.key()) + "'] must be a string");
+    out[it.key()] = it.value().get<std::string>();
+  }
+  return Status::Ok();
+}
+
+Result<nlohmann::json> ParseStrictJson(std::string_view text, const std::string& origin) {
+  RESIDENCY_RETURN_IF_ERROR(CheckJsonBytes(text, origin));
+  // nlohmann keeps the last of two equal keys; a profile with "ram" twice
+  // must not silently mean the second one.
+  std::vector<std::set<std::string>> open;
+  std::string duplicate;
+  auto watch = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+    (void)depth;
+    using E = nlohmann::json::parse_event_t;
+    if (event == E::object_start) open.emplace_back();
+    if (event == E::object_end && !open.empty()) open.pop_back();
+    if (event == E::key && !open.empty() && !open.back().insert(parsed.get<std::string>()).second &&
+        duplicate.empty())
+      duplicate = parsed.get<std::string>();
+    return true;
+  };
+  nlohmann::json j = nlohmann::json::parse(text.begin(), text.end(), watch, /*allow_exceptions=*/false);
   if (j.is_discarded()) return InvalidArgument(origin + ": not valid JSON");
+  if (!duplicate.empty())
+    return InvalidArgument(origin + ": field '" + Printable(duplicate) + "' appears twice");
+  return j;
+}
+
+Result<nlohmann::json> ParseJsonObject(const std::string& text, const std::string& origin) {
+  RESIDENCY_ASSIGN_OR_RETURN(nlohmann::json j, ParseStrictJson(text, origin));
   if (!j.is_object()) return InvalidArgument(origin + ": expected a JSON object");
   return j;
 }
 
-Result<std::string> ReadWholeFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return NotFound(path + ": cannot open file");
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  if (in.bad()) return DataLoss(path + ": read error");
-  return buffer.str();
+namespace {
+std::string KindOf(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+}  // namespace
+
+Result<std::string> ReadWholeFile(const std::string& path, std::int64_t max_bytes) {
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return NotFound(Printable(path) + ": cannot open file: " + std::strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return Internal(Printable(path) + ": fstat: " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode))
+    return InvalidArgument(Printable(path) + ": " + KindOf(st.st_mode) + ", not a regular file; only regular files are read");
+  if (st.st_size > max_bytes)
+    return InvalidArgument(Printable(path) + ": " + std::to_string(st.st_size) + " bytes, above the limit of " +
+                           std::to_string(max_bytes) + " for this kind of file (docs/LIMITS.md)");
+  std::string text;
+  char buf[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return DataLoss(Printable(path) + ": read error: " + std::strerror(errno));
+    if (n == 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+    if (static_cast<std::int64_t>(text.size()) > max_bytes)  // it grew while being read
+      return InvalidArgument(Printable(path) + ": grew past the limit of " + std::to_string(max_bytes) +
+                             " bytes while being read");
+  }
+  return text;
 }
 
 }  // namespace residency::traces

@@ -3,8 +3,10 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <map>
 #include <set>
 #include <string>
+#include <string_view>
 
 #include "runtime/engine/status.h"
 #include "traces/units.h"
@@ -24,6 +26,8 @@ class JsonFields {
   Status Size(const char* key, std::int64_t& out, bool required) const;
   Status Rate(const char* key, std::int64_t& out, bool required) const;
   Status Duration(const char* key, std::int64_t& out, bool required) const;
+  // "sources": an object of field name -> where its value comes from.
+  Status Sources(std::map<std::string, std::string>& out) const;
   const nlohmann::json& at(const char* key) const { return j_[key]; }
   const std::string& origin() const { return origin_; }
 
@@ -32,8 +36,17 @@ class JsonFields {
   std::string origin_;
 };
 
-// Parses `text` as one JSON object; the error names `origin`.
+// Parses `text` as one JSON value, refusing a NUL, a byte-order mark and a
+// key repeated within an object; errors name `origin`.
+Result<nlohmann::json> ParseStrictJson(std::string_view text, const std::string& origin);
+// The same, for one JSON object.
 Result<nlohmann::json> ParseJsonObject(const std::string& text, const std::string& origin);
-Result<std::string> ReadWholeFile(const std::string& path);
+
+// Size bounds on what is read whole (docs/LIMITS.md).
+inline constexpr std::int64_t kMaxConfigFileBytes = 16LL << 20;  // profiles, policies, specs, tokens
+inline constexpr std::int64_t kMaxTraceFileBytes = 1LL << 30;    // traces, logs to import
+// Reads a regular file of at most `max_bytes`; a FIFO, a device or a
+// directory is refused at once (never waited on), naming the file.
+Result<std::string> ReadWholeFile(const std::string& path, std::int64_t max_bytes = kMaxConfigFileBytes);
 
 }  // namespace residency::traces

@@ -2,6 +2,8 @@
 
 #include "traces/json_fields.h"
 
+#include "runtime/engine/input_text.h"
+
 namespace residency::traces {
 
 Result<engine::Policy> ParsePolicy(const std::string& text, const std::string& origin) {
@@ -18,11 +20,11 @@ Result<engine::Policy> ParsePolicy(const std::string& text, const std::string& o
   RESIDENCY_RETURN_IF_ERROR(f.String("description", description, false));
   RESIDENCY_RETURN_IF_ERROR(f.String("loader", loader, true));
   if (!engine::ParseLoaderKind(loader, p.loader))
-    return InvalidArgument(f.Where("loader") + ": unknown loader '" + loader +
+    return InvalidArgument(f.Where("loader") + ": unknown loader '" + Printable(loader) +
                            "' (known: mmap-pageable, read-into, threaded-pinned)");
   RESIDENCY_RETURN_IF_ERROR(f.String("eviction", eviction, true));
   if (!engine::ParseEvictionKind(eviction, p.eviction))
-    return InvalidArgument(f.Where("eviction") + ": unknown eviction '" + eviction +
+    return InvalidArgument(f.Where("eviction") + ": unknown eviction '" + Printable(eviction) +
                            "' (known: drop, ram-lru, ram-cost-aware, spill)");
   RESIDENCY_RETURN_IF_ERROR(f.Int("read_threads", p.read_threads, 1, 256));
   RESIDENCY_RETURN_IF_ERROR(f.Size("chunk", p.chunk_bytes, false));
@@ -44,6 +46,8 @@ Result<engine::Policy> ParsePolicy(const std::string& text, const std::string& o
   RESIDENCY_RETURN_IF_ERROR(f.Bool("drop_page_cache_after_load", p.drop_page_cache_after_load));
   RESIDENCY_RETURN_IF_ERROR(f.Bool("hold_mapping", p.hold_mapping));
   RESIDENCY_RETURN_IF_ERROR(f.Bool("direct_io", p.direct_io));
+  std::map<std::string, std::string> sources;  // checked, not kept: notes for people
+  RESIDENCY_RETURN_IF_ERROR(f.Sources(sources));
   Status valid = engine::ValidatePolicy(p);
   if (!valid.ok()) return InvalidArgument(origin + ": " + valid.message());
   return p;

@@ -115,14 +115,7 @@ Result<Profile> ParseProfile(const std::string& text, const std::string& origin)
   RESIDENCY_RETURN_IF_ERROR(f.Rate("prefault_per_thread", p.prefault_bytes_per_second_per_thread, true));
   RESIDENCY_RETURN_IF_ERROR(f.Duration("register_per_gib", p.register_ns_per_gib, true));
   RESIDENCY_RETURN_IF_ERROR(f.Duration("register_unfaulted_per_gib", p.register_unfaulted_ns_per_gib, true));
-  if (f.Has("sources")) {
-    if (!f.at("sources").is_object()) return InvalidArgument(f.Where("sources") + " must be an object");
-    for (auto it = f.at("sources").begin(); it != f.at("sources").end(); ++it) {
-      if (!it.value().is_string())
-        return InvalidArgument(f.Where("sources") + "['" + it.key() + "'] must be a string");
-      p.sources[it.key()] = it.value().get<std::string>();
-    }
-  }
+  RESIDENCY_RETURN_IF_ERROR(f.Sources(p.sources));
   // Cross-field rules.
   if (p.os_reserve_bytes >= p.ram_bytes)
     return InvalidArgument(origin + ": os_reserve must be smaller than ram");

@@ -17,6 +17,14 @@ using engine::Nanos;
 
 inline constexpr int kTraceFormatVersion = 1;
 
+// Bounds on what a trace may declare (docs/LIMITS.md): nothing grows memory
+// or work with a count the input states without bound.
+inline constexpr std::int64_t kMaxTensorsPerFile = 200'000;
+inline constexpr std::int64_t kMaxFilesPerModel = 4'096;
+inline constexpr std::int64_t kMaxModels = 100'000;
+inline constexpr std::int64_t kMaxEvents = 10'000'000;
+inline constexpr std::int64_t kMaxTotalSteps = 10'000'000;  // compute steps, summed over the trace
+
 // The machine a captured trace came from (FORMAT.md, "machine").
 struct MachineRecord {
   std::string device;           // "NVIDIA GeForce RTX 4090", "mps", "cpu"

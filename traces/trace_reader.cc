@@ -7,6 +7,8 @@
 
 #include "traces/trace.h"
 #include "traces/units.h"
+#include "traces/json_fields.h"
+#include "runtime/engine/input_text.h"
 
 namespace residency::traces {
 namespace {
@@ -29,7 +31,7 @@ class LineParser {
     std::set<std::string> allowed(keys.begin(), keys.end());
     for (auto it = j_.begin(); it != j_.end(); ++it)
       if (!allowed.count(it.key()))
-        return InvalidArgument(where_ + ": unknown field '" + it.key() + "'");
+        return InvalidArgument(where_ + ": unknown field '" + Printable(it.key()) + "'");
     return Status::Ok();
   }
   bool Has(const char* key) const { return j_.contains(key); }
@@ -68,6 +70,11 @@ class LineParser {
 
 #define ASSIGN_OR_RETURN RESIDENCY_ASSIGN_OR_RETURN
 
+Status LimitError(const std::string& where, const char* name, std::int64_t limit, std::int64_t got) {
+  return InvalidArgument(where + ": limit '" + name + "' (" + std::to_string(limit) + ") exceeded: " +
+                         std::to_string(got) + " (docs/LIMITS.md)");
+}
+
 Status ParseFile(const json& jf, const std::string& where, TraceFile& f) {
   if (!jf.is_object()) return InvalidArgument(where + ": each file must be an object");
   LineParser p(jf, where);
@@ -82,6 +89,8 @@ Status ParseFile(const json& jf, const std::string& where, TraceFile& f) {
     const json& t = p.at("tensors");
     if (!t.is_array() || t.empty())
       return InvalidArgument(where + ": field 'tensors' must be a non-empty array of sizes");
+    if (static_cast<std::int64_t>(t.size()) > kMaxTensorsPerFile)
+      return LimitError(where, "tensors_per_file", kMaxTensorsPerFile, static_cast<std::int64_t>(t.size()));
     Bytes sum = 0;
     f.tensors.reserve(t.size());
     for (std::size_t i = 0; i < t.size(); ++i) {
@@ -103,7 +112,7 @@ Status ParseFile(const json& jf, const std::string& where, TraceFile& f) {
                              " bytes, but 'bytes' is " + std::to_string(f.bytes));
   } else if (p.Has("tensor_count")) {
     TensorDistribution d;
-    ASSIGN_OR_RETURN(d.count, p.Int("tensor_count", 1, 10'000'000));
+    ASSIGN_OR_RETURN(d.count, p.Int("tensor_count", 1, kMaxTensorsPerFile));
     if (p.Has("tensor_distribution")) { ASSIGN_OR_RETURN(d.kind, p.String("tensor_distribution")); }
     if (p.Has("tensor_seed")) {
       ASSIGN_OR_RETURN(std::int64_t seed, p.Int("tensor_seed", 0, INT64_MAX));
@@ -183,7 +192,7 @@ Result<TraceEvent> ParseEvent(const json& j, const std::string& where) {
       // A model's sizes sit in its files; any other name must be on the line.
       const bool file_field = e.type == EventType::kModel && (name == "bytes" || name == "tensors");
       if (!file_field && !j.contains(name))
-        return InvalidArgument(where + ": 'inferred' names '" + name + "', which this line does not have");
+        return InvalidArgument(where + ": 'inferred' names '" + Printable(name) + "', which this line does not have");
       e.inferred.push_back(name);
     }
   }
@@ -194,6 +203,8 @@ Result<TraceEvent> ParseEvent(const json& j, const std::string& where) {
       if (!p.Has("files") || !p.at("files").is_array() || p.at("files").empty())
         return InvalidArgument(where + ": field 'files' must be a non-empty array");
       const json& files = p.at("files");
+      if (static_cast<std::int64_t>(files.size()) > kMaxFilesPerModel)
+        return LimitError(where, "files_per_model", kMaxFilesPerModel, static_cast<std::int64_t>(files.size()));
       for (std::size_t i = 0; i < files.size(); ++i) {
         TraceFile f;
         RESIDENCY_RETURN_IF_ERROR(ParseFile(files[i], where + ": files[" + std::to_string(i) + "]", f));
@@ -233,7 +244,7 @@ Result<TraceEvent> ParseEvent(const json& j, const std::string& where) {
       e.steps = static_cast<int>(steps);
       if (p.Has("step_ns") == p.Has("step_time"))
         return InvalidArgument(where + ": give exactly one of 'step_ns' or 'step_time'");
-      if (p.Has("step_ns")) { ASSIGN_OR_RETURN(e.step_ns, p.Int("step_ns", 0, INT64_MAX / 2)); }
+      if (p.Has("step_ns")) { ASSIGN_OR_RETURN(e.step_ns, p.Int("step_ns", 0, kMaxDurationNs)); }
       else { ASSIGN_OR_RETURN(e.step_ns, p.Duration("step_time")); }
       if (p.Has("activation_bytes")) { ASSIGN_OR_RETURN(e.activation_bytes, p.Size("activation_bytes")); }
       break;
@@ -346,14 +357,14 @@ Result<Trace> ParseTrace(const std::string& text, const std::string& origin) {
   std::string line;
   int number = 0;
   bool have_header = false;
+  std::int64_t models = 0, declared = 0, steps = 0;
   while (std::getline(in, line)) {
     ++number;
     if (!line.empty() && line.back() == '\r') line.pop_back();
     const auto first = line.find_first_not_of(" \t");
     if (first == std::string::npos) continue;  // blank lines are allowed
     const std::string where = origin + ":" + std::to_string(number);
-    json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded()) return InvalidArgument(where + ": not valid JSON");
+    RESIDENCY_ASSIGN_OR_RETURN(json j, ParseStrictJson(line, where));
     if (!j.is_object()) return InvalidArgument(where + ": each line must be a JSON object");
     if (!have_header) {
       auto h = ParseHeader(j, where);
@@ -362,9 +373,23 @@ Result<Trace> ParseTrace(const std::string& text, const std::string& origin) {
       have_header = true;
       continue;
     }
+    if (static_cast<std::int64_t>(trace.events.size()) >= kMaxEvents)
+      return LimitError(where, "events", kMaxEvents, kMaxEvents + 1);
     auto e = ParseEvent(j, where);
     if (!e.ok()) return e.status();
     e->line = number;
+    // Totals a short trace could otherwise declare without bound.
+    if (e->type == EventType::kModel) {
+      if (++models > kMaxModels) return LimitError(where, "models", kMaxModels, models);
+      for (const TraceFile& f : e->files) {
+        declared += f.bytes;  // each <= 1 PiB and the total is checked each time: no overflow
+        if (declared > kMaxDeclaredBytes) return LimitError(where, "declared_bytes", kMaxDeclaredBytes, declared);
+      }
+    }
+    if (e->type == EventType::kCompute) {
+      steps += e->steps;
+      if (steps > kMaxTotalSteps) return LimitError(where, "compute_steps", kMaxTotalSteps, steps);
+    }
     trace.events.push_back(std::move(e).value());
   }
   if (!have_header) return InvalidArgument(origin + ":1: empty trace (no header line)");
@@ -372,12 +397,11 @@ Result<Trace> ParseTrace(const std::string& text, const std::string& origin) {
 }
 
 Result<Trace> ReadTraceFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return NotFound(path + ": cannot open trace file");
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  if (in.bad()) return DataLoss(path + ": read error");
-  return ParseTrace(buffer.str(), path);
+  auto text = ReadWholeFile(path, kMaxTraceFileBytes);
+  if (!text.ok() && text.status().code() == StatusCode::kNotFound)
+    return NotFound(Printable(path) + ": cannot open trace file");
+  if (!text.ok()) return text.status();
+  return ParseTrace(*text, path);
 }
 
 }  // namespace residency::traces

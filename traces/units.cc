@@ -24,11 +24,18 @@ const Table& TimeUnits() {
 }
 
 Result<std::int64_t> Parse(const nlohmann::json& v, const std::string& what, const Table& units,
-                           const std::string& suffix, const std::string& kind) {
+                           const std::string& suffix, const std::string& kind, std::int64_t limit,
+                           const char* limit_text) {
+  auto bounded = [&](std::int64_t n) -> Result<std::int64_t> {
+    if (n > limit)
+      return InvalidArgument(what + ": " + std::to_string(n) + " is above the limit of " + limit_text +
+                             " (docs/LIMITS.md)");
+    return n;
+  };
   if (v.is_number_integer()) {
     const auto n = v.get<std::int64_t>();
     if (n < 0) return InvalidArgument(what + ": must be >= 0, got " + std::to_string(n));
-    return n;
+    return bounded(n);
   }
   if (v.is_number_unsigned()) return InvalidArgument(what + ": value out of range");
   if (!v.is_string())
@@ -52,7 +59,7 @@ Result<std::int64_t> Parse(const nlohmann::json& v, const std::string& what, con
       const long double value = number * scale;
       if (value > static_cast<long double>(std::numeric_limits<std::int64_t>::max() / 2))
         return InvalidArgument(what + ": \"" + original + "\" is too large");
-      return static_cast<std::int64_t>(std::llround(value));
+      return bounded(static_cast<std::int64_t>(std::llround(value)));
     }
   }
   std::string known;
@@ -63,16 +70,18 @@ Result<std::int64_t> Parse(const nlohmann::json& v, const std::string& what, con
 
 }  // namespace
 
+// Every size, rate and duration is bounded, so that sums and products of a
+// few of them cannot overflow (docs/LIMITS.md).
 Result<engine::Bytes> ParseBytes(const nlohmann::json& v, const std::string& what) {
-  return Parse(v, what, SizeUnits(), "", "6.94 GB");
+  return Parse(v, what, SizeUnits(), "", "6.94 GB", kMaxDeclaredBytes, "1 PiB");
 }
 
 Result<engine::Bytes> ParseRate(const nlohmann::json& v, const std::string& what) {
-  return Parse(v, what, SizeUnits(), "/s", "7 GB/s");
+  return Parse(v, what, SizeUnits(), "/s", "7 GB/s", kMaxDeclaredBytes, "1 PiB/s");
 }
 
 Result<engine::Nanos> ParseDuration(const nlohmann::json& v, const std::string& what) {
-  return Parse(v, what, TimeUnits(), "", "120 ms");
+  return Parse(v, what, TimeUnits(), "", "120 ms", kMaxDurationNs, "10^15 ns (11.6 days)");
 }
 
 }  // namespace residency::traces

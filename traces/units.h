@@ -12,6 +12,9 @@
 namespace residency::traces {
 
 // `what` names the field in error messages.
+inline constexpr std::int64_t kMaxDeclaredBytes = 1LL << 50;        // one size or rate; also a trace's total
+inline constexpr std::int64_t kMaxDurationNs = 1'000'000'000'000'000;  // one duration
+
 Result<engine::Bytes> ParseBytes(const nlohmann::json& v, const std::string& what);
 Result<engine::Bytes> ParseRate(const nlohmann::json& v, const std::string& what);
 Result<engine::Nanos> ParseDuration(const nlohmann::json& v, const std::string& what);

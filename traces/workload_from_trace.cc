@@ -2,6 +2,7 @@
 // checked, tensor distributions are expanded.
 #include <map>
 
+#include "runtime/engine/input_text.h"
 #include "traces/trace.h"
 
 namespace residency::traces {
@@ -16,7 +17,7 @@ Result<engine::Workload> ToWorkload(const Trace& trace, const std::string& origi
   auto lookup = [&](const TraceEvent& e, const std::string& name) -> Result<engine::ModelId> {
     auto it = ids.find(name);
     if (it == ids.end())
-      return InvalidArgument(where(e) + "model '" + name + "' is used before its model line");
+      return InvalidArgument(where(e) + "model '" + Printable(name) + "' is used before its model line");
     return it->second;
   };
   for (const TraceEvent& e : trace.events) {
@@ -25,7 +26,7 @@ Result<engine::Workload> ToWorkload(const Trace& trace, const std::string& origi
     switch (e.type) {
       case EventType::kModel: {
         if (ids.count(e.model))
-          return InvalidArgument(where(e) + "model '" + e.model + "' is defined twice");
+          return InvalidArgument(where(e) + "model '" + Printable(e.model) + "' is defined twice");
         const auto id = static_cast<engine::ModelId>(ids.size() + 1);
         ids.emplace(e.model, id);
         op.kind = engine::OpKind::kRegisterModel;

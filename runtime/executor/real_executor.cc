@@ -1,5 +1,7 @@
 #include "runtime/executor/real_executor.h"
 
+#include "runtime/io/mapped_copy.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -358,8 +360,7 @@ Status Executor::ReadFile(const Command& cmd) {
     if (off > f->map_bytes || n > f->map_bytes - off)
       return DataLoss(f->path + ": truncated: mapped read beyond the end of the file");
     // Fault the pages in, one thread, the way a first touch of a mapping does.
-    volatile char sink = 0;
-    for (std::size_t at = 0; at < n; at += io::kPageBytes) sink = sink + f->map[off + at];
+    RESIDENCY_RETURN_IF_ERROR(io::TouchMapping(f->map + off, n, io::kPageBytes, f->path));
     std::lock_guard<std::mutex> lock(slots_mu_);
     auto it = slots_.find(cmd.buffer);
     if (it == slots_.end()) return Internal("executor: mapped read into an unknown buffer");

@@ -1,5 +1,7 @@
 #include "runtime/io/input_file.h"
 
+#include "runtime/engine/input_text.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -37,11 +39,12 @@ InputFile& InputFile::operator=(InputFile&& other) noexcept {
 Result<InputFile> InputFile::Open(const std::string& path, bool direct) {
   InputFile f;
   f.path_ = path;
-  f.fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (f.fd_ < 0) return NotFound(path + ": cannot open: " + std::strerror(errno));
+  // O_NONBLOCK: a FIFO must be refused, not waited on (no effect on files).
+  f.fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (f.fd_ < 0) return NotFound(Printable(path) + ": cannot open: " + std::strerror(errno));
   struct stat st {};
   if (::fstat(f.fd_, &st) != 0) return Internal(path + ": fstat: " + std::strerror(errno));
-  if (!S_ISREG(st.st_mode)) return InvalidArgument(path + ": not a regular file");
+  if (!S_ISREG(st.st_mode)) return InvalidArgument(Printable(path) + ": not a regular file (only regular files are read)");
   f.size_ = static_cast<std::uint64_t>(st.st_size);
   if (direct) {
     f.direct_fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);

@@ -1,5 +1,8 @@
 #include "runtime/loader/file_loader.h"
 
+#include "runtime/engine/input_text.h"
+#include "runtime/io/mapped_copy.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -98,6 +101,7 @@ class Loader {
 
  private:
   void Release();
+  void DropBuffers(Loaded& l);  // frees one file's device block and host copy
   Status LoadToHost(Loaded& l, const io::InputFile& file);
   Status LoadToDevice(Loaded& l, const io::InputFile& file);
   Status LoadMmapCopy(Loaded& l);
@@ -117,6 +121,24 @@ class Loader {
   io::PinKind staging_pin_[2] = {io::PinKind::kNone, io::PinKind::kNone};
   std::size_t window_ = 0;  // set once both staging slots are ready
 };
+
+// The file must still be the one its header described: a file replaced,
+// grown or truncated between the header and the data is refused by name.
+Status SameAsItsHeader(const Loaded& l, std::uint64_t file_bytes) {
+  const std::uint64_t described = l.header.data_offset + l.header.data_bytes;
+  if (file_bytes != described)
+    return DataLoss(Printable(l.path) + ": changed while being loaded: its header describes " +
+                    std::to_string(described) + " bytes, the file now has " + std::to_string(file_bytes));
+  return Status::Ok();
+}
+
+void Loader::DropBuffers(Loaded& l) {
+  if (l.dev != 0) device_->Free(l.dev);
+  l.dev = 0;
+  if (l.host.data()) Unlock(device_, l.host.data(), l.host.size(), l.pin);
+  l.pin = io::PinKind::kNone;
+  l.host = io::HostBuffer();
+}
 
 void Loader::Release() {
   for (Loaded& l : loaded_) {
@@ -227,8 +249,10 @@ Status Loader::LoadMmapCopy(Loaded& l) {
     if (map == MAP_FAILED) return Internal(l.path + ": mmap failed: " + std::strerror(errno));
   }
   l.plain.reset(new char[n == 0 ? 1 : n]);  // fresh, unfaulted, like torch.empty
-  std::memcpy(l.plain.get(), map, n);
+  const Status copied = io::CopyFromMapping(l.plain.get(), map, n, l.path);
   if (n) ::munmap(map, n);
+  RESIDENCY_RETURN_IF_ERROR(copied);
+  RESIDENCY_RETURN_IF_ERROR(SameAsItsHeader(l, n));
   AddStage(report_, "mmap + copy", n, Since(t0));
   if (device_ == nullptr) return Status::Ok();
   auto t1 = Clock::now();
@@ -259,6 +283,10 @@ Result<LoadReport> Loader::Run(const std::vector<std::string>& paths) {
         RESIDENCY_RETURN_IF_ERROR(LoadMmapCopy(l));
       } else {
         RESIDENCY_ASSIGN_OR_RETURN(io::InputFile file, io::InputFile::Open(l.path, options_.direct));
+        RESIDENCY_RETURN_IF_ERROR(SameAsItsHeader(l, file.size()));
+        // A file that changed size since the last pass gets new buffers:
+        // reusing the old ones would read past their end.
+        if (l.file_bytes != file.size()) DropBuffers(l);
         l.file_bytes = file.size();
         RESIDENCY_RETURN_IF_ERROR(device_ ? LoadToDevice(l, file) : LoadToHost(l, file));
       }

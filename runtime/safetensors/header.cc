@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "runtime/engine/input_text.h"
 #include "runtime/safetensors/header_sax.h"
 
 namespace residency::safetensors {
@@ -99,6 +100,7 @@ Result<Header> ParseHeader(std::string_view json, std::uint64_t file_bytes,
   if (header.data_offset > file_bytes)
     return DataLoss(Prefix(origin) + "truncated inside the header");
   header.data_bytes = file_bytes - header.data_offset;
+  RESIDENCY_RETURN_IF_ERROR(CheckJsonBytes(json, Prefix(origin) + "header"));
   HeaderSax sax;
   const bool parsed = nlohmann::json::sax_parse(json.begin(), json.end(), &sax,
                                                 nlohmann::json::input_format_t::json, true);
@@ -123,15 +125,16 @@ Result<Header> ParseFileImage(std::string_view image, std::string_view origin) {
 }
 
 Result<Header> ReadHeader(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return NotFound(path + ": cannot open: " + std::strerror(errno));
+  // O_NONBLOCK: a FIFO is refused below, never waited on.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return NotFound(Printable(path) + ": cannot open: " + std::strerror(errno));
   struct Closer {
     int fd;
     ~Closer() { ::close(fd); }
   } closer{fd};
   struct stat st {};
   if (::fstat(fd, &st) != 0) return Internal(path + ": fstat: " + std::strerror(errno));
-  if (!S_ISREG(st.st_mode)) return InvalidArgument(path + ": not a regular file");
+  if (!S_ISREG(st.st_mode)) return InvalidArgument(Printable(path) + ": not a regular file (only regular files are read)");
   const auto file_bytes = static_cast<std::uint64_t>(st.st_size);
   auto read_exact = [&](void* dst, std::size_t n, off_t offset) -> Status {
     std::size_t done = 0;

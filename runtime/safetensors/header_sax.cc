@@ -1,5 +1,7 @@
 #include "runtime/safetensors/header_sax.h"
 
+#include "runtime/engine/input_text.h"
+
 namespace residency::safetensors {
 
 bool HeaderSax::Fail(std::string why) {
@@ -18,7 +20,7 @@ std::string HeaderSax::Context() const {
     case Where::kTensor:
     case Where::kShape:
     case Where::kOffsets:
-      return "tensor '" + top_key_ + "'" + (field_.empty() ? "" : " field '" + field_ + "'") + ": ";
+      return "tensor '" + Printable(top_key_) + "'" + (field_.empty() ? "" : " field '" + Printable(field_) + "'") + ": ";
   }
   return "";
 }
@@ -49,7 +51,7 @@ bool HeaderSax::string(json::string_t& value) {
   }
   if (where_ == Where::kTensor && field_ == "dtype") {
     const auto dtype = ParseDType(value);
-    if (!dtype) return Fail("unknown dtype \"" + value + "\"");
+    if (!dtype) return Fail("unknown dtype \"" + Printable(value) + "\"");
     current_.dtype = *dtype;
     has_dtype_ = true;
     field_.clear();
@@ -136,21 +138,22 @@ bool HeaderSax::end_array() {
 
 bool HeaderSax::key(json::string_t& key) {
   if (where_ == Where::kTop) {
+    if (key.empty()) return Fail("a tensor name must not be empty");
     if (!top_keys_.insert(key).second)
       return Fail(key == "__metadata__" ? "duplicate key '__metadata__'"
-                                        : "duplicate tensor name '" + key + "'");
+                                        : "duplicate tensor name '" + Printable(key) + "'");
     top_key_ = key;
     return true;
   }
   if (where_ == Where::kMetadata) {
-    if (!fields_.insert(key).second) return Fail("duplicate metadata key '" + key + "'");
+    if (!fields_.insert(key).second) return Fail("duplicate metadata key '" + Printable(key) + "'");
     field_ = key;
     return true;
   }
   if (where_ == Where::kTensor) {
     if (key != "dtype" && key != "shape" && key != "data_offsets")
-      return Fail("unknown field '" + key + "' (expected dtype, shape, data_offsets)");
-    if (!fields_.insert(key).second) return Fail("duplicate field '" + key + "'");
+      return Fail("unknown field '" + Printable(key) + "' (expected dtype, shape, data_offsets)");
+    if (!fields_.insert(key).second) return Fail("duplicate field '" + Printable(key) + "'");
     field_ = key;
     return true;
   }
