@@ -3,6 +3,7 @@
 #include <setjmp.h>
 #include <signal.h>
 
+#include <atomic>
 #include <cstring>
 #include <mutex>
 
@@ -12,7 +13,9 @@ namespace residency::io {
 namespace {
 
 // The copy in progress on this thread, if any: a SIGBUS there jumps back.
-thread_local sigjmp_buf* active_copy = nullptr;
+// volatile: the handler reads it in the middle of a memcpy, which the compiler
+// cannot see, so the stores around the copy must not be elided or moved.
+thread_local sigjmp_buf* volatile active_copy = nullptr;
 struct sigaction previous_bus {};
 
 void OnSigbus(int sig, siginfo_t* info, void* context) {
@@ -49,7 +52,9 @@ Status Guarded(const std::string& path, Access access) {
     return DataLoss(Printable(path) + ": the file shrank while it was mapped and read (SIGBUS on a page past its new end)");
   }
   active_copy = &here;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
   access();
+  std::atomic_signal_fence(std::memory_order_seq_cst);
   active_copy = nullptr;
   return Status::Ok();
 }
