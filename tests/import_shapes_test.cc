@@ -107,7 +107,8 @@ TEST(ComfyLogShapes, UnloadedPartiallyIsAnOffloadNotALoad) {
 TEST(ComfyLogShapes, DoubledFinalBarCountsOnce) {
   const Imported r = Import("doubled-final-bar.txt");
   ASSERT_EQ(r.prompts.size(), 1u);
-  EXPECT_EQ(r.prompts[0], (Steps{"+Flux(full)", "Flux:20@2000"}));
+  // The second print carries the whole pass's average (2.01 s/it): 40.2 s.
+  EXPECT_EQ(r.prompts[0], (Steps{"+Flux(full)", "Flux:20@2010"}));
   bool said = false;
   for (const std::string& s : r.summary) said |= s.find("1 doubled final bars counted once") != std::string::npos;
   EXPECT_TRUE(said);
@@ -117,12 +118,14 @@ TEST(ComfyLogShapes, QueuedPromptsStartAtTheirFirstActivity) {
   const Imported r = Import("queued-prompts.txt");
   ASSERT_EQ(r.prompts.size(), 4u) << "four 'got prompt' lines, four 'Prompt executed'";
   EXPECT_EQ(r.measured, (std::vector<Nanos>{6'100'000'000, 4'900'000'000, 4'700'000'000, 20'000'000}));
-  EXPECT_EQ(r.prompts[0], (Steps{"+SD1ClipModel(full)", "+BaseModel(full)", "BaseModel:20@200",
+  // Each pass's length is steps / rate (4.50, 4.60, 4.40 it/s), finer than
+  // the bar's whole-second "00:04".
+  EXPECT_EQ(r.prompts[0], (Steps{"+SD1ClipModel(full)", "+BaseModel(full)", "BaseModel:20@222",
                                  "+AutoencoderKL(full)"}));
   // Nothing was loaded again: the model stayed on the device, and the bar
   // glued to a "got prompt" still counts for its own prompt.
-  EXPECT_EQ(r.prompts[1], (Steps{"+BaseModel(full)", "BaseModel:20@200"}));
-  EXPECT_EQ(r.prompts[2], (Steps{"+BaseModel(full)", "BaseModel:20@200"}));
+  EXPECT_EQ(r.prompts[1], (Steps{"+BaseModel(full)", "BaseModel:20@217"}));
+  EXPECT_EQ(r.prompts[2], (Steps{"+BaseModel(full)", "BaseModel:20@227"}));
   EXPECT_EQ(r.prompts[3], Steps{}) << "an all-cached prompt is only its 'Prompt executed'";
 }
 

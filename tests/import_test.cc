@@ -2,6 +2,8 @@
 // becomes, and that noise never breaks it.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -39,7 +41,7 @@ TEST(ComfyLogImport, ReadsModelsSizesStepsAndPromptTimes) {
   // The third "Prompt executed" follows only noise: a prompt served from the cache.
   EXPECT_EQ(measured, (std::vector<Nanos>{76'330'000'000, 49'190'000'000, 8'390'000'000}));
   ASSERT_EQ(computes.size(), 3u);  // the 5/10 update is not a finished bar
-  EXPECT_EQ(computes[0], (std::pair<int, Nanos>{10, 3'800'000'000}));
+  EXPECT_EQ(computes[0], (std::pair<int, Nanos>{10, 3'820'000'000}));  // 10 x 3.82 s/it, not "00:38" / 10
   EXPECT_EQ(dynamic_loads, 3);
   const auto warned = [&](const std::string& what) {
     for (const std::string& w : r->warnings)
@@ -81,6 +83,29 @@ TEST(ComfyLogImport, NoModelsIsAClearErrorAndNoiseIsHarmless) {
   }
 }
 
+// A pass lasts steps / rate, kept within the bar's whole-second elapsed time
+// and the next second; a bar with no rate gets the middle of that second,
+// marked inferred.
+TEST(ComfyLogImport, APassLastsStepsOverRateWithinItsElapsedSecond) {
+  auto r = import::ImportComfyLog(
+      "got prompt\nRequested to load SDXL\nloaded completely; 20000.00 MB usable, 4897.05 MB loaded, full load: True\n"
+      "100%|##########| 20/20 [00:01<00:00, 12.12it/s]\n"   // 1.65 s
+      "100%|##########| 10/10 [00:03<00:00,  9.00s/it]\n"   // 90 s by rate: kept below 4 s
+      "100%|##########| 8/8 [00:02<00:00]\n"                // no rate: 2.5 s
+      "Prompt executed in 9.00 seconds\n",
+      "rates.log");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  std::vector<std::pair<int, Nanos>> computes;
+  std::vector<bool> inferred_step;
+  for (const auto& e : r->trace.events) {
+    if (e.type != traces::EventType::kCompute) continue;
+    computes.push_back({e.steps, e.step_ns});
+    inferred_step.push_back(std::count(e.inferred.begin(), e.inferred.end(), "step_ns") > 0);
+  }
+  EXPECT_EQ(computes, (std::vector<std::pair<int, Nanos>>{{20, 82'508'251}, {10, 399'900'000}, {8, 312'500'000}}));
+  EXPECT_EQ(inferred_step, (std::vector<bool>{false, false, true}));
+}
+
 // Numbers past int64's range (found by the fuzzer: a 1e300-second bar made
 // `seconds * 1e9` overflow) are dropped with a warning, never cast.
 TEST(ComfyLogImport, HugeNumbersAreIgnoredNotOverflowed) {
@@ -106,7 +131,7 @@ TEST(ComfyLogImport, HugeNumbersAreIgnoredNotOverflowed) {
   for (const auto& w : r->warnings) warned |= w.find("over a year long") != std::string::npos;
   EXPECT_TRUE(warned);
   // Only the sane fast bar ("it/s", 15 s over 20 steps) becomes a compute step.
-  EXPECT_EQ(computes, (std::vector<std::pair<int, Nanos>>{{20, 750'000'000}}));
+  EXPECT_EQ(computes, (std::vector<std::pair<int, Nanos>>{{20, 769'230'769}}));  // 20 steps at 1.30 it/s
 }
 
 }  // namespace

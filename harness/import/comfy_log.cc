@@ -413,11 +413,33 @@ class Importer {
   }
 
   // A finished sampler bar: `total` steps in `elapsed` on the model loaded last.
+  // A finished pass's length. tqdm prints the elapsed time rounded down to
+  // whole seconds ("00:01" for 1.65 s), which loses up to a second per pass:
+  // steps / rate is finer, kept within [elapsed, elapsed + 1). With no rate
+  // printed, the middle of that second.
+  static double PassSeconds(const LogLine& l) {
+    if (l.seconds_per_it <= 0) return l.elapsed_s + 0.5;
+    const double by_rate = l.seconds_per_it * static_cast<double>(l.total);
+    return std::clamp(by_rate, l.elapsed_s, l.elapsed_s + 0.999);
+  }
+
   void Progress(const LogLine& l) {
     if (l.count != l.total) return;
     if (l.labelled) return void(++labelled_bars_);
     if (l.elapsed_s < 0) return Warn("a finished progress bar without a readable elapsed time (or over a year long); ignored");
-    if (last_bar_ && last_bar_->first == l.total && last_bar_->second == l.elapsed_s) return void(++doubled_bars_);
+    if (last_bar_ && last_bar_->first == l.total && last_bar_->second == l.elapsed_s) {
+      // The bar printed again on close: the same pass, now with the whole
+      // pass's average rate, the better figure for its length.
+      ++doubled_bars_;
+      if (last_compute_ && l.seconds_per_it > 0) {
+        TraceEvent& e = result_.trace.events[*last_compute_];
+        const double before = static_cast<double>(e.step_ns) * e.steps / 1e9;
+        const double now = PassSeconds(l);
+        e.step_ns = std::llround(now * 1e9 / e.steps);
+        bar_seconds_ += now - before;
+      }
+      return;
+    }
     Activity();
     FlushBatch();
     if (!last_model_) last_model_ = last_sampled_;
@@ -433,13 +455,16 @@ class Importer {
     e.type = EventType::kCompute;
     e.models = {m.name};
     e.steps = static_cast<int>(l.total);
-    e.step_ns = static_cast<Nanos>(l.elapsed_s * 1e9) / e.steps;
+    const double pass_s = PassSeconds(l);
+    e.step_ns = std::llround(pass_s * 1e9 / e.steps);
+    if (l.seconds_per_it <= 0) inferred.push_back("step_ns");  // half a second added to a whole-second figure
     e.inferred = inferred;
     Emit(e);
+    last_compute_ = result_.trace.events.size() - 1;
     last_bar_ = {l.total, l.elapsed_s};
     last_sampled_ = m.name;
     sampled_.insert(m.name);
-    bar_seconds_ += l.elapsed_s;
+    bar_seconds_ += pass_s;
     ++bars_;
   }
 
@@ -532,6 +557,7 @@ class Importer {
   std::map<std::string, int> handles_;
   std::optional<std::string> last_model_, last_sampled_;
   std::optional<std::pair<long long, double>> last_bar_;
+  std::optional<std::size_t> last_compute_;  // index in the trace's events of the last pass's compute
   std::optional<std::pair<std::string, double>> last_dynamic_;  // total, elapsed of the last counted bar
   double bar_seconds_ = 0;
   std::set<int> failed_prompts_;

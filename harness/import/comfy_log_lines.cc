@@ -225,8 +225,20 @@ std::optional<std::size_t> ParseBar(const std::string& s, LogLine& out) {
   out.total = static_cast<long long>(counts[1]);
   const std::size_t lt = s.find('<', open);
   const std::size_t close = s.find(']', open);
-  if (lt != std::string::npos && (close == std::string::npos || lt < close))
+  if (lt != std::string::npos && (close == std::string::npos || lt < close)) {
     out.elapsed_s = ClockSeconds(s.substr(open + 1, lt - open - 1));
+    // The rate after the remaining time: "00:01<00:00, 12.12it/s" or "1.50s/it".
+    const std::string tail = s.substr(lt, close == std::string::npos ? std::string::npos : close - lt);
+    const std::size_t comma = tail.find(',');
+    if (comma != std::string::npos) {
+      const std::string rate = tail.substr(comma + 1);
+      const std::vector<double> x = Numbers(rate);
+      if (!x.empty() && x[0] > 0 && x[0] < 1e9) {
+        if (rate.find("it/s") != std::string::npos) out.seconds_per_it = 1.0 / x[0];
+        else if (rate.find("s/it") != std::string::npos) out.seconds_per_it = x[0];
+      }
+    }
+  }
   // A label before the percentage ("Sampling: 40%|") marks another tool's bar.
   std::size_t p = pct;
   while (p > 0 && (Digit(s[p - 1]) || s[p - 1] == ' ')) --p;

@@ -38,7 +38,8 @@ struct LogLine {
   bool has_a = false, has_b = false;
   // kProgress
   long long count = 0, total = 0;
-  double elapsed_s = -1;  // -1: unreadable
+  double elapsed_s = -1;  // -1: unreadable (tqdm prints whole seconds, rounded down)
+  double seconds_per_it = -1;  // from "12.12it/s" or "1.50s/it"; -1: none printed
   bool labelled = false;  // "Sampling: 40%|..." and the like: not the KSampler's own bar
 };
 
