@@ -264,5 +264,37 @@ TEST(Simulation, UnifiedAllocationsReclaimCleanPageCacheWhereTheProfileSaysSo) {
   EXPECT_GE(reclaiming->peak_unified_bytes, (6 + 9) * engine::kGiB) << "both device copies at once";
 }
 
+// A workflow switch: the model object is deleted and built again from the
+// same file. The new model is a new id, its reload is served by the page
+// cache the first load filled, and the report counts it as a page-cache load,
+// not a disk load and not a RAM-cache hit.
+TEST(Simulation, AModelRebuiltFromItsFileReloadsFromThePageCache) {
+  const auto file = std::filesystem::temp_directory_path() / "rebuilt-model.jsonl";
+  const std::string model =
+      R"({"type":"model","model":"unet","files":[{"path":"unet.safetensors","bytes":2147483648,"tensor_count":32,"tensor_distribution":"uniform","tensor_seed":1}]})";
+  std::ofstream(file) << R"({"format":"residency-trace","version":1,"name":"rebuilt"})" "\n"
+                      << model << "\n"
+                      << R"({"type":"load","model":"unet"})" "\n"
+                      << R"({"type":"release","model":"unet"})" "\n"
+                      << R"({"type":"delete","model":"unet"})" "\n"
+                      << model << "\n"
+                      << R"({"type":"load","model":"unet"})" "\n"
+                      << R"({"type":"release","model":"unet"})" "\n";
+  harness::ReplayRequest r;
+  r.trace_path = file.string();
+  r.profile = "rtx4090-64g";
+  r.policy = "drop";
+  auto res = harness::Replay(r);
+  std::filesystem::remove(file);
+  ASSERT_TRUE(res.ok()) << res.status().ToString();
+  EXPECT_TRUE(res->violations.empty()) << res->violations.front();
+  EXPECT_EQ(res->finalizers, 1);
+  EXPECT_EQ(res->disk_loads, 1);
+  EXPECT_EQ(res->page_cache_loads, 1);
+  EXPECT_EQ(res->ram_cache_hits, 0);
+  EXPECT_EQ(res->disk_read_bytes, 2147483648);
+  EXPECT_EQ(res->page_cache_read_bytes, 2147483648);
+}
+
 }  // namespace
 }  // namespace residency::sim

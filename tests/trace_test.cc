@@ -112,6 +112,27 @@ TEST(Trace, CapturedAdditionsAreChecked) {
   EXPECT_EQ(machine(R"({"ram":"32 GiB","vram":"8 GiB","gpu":"x"})"), "m.jsonl:1: machine: unknown field 'gpu'");
 }
 
+// A workflow switch deletes model objects and builds them again from the same
+// files: a name may be defined again after its delete (a new model), never
+// while its model lives.
+TEST(Trace, AModelNameIsDefinedAgainOnlyAfterItsDelete) {
+  const std::string m = R"({"type":"model","model":"a","files":[{"path":"a.safetensors","bytes":10}]})";
+  EXPECT_EQ(Error(m + "\n" + m), "x.jsonl:3: model 'a' is defined twice (define it again only after its delete)");
+  auto t = ParseTrace(R"({"format":"residency-trace","version":1,"name":"t"})" "\n" + m + "\n" +
+                          R"({"type":"load","model":"a"})" "\n" R"({"type":"release","model":"a"})" "\n"
+                          R"({"type":"delete","model":"a"})" "\n" + m + "\n" R"({"type":"load","model":"a"})",
+                      "x.jsonl");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  auto w = ToWorkload(*t, "x.jsonl");
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  ASSERT_EQ(w->ops.size(), 6u);
+  EXPECT_EQ(w->ops[1].model, 1u);
+  EXPECT_EQ(w->ops[3].model, 1u) << "the delete names the first model";
+  EXPECT_EQ(w->ops[4].model, 2u) << "the second definition is a new model";
+  EXPECT_EQ(w->ops[5].model, 2u) << "later ops name the new one";
+  EXPECT_EQ(w->ops[4].files.at(0).path, w->ops[0].files.at(0).path);
+}
+
 TEST(Trace, ErrorsNameFileLineAndField) {
   EXPECT_EQ(Error("{not json"), "x.jsonl:2: not valid JSON");
   EXPECT_EQ(Error(R"({"type":"load","model":"a","colour":"red"})"),

@@ -1,6 +1,7 @@
 // Trace -> engine workload: model names become ids, every reference is
 // checked, tensor distributions are expanded.
 #include <map>
+#include <set>
 
 #include "runtime/engine/input_text.h"
 #include "traces/trace.h"
@@ -12,6 +13,8 @@ Result<engine::Workload> ToWorkload(const Trace& trace, const std::string& origi
   w.name = trace.header.name;
   std::map<std::string, engine::ModelId> ids;
   std::map<int, int> prompt_lines;  // prompt id -> line of its prompt_begin
+  std::set<std::string> deleted;     // names whose current model was deleted
+  engine::ModelId next_model = 1;
   engine::OpId next_op = 1;
   auto where = [&](const TraceEvent& e) { return origin + ":" + std::to_string(e.line) + ": "; };
   auto lookup = [&](const TraceEvent& e, const std::string& name) -> Result<engine::ModelId> {
@@ -25,10 +28,15 @@ Result<engine::Workload> ToWorkload(const Trace& trace, const std::string& origi
     op.id = next_op++;
     switch (e.type) {
       case EventType::kModel: {
-        if (ids.count(e.model))
-          return InvalidArgument(where(e) + "model '" + Printable(e.model) + "' is defined twice");
-        const auto id = static_cast<engine::ModelId>(ids.size() + 1);
-        ids.emplace(e.model, id);
+        // A name may be defined again once its model was deleted: a server
+        // that switches workflows builds new model objects from the same
+        // files (the new model shares the files' page cache).
+        if (ids.count(e.model) && !deleted.count(e.model))
+          return InvalidArgument(where(e) + "model '" + Printable(e.model) +
+                                 "' is defined twice (define it again only after its delete)");
+        deleted.erase(e.model);
+        const auto id = next_model++;
+        ids[e.model] = id;
         op.kind = engine::OpKind::kRegisterModel;
         op.model = id;
         op.name = e.model;
@@ -64,6 +72,7 @@ Result<engine::Workload> ToWorkload(const Trace& trace, const std::string& origi
       case EventType::kRelease:
       case EventType::kDelete: {
         RESIDENCY_ASSIGN_OR_RETURN(op.model, lookup(e, e.model));
+        if (e.type == EventType::kDelete) deleted.insert(e.model);
         op.kind = e.type == EventType::kRelease ? engine::OpKind::kRelease : engine::OpKind::kDelete;
         break;
       }
