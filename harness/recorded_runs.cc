@@ -16,7 +16,7 @@ constexpr int kMaxRuns = 100;  // fidelity's --repeat limit
 constexpr int kMaxPrompt = 1'000'000;
 
 Result<engine::CommandKind> CommandKindNamed(const std::string& name, const std::string& where) {
-  for (int k = 0; k <= static_cast<int>(engine::CommandKind::kUnmapFile); ++k) {
+  for (int k = 0; k <= static_cast<int>(engine::CommandKind::kAdoptHost); ++k) {
     const auto kind = static_cast<engine::CommandKind>(k);
     if (engine::ToString(kind) == name) return kind;
   }

@@ -540,6 +540,9 @@ void Simulator::Execute(const Command& cmd) {
     case CommandKind::kCompute:
       queue_.Push(now_ + cmd.duration_ns, EventKind::kTimer, cmd.id);
           break;
+    case CommandKind::kAdoptHost:  // ownership only: the memory stays where it is
+      CompleteNow(cmd.id);
+      break;
     case CommandKind::kRunFinalizer:
       if (++finalizer_runs_[cmd.model] > 1)
         Violation("finalizer of model " + std::to_string(cmd.model) + " ran twice");

@@ -59,5 +59,22 @@ check(not ri["oom"] and ri["failed_ops"] and "needs" in ri["failed_ops"][0],
       + (ri["failed_ops"][0][:120] if ri["failed_ops"] else "accepted"))
 sys.exit(0 if ok else 1)
 PY
+# A workflow switch (#14076's pattern): model objects deleted and built again
+# from the same files. Keyed by file, the RAM cache serves the third prompt.
+replay "$sc/workflow-switch-rebuilds-models.jsonl" "$sc/rtx5090-24g-64g-gen1.profile.json" "$sc/comfy-v022.policy.json" "$tmp/switch-v022.json"
+replay "$sc/workflow-switch-rebuilds-models.jsonl" "$sc/rtx5090-24g-64g-gen1.profile.json" ram-cache-14076 "$tmp/switch-cache.json"
+python3 - "$tmp" <<'PY' || fail=1
+import json, sys
+d = sys.argv[1]
+v, c = (json.load(open(f"{d}/switch-{k}.json")) for k in ("v022", "cache"))
+ok = True
+for r in (v, c):
+    ok &= not r["oom"] and not r["violations"] and not r["failed_ops"] and r["finalizers"] == 3
+rv, rc = ([p["disk_read_bytes"] for p in r["prompts"]] for r in (v, c))
+ok &= rv[2] >= 0.9 * rv[0] and rc[2] == 0 and c["ram_cache_hits"] == 2
+print(("ok   " if ok else "FAIL ") + f"workflow switch: rebuilt models read {rv[2] / 1e9:.2f} GB without a RAM cache, "
+      f"{rc[2] / 1e9:.2f} GB with ram-cache-14076 ({c['ram_cache_hits']} hits); every deleted model finalized")
+sys.exit(0 if ok else 1)
+PY
 [ $fail -eq 0 ] && echo "scenario checks pass"
 exit $fail

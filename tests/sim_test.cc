@@ -296,5 +296,36 @@ TEST(Simulation, AModelRebuiltFromItsFileReloadsFromThePageCache) {
   EXPECT_EQ(res->page_cache_read_bytes, 2147483648);
 }
 
+// The same switch under a RAM cache keyed by file: the deleted model's clean
+// host copy outlives it (its finalizer still runs, once) and the model built
+// again from the same file loads from it, a RAM-cache hit with no read at
+// all. ram-cache-14076 got 0 hits on this pattern when the cache was keyed by
+// model id.
+TEST(Simulation, ARamCacheKeyedByFileKeepsARebuiltModelWarm) {
+  const auto file = std::filesystem::temp_directory_path() / "rebuilt-model-cached.jsonl";
+  const std::string model =
+      R"({"type":"model","model":"unet","files":[{"path":"unet.safetensors","bytes":2147483648,"tensor_count":32,"tensor_distribution":"uniform","tensor_seed":1}]})";
+  std::ofstream(file) << R"({"format":"residency-trace","version":1,"name":"rebuilt"})" "\n"
+                      << model << "\n"
+                      << R"({"type":"load","model":"unet"})" "\n"
+                      << R"({"type":"release","model":"unet"})" "\n"
+                      << R"({"type":"delete","model":"unet"})" "\n"
+                      << model << "\n"
+                      << R"({"type":"load","model":"unet"})" "\n"
+                      << R"({"type":"release","model":"unet"})" "\n";
+  harness::ReplayRequest r;
+  r.trace_path = file.string();
+  r.profile = "rtx4090-64g";
+  r.policy = "ram-cache-14076";
+  auto res = harness::Replay(r);
+  std::filesystem::remove(file);
+  ASSERT_TRUE(res.ok()) << res.status().ToString();
+  EXPECT_TRUE(res->violations.empty()) << res->violations.front();
+  EXPECT_EQ(res->finalizers, 1);
+  EXPECT_EQ(res->ram_cache_hits, 1);
+  EXPECT_EQ(res->disk_loads + res->page_cache_loads, 1);
+  EXPECT_EQ(res->disk_read_bytes + res->page_cache_read_bytes, 2147483648) << "the second load reads nothing";
+}
+
 }  // namespace
 }  // namespace residency::sim

@@ -29,6 +29,7 @@ rc::Gen<traces::Trace> GenTrace() {
     const int models = *rc::gen::inRange(1, 6);
     std::vector<std::string> names;
     std::vector<bool> small;  // LoRA-sized: usable as a patch
+    std::vector<TraceEvent> defs;  // each model line, to build a deleted model again
     for (int i = 0; i < models; ++i) {
       TraceEvent m = Event(EventType::kModel);
       const bool lora = *rc::gen::weightedElement<bool>({{1, true}, {3, false}});
@@ -49,6 +50,7 @@ rc::Gen<traces::Trace> GenTrace() {
       }
       names.push_back(m.model);
       small.push_back(lora);
+      defs.push_back(m);
       t.events.push_back(m);
     }
     // Ops, tracking handles so most sequences are valid; a few are not, on
@@ -60,7 +62,7 @@ rc::Gen<traces::Trace> GenTrace() {
     const int ops = *rc::gen::inRange(1, 40);
     for (int k = 0; k < ops; ++k) {
       const int kind = *rc::gen::weightedElement<int>(
-          {{6, 0}, {5, 1}, {4, 2}, {1, 3}, {1, 4}, {2, 5}, {1, 6}});
+          {{6, 0}, {5, 1}, {4, 2}, {1, 3}, {1, 4}, {2, 5}, {1, 6}, {1, 7}});
       const auto pick = static_cast<std::size_t>(*rc::gen::inRange<int>(0, static_cast<int>(names.size())));
       switch (kind) {
         case 0: {  // load
@@ -125,6 +127,13 @@ rc::Gen<traces::Trace> GenTrace() {
           e.prompt = prompt;
           in_prompt = !in_prompt;
           t.events.push_back(e);
+          break;
+        }
+        case 7: {  // a workflow switch: a deleted model built again from its files
+          if (!deleted[pick]) break;
+          t.events.push_back(defs[pick]);
+          deleted[pick] = false;
+          handles[pick] = 0;  // the new model's; the old one keeps any it had
           break;
         }
         case 6: {  // release everything held: the end of a prompt in a server

@@ -61,6 +61,10 @@ void ResidencyChecker::OnCommand(const Command& c) {
       Touch(c.buffer, false, c);
       if (host_.count(c.buffer)) host_[c.buffer].pinned = c.bytes;
       break;
+    case CommandKind::kAdoptHost:  // a host copy changes hands (a file-keyed RAM-cache entry)
+      if (!host_.count(c.buffer)) Violation("host buffer " + std::to_string(c.buffer) + " adopted but not allocated");
+      else host_[c.buffer].owner = c.model;
+      break;
     case CommandKind::kUnpin:
       if (host_.count(c.buffer)) host_[c.buffer].pinned = 0;
       break;

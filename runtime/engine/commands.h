@@ -30,6 +30,7 @@ enum class CommandKind : std::uint8_t {
   kRunFinalizer,   // model: its finalizer runs exactly once
   kMapFile,        // buffer, bytes: mmap the model's files (mmap loader)
   kUnmapFile,      // buffer: munmap
+  kAdoptHost,      // buffer: this host copy now belongs to `model` (bookkeeping, no work)
 };
 
 std::string_view ToString(CommandKind kind);

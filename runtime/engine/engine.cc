@@ -211,7 +211,8 @@ void Engine::FailTask(Status status, Outbox& out) {
   for (Step& s : t.steps)
     for (Command& c : s.batch) {
       if (c.kind == CommandKind::kFreeHost || c.kind == CommandKind::kUnmapFile ||
-          c.kind == CommandKind::kFreeDevice || c.kind == CommandKind::kUnpin) {
+          c.kind == CommandKind::kFreeDevice || c.kind == CommandKind::kUnpin ||
+          c.kind == CommandKind::kAdoptHost) {
         releases.push_back(std::move(c));
         continue;
       }
@@ -255,6 +256,7 @@ std::optional<BufferId> Engine::MissingBuffer(const Command& cmd) const {
     case CommandKind::kReadFile:
     case CommandKind::kSpillWrite:
     case CommandKind::kSpillRead:
+    case CommandKind::kAdoptHost:
       if (missing(cmd.buffer)) return cmd.buffer;
       return std::nullopt;
     case CommandKind::kFreeDevice:
@@ -368,6 +370,9 @@ CommandId Engine::Issue(Command cmd, Outbox& out) {
     case CommandKind::kDropPageCache:
     case CommandKind::kCompute:
     case CommandKind::kRunFinalizer:
+      break;
+    case CommandKind::kAdoptHost:
+      buffers_.find(cmd.buffer)->second.owner = cmd.model;
       break;
   }
   inflight_.emplace(cmd.id, f);

@@ -137,6 +137,10 @@ class Engine {
     Bytes patched_bytes = 0;
     std::uint64_t last_use = 0;
     std::int64_t gds_priority = 0;  // GreedyDual-Size H value
+    // A RAM-cache entry keyed by files, not a model of the workload: the clean
+    // host copy a deleted model left, kept for a model built again from the
+    // same files (a server switching workflows). No op names it.
+    bool file_cache_entry = false;
   };
   struct Step {
     std::vector<Command> batch;  // issued together, all awaited
@@ -210,6 +214,12 @@ class Engine {
   // Load planning (engine_load.cc).
   Status PlanTransfer(ModelId id, Outbox& out);
   void DropPageCache(ModelId id);  // kDropPageCache for each of the model's files
+  // At a deleted model's end: hands its clean host copy to a file-keyed cache
+  // entry instead of freeing it, where the policy keeps a RAM cache.
+  void KeepHostCopyForItsFiles(ModelId id);
+  // At a register: takes a cached copy of exactly these files, if any.
+  void AdoptCachedCopy(ModelId id);
+  ModelId next_cache_entry_ = 0x80000000u;  // ids of file-keyed cache entries
   Status PlanFromFile(ModelId id, bool keep_host, Outbox& out);
   void PlanFromHost(ModelId id);
   Status PlanFromSpill(ModelId id, Outbox& out);

@@ -51,7 +51,57 @@ Status Engine::DoRegister(const Op& op) {
   }
   m.device_target = m.bytes;
   models_.emplace(op.model, std::move(m));
+  AdoptCachedCopy(op.model);
   return Status::Ok();
+}
+
+void Engine::KeepHostCopyForItsFiles(ModelId id) {
+  ModelState& m = *Find(id);
+  if (!KeepsHostCopies(policy_.eviction) || budgets_.ram_cache_bytes == 0) return;
+  if (!m.host_buffer || !m.host_valid || m.host_dirty || m.host_mapped || m.active ||
+      m.host_bytes != m.bytes || !m.patches.empty())
+    return;
+  ModelState entry;
+  entry.name = m.name + " (cached copy of its files)";
+  entry.files = m.files;
+  entry.tensors = m.tensors;
+  entry.bytes = m.bytes;
+  entry.device_target = m.bytes;
+  entry.host_buffer = m.host_buffer;
+  entry.host_bytes = m.host_bytes;
+  entry.host_pinned = m.host_pinned;
+  entry.host_valid = true;
+  entry.last_use = m.last_use;
+  entry.gds_priority = m.gds_priority;
+  entry.file_cache_entry = true;
+  const ModelId entry_id = next_cache_entry_++;
+  Command adopt = Make(CommandKind::kAdoptHost, entry_id);
+  adopt.buffer = m.host_buffer;
+  adopt.bytes = m.host_bytes;
+  m.host_buffer = 0;  // the model's end frees everything else
+  m.host_bytes = 0;
+  m.host_valid = m.host_pinned = false;
+  models_.emplace(entry_id, std::move(entry));
+  Batch({adopt});
+}
+
+void Engine::AdoptCachedCopy(ModelId id) {
+  ModelState& m = *Find(id);
+  for (auto& [entry_id, e] : models_) {
+    if (!e.file_cache_entry || !e.host_buffer || !e.host_valid || e.files != m.files) continue;
+    Command adopt = Make(CommandKind::kAdoptHost, id);
+    adopt.buffer = e.host_buffer;
+    adopt.bytes = e.host_bytes;
+    m.host_buffer = e.host_buffer;
+    m.host_bytes = e.host_bytes;
+    m.host_pinned = e.host_pinned;
+    m.host_valid = true;
+    e.host_buffer = 0;
+    e.host_bytes = 0;
+    e.host_valid = e.host_pinned = false;
+    Batch({adopt});
+    return;
+  }
 }
 
 Bytes Engine::DeviceObtainable(const std::vector<ModelId>& protect) const {
@@ -263,6 +313,7 @@ void Engine::MaybeFinalize(ModelId id) {
   ModelState& m = *Find(id);
   if (!m.deleted || m.handles > 0 || m.finalizer_issued) return;
   m.finalizer_issued = true;
+  KeepHostCopyForItsFiles(id);
   // A deleted model's bytes go first, dirty or not; then its finalizer, once.
   std::vector<Command> frees;
   if (m.device_buffer) {

@@ -38,6 +38,7 @@ std::string_view ToString(CommandKind kind) {
     case CommandKind::kRunFinalizer: return "finalizer";
     case CommandKind::kMapFile: return "map";
     case CommandKind::kUnmapFile: return "unmap";
+    case CommandKind::kAdoptHost: return "adopt_host";
   }
   return "?";
 }

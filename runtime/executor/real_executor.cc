@@ -262,6 +262,7 @@ void Executor::Execute(const Command& cmd) {
     case CommandKind::kRunFinalizer:
       ++result_.finalizers;
       return Finish(cmd, issued, Status::Ok());
+    case CommandKind::kAdoptHost: return Finish(cmd, issued, Status::Ok());  // ownership only
     case CommandKind::kMapFile: {
       auto slot = std::make_unique<HostSlot>();
       slot->mapped = true;
