@@ -264,12 +264,10 @@ TEST(Simulation, UnifiedAllocationsReclaimCleanPageCacheWhereTheProfileSaysSo) {
   EXPECT_GE(reclaiming->peak_unified_bytes, (6 + 9) * engine::kGiB) << "both device copies at once";
 }
 
-// A workflow switch: the model object is deleted and built again from the
-// same file. The new model is a new id, its reload is served by the page
-// cache the first load filled, and the report counts it as a page-cache load,
-// not a disk load and not a RAM-cache hit.
-TEST(Simulation, AModelRebuiltFromItsFileReloadsFromThePageCache) {
-  const auto file = std::filesystem::temp_directory_path() / "rebuilt-model.jsonl";
+// Replays a 2 GiB model that a workflow switch deletes and builds again from
+// the same file, under `policy` on rtx4090-64g.
+Result<SimResult> ReplayRebuiltModel(const std::string& policy) {
+  const auto file = std::filesystem::temp_directory_path() / ("rebuilt-model-" + policy + ".jsonl");
   const std::string model =
       R"({"type":"model","model":"unet","files":[{"path":"unet.safetensors","bytes":2147483648,"tensor_count":32,"tensor_distribution":"uniform","tensor_seed":1}]})";
   std::ofstream(file) << R"({"format":"residency-trace","version":1,"name":"rebuilt"})" "\n"
@@ -283,9 +281,18 @@ TEST(Simulation, AModelRebuiltFromItsFileReloadsFromThePageCache) {
   harness::ReplayRequest r;
   r.trace_path = file.string();
   r.profile = "rtx4090-64g";
-  r.policy = "drop";
+  r.policy = policy;
   auto res = harness::Replay(r);
   std::filesystem::remove(file);
+  return res;
+}
+
+// A workflow switch: the model object is deleted and built again from the
+// same file. The new model is a new id, its reload is served by the page
+// cache the first load filled, and the report counts it as a page-cache load,
+// not a disk load and not a RAM-cache hit.
+TEST(Simulation, AModelRebuiltFromItsFileReloadsFromThePageCache) {
+  auto res = ReplayRebuiltModel("drop");
   ASSERT_TRUE(res.ok()) << res.status().ToString();
   EXPECT_TRUE(res->violations.empty()) << res->violations.front();
   EXPECT_EQ(res->finalizers, 1);
@@ -302,23 +309,7 @@ TEST(Simulation, AModelRebuiltFromItsFileReloadsFromThePageCache) {
 // all. ram-cache-14076 got 0 hits on this pattern when the cache was keyed by
 // model id.
 TEST(Simulation, ARamCacheKeyedByFileKeepsARebuiltModelWarm) {
-  const auto file = std::filesystem::temp_directory_path() / "rebuilt-model-cached.jsonl";
-  const std::string model =
-      R"({"type":"model","model":"unet","files":[{"path":"unet.safetensors","bytes":2147483648,"tensor_count":32,"tensor_distribution":"uniform","tensor_seed":1}]})";
-  std::ofstream(file) << R"({"format":"residency-trace","version":1,"name":"rebuilt"})" "\n"
-                      << model << "\n"
-                      << R"({"type":"load","model":"unet"})" "\n"
-                      << R"({"type":"release","model":"unet"})" "\n"
-                      << R"({"type":"delete","model":"unet"})" "\n"
-                      << model << "\n"
-                      << R"({"type":"load","model":"unet"})" "\n"
-                      << R"({"type":"release","model":"unet"})" "\n";
-  harness::ReplayRequest r;
-  r.trace_path = file.string();
-  r.profile = "rtx4090-64g";
-  r.policy = "ram-cache-14076";
-  auto res = harness::Replay(r);
-  std::filesystem::remove(file);
+  auto res = ReplayRebuiltModel("ram-cache-14076");
   ASSERT_TRUE(res.ok()) << res.status().ToString();
   EXPECT_TRUE(res->violations.empty()) << res->violations.front();
   EXPECT_EQ(res->finalizers, 1);

@@ -219,6 +219,7 @@ class Engine {
   void KeepHostCopyForItsFiles(ModelId id);
   // At a register: takes a cached copy of exactly these files, if any.
   void AdoptCachedCopy(ModelId id);
+  void HandOverHostCopy(ModelId from, ModelId to);  // a clean host copy changes hands (kAdoptHost)
   ModelId next_cache_entry_ = 0x80000000u;  // ids of file-keyed cache entries
   Status PlanFromFile(ModelId id, bool keep_host, Outbox& out);
   void PlanFromHost(ModelId id);

@@ -56,7 +56,7 @@ Status Engine::DoRegister(const Op& op) {
 }
 
 void Engine::KeepHostCopyForItsFiles(ModelId id) {
-  ModelState& m = *Find(id);
+  const ModelState& m = *Find(id);
   if (!KeepsHostCopies(policy_.eviction) || budgets_.ram_cache_bytes == 0) return;
   if (!m.host_buffer || !m.host_valid || m.host_dirty || m.host_mapped || m.active ||
       m.host_bytes != m.bytes || !m.patches.empty())
@@ -67,41 +67,35 @@ void Engine::KeepHostCopyForItsFiles(ModelId id) {
   entry.tensors = m.tensors;
   entry.bytes = m.bytes;
   entry.device_target = m.bytes;
-  entry.host_buffer = m.host_buffer;
-  entry.host_bytes = m.host_bytes;
-  entry.host_pinned = m.host_pinned;
-  entry.host_valid = true;
   entry.last_use = m.last_use;
   entry.gds_priority = m.gds_priority;
   entry.file_cache_entry = true;
   const ModelId entry_id = next_cache_entry_++;
-  Command adopt = Make(CommandKind::kAdoptHost, entry_id);
-  adopt.buffer = m.host_buffer;
-  adopt.bytes = m.host_bytes;
-  m.host_buffer = 0;  // the model's end frees everything else
-  m.host_bytes = 0;
-  m.host_valid = m.host_pinned = false;
   models_.emplace(entry_id, std::move(entry));
-  Batch({adopt});
+  HandOverHostCopy(id, entry_id);  // the model's end frees everything else
 }
 
 void Engine::AdoptCachedCopy(ModelId id) {
-  ModelState& m = *Find(id);
-  for (auto& [entry_id, e] : models_) {
-    if (!e.file_cache_entry || !e.host_buffer || !e.host_valid || e.files != m.files) continue;
-    Command adopt = Make(CommandKind::kAdoptHost, id);
-    adopt.buffer = e.host_buffer;
-    adopt.bytes = e.host_bytes;
-    m.host_buffer = e.host_buffer;
-    m.host_bytes = e.host_bytes;
-    m.host_pinned = e.host_pinned;
-    m.host_valid = true;
-    e.host_buffer = 0;
-    e.host_bytes = 0;
-    e.host_valid = e.host_pinned = false;
-    Batch({adopt});
-    return;
-  }
+  const ModelState& m = *Find(id);
+  for (const auto& [entry_id, e] : models_)
+    if (e.file_cache_entry && e.host_buffer && e.host_valid && e.files == m.files)
+      return HandOverHostCopy(entry_id, id);
+}
+
+void Engine::HandOverHostCopy(ModelId from, ModelId to) {
+  ModelState& f = *Find(from);
+  ModelState& t = *Find(to);
+  Command adopt = Make(CommandKind::kAdoptHost, to);
+  adopt.buffer = f.host_buffer;
+  adopt.bytes = f.host_bytes;
+  t.host_buffer = f.host_buffer;
+  t.host_bytes = f.host_bytes;
+  t.host_pinned = f.host_pinned;
+  t.host_valid = true;
+  f.host_buffer = 0;
+  f.host_bytes = 0;
+  f.host_valid = f.host_pinned = false;
+  Batch({adopt});
 }
 
 Bytes Engine::DeviceObtainable(const std::vector<ModelId>& protect) const {
