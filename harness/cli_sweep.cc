@@ -59,9 +59,16 @@ int RunSweepCommand(const SweepArgs& a) {
               a.shard.c_str(), a.db.c_str(), s.planned, s.ran, s.skipped, s.ooms, s.infeasible, s.violations,
               s.errors);
   if (s.ran > 0) {
-    std::printf("%.2f s wall on %d jobs: %.1f runs/s, %.1f runs/s per core (%.3f s per run)\n", s.wall_s,
-                options.jobs, static_cast<double>(s.ran) / s.wall_s,
-                static_cast<double>(s.ran) / s.run_s, s.run_s / static_cast<double>(s.ran));
+    // A rate over a handful of runs or a fraction of a second says nothing:
+    // then only the time per run.
+    const char* jobs = options.jobs == 1 ? "job" : "jobs";
+    if (s.ran >= 10 && s.wall_s >= 1.0)
+      std::printf("%.2f s wall on %d %s: %.1f runs/s, %.1f runs/s per core (%.3f s per run)\n", s.wall_s,
+                  options.jobs, jobs, static_cast<double>(s.ran) / s.wall_s,
+                  static_cast<double>(s.ran) / s.run_s, s.run_s / static_cast<double>(s.ran));
+    else
+      std::printf("%.2f s wall on %d %s for %zu run%s (%.3f s per run)\n", s.wall_s, options.jobs, jobs, s.ran,
+                  s.ran == 1 ? "" : "s", s.run_s / static_cast<double>(s.ran));
   }
   if (s.stopped) {
     std::fprintf(stderr, "residency: sweep interrupted; run the same command again to resume\n");

@@ -11,6 +11,11 @@ sweep() { "$bin" sweep --traces "$ex/sdxl-txt2img.jsonl" "$ex/chroma-6lora.jsonl
 expect 0 "8 planned, 8 ran, 0 already stored" -- sweep --db "$tmp/all.db" -j 2
 expect 0 "sweep: 8/8 \(100%\)" -- sweep --db "$tmp/progress.db" -j 1   # plain progress lines off a terminal
 expect 0 "8 planned, 0 ran, 8 already stored" -- sweep --db "$tmp/all.db"
+# One run: its time, not a rate over a fraction of a second, and "1 job".
+expect 0 "s wall on 1 job for 1 run \(" -- "$bin" sweep --traces "$ex/sdxl-txt2img.jsonl" --profiles rtx4090-64g \
+  --policies drop --db "$tmp/one.db" -j 1
+if "$bin" sweep --traces "$ex/sdxl-txt2img.jsonl" --profiles rtx4090-64g --policies ram-lru --db "$tmp/one.db" -j 1 2>&1 |
+   grep -q "runs/s"; then echo "FAIL: a one-run sweep printed a rate"; fail=1; fi
 for i in 0 1 2; do
   expect 0 "sweep $i/3 into" -- sweep --db "$tmp/shard$i.db" --shard $i/3 -q
 done
