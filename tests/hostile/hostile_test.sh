@@ -124,5 +124,50 @@ for method in threaded mmap-copy; do
 done
 kill "$mutator"; wait "$mutator" 2>/dev/null
 
+echo "== class 5: clients that don't play fair with the agent (the full load test: bench/agent_load.py)"
+echo secret > "$tmp/token"
+"$bin" serve --listen 127.0.0.1:0 --port-file "$tmp/port" --data "$tmp/agent" --token-file "$tmp/token" \
+  --timeout 2 > "$tmp/agent.log" 2>&1 & agent=$!
+for _ in $(seq 100); do [ -s "$tmp/port" ] && break; sleep 0.1; done
+rss_limit=300; ldd "$bin" 2>/dev/null | grep -q libasan && rss_limit=2000  # ASan's shadow memory counts
+python3 - "$(cat "$tmp/port")" "$agent" "$rss_limit" <<'PY' || fail=1
+import socket, sys, threading, time
+port, pid, rss_limit = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+def connect(source="127.0.0.1"):
+    return socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
+def answer(s):
+    data = b""
+    while b"\r\n" not in data:
+        chunk = s.recv(4096)
+        if not chunk: break
+        data += chunk
+    return data.split(b"\r\n", 1)[0].decode(errors="replace")
+ok = True
+# Slow clients from another address: a partial header each, never finished.
+slow = []
+for _ in range(100):
+    c = connect("127.0.0.2"); c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n"); slow.append(c)
+# Unauthenticated 60 MB uploads: refused on the header, before any body byte.
+t0 = time.monotonic()
+for _ in range(20):
+    c = connect()
+    c.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Length: 60000000\r\n\r\n")
+    status = answer(c)
+    if " 401 " not in status + " ":
+        print(f"FAIL: an unauthenticated 60 MB upload got {status!r}, not 401"); ok = False
+    c.close()
+refused_s = time.monotonic() - t0
+# Health still answers among the slow clients.
+c = connect(); c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+status = answer(c)
+if " 200 " not in status + " ": print(f"FAIL: /healthz among 100 slow clients got {status!r}"); ok = False
+rss = int(next(l for l in open(f"/proc/{pid}/status") if l.startswith("VmHWM")).split()[1]) // 1024
+if refused_s > 5 or rss > rss_limit:
+    print(f"FAIL: 20 refusals took {refused_s:.2f} s, agent peak RSS {rss} MB"); ok = False
+print(f"agent: 20 oversized unauthenticated uploads refused in {refused_s:.2f} s, /healthz {status!r}, peak RSS {rss} MB")
+sys.exit(0 if ok else 1)
+PY
+kill "$agent"; wait "$agent" 2>/dev/null
+
 [ "$fail" = 0 ] && echo "hostile: all cases refused cleanly"
 exit "$fail"
