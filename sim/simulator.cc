@@ -34,6 +34,9 @@ using engine::SplitMix64;
 
 using engine::FormatMiB;
 
+// Limit messages: simulated time in whole seconds.
+std::string WholeSeconds(engine::Nanos t) { return std::to_string(t / 1'000'000'000) + " s"; }
+
 class Simulator {
  public:
   Simulator(const engine::Workload& w, const traces::Profile& p, const engine::Policy& policy,
@@ -144,13 +147,13 @@ SimResult Simulator::Run() {
     if (next_activity < 0 && !has_event) break;
     if (++result_.events > options_.max_events) {
       result_.limit_exceeded = "limit 'max_events' (" + std::to_string(options_.max_events) +
-                               " simulator events) crossed at " + (std::to_string(now_ / 1000000000) + " s") + " of simulated time";
+                               " simulator events) crossed at " + WholeSeconds(now_) + " of simulated time";
       break;
     }
     const Nanos next = next_activity >= 0 && (!has_event || next_activity < queue_.top().time) ? next_activity
                                                                                                 : queue_.top().time;
     if (next > options_.max_sim_time_ns) {
-      result_.limit_exceeded = "limit 'max_sim_time' (" + (std::to_string(options_.max_sim_time_ns / 1000000000) + " s") +
+      result_.limit_exceeded = "limit 'max_sim_time' (" + WholeSeconds(options_.max_sim_time_ns) +
                                " of simulated time) crossed: the profile's rates or the trace's durations are extreme";
       break;
     }
@@ -158,7 +161,7 @@ SimResult Simulator::Run() {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start_).count() >
             options_.max_wall_seconds) {
       result_.limit_exceeded = "limit 'max_wall' (" + std::to_string(static_cast<long long>(options_.max_wall_seconds)) +
-                               " s of wall time per run) crossed at " + (std::to_string(now_ / 1000000000) + " s") + " of simulated time";
+                               " s of wall time per run) crossed at " + WholeSeconds(now_) + " of simulated time";
       break;
     }
     if (next_activity >= 0 && (!has_event || next_activity < queue_.top().time)) {

@@ -412,7 +412,6 @@ class Importer {
     ++unloads_;
   }
 
-  // A finished sampler bar: `total` steps in `elapsed` on the model loaded last.
   // A finished pass's length. tqdm prints the elapsed time rounded down to
   // whole seconds ("00:01" for 1.65 s), which loses up to a second per pass:
   // steps / rate is finer, kept within [elapsed, elapsed + 1). With no rate
@@ -423,6 +422,7 @@ class Importer {
     return std::clamp(by_rate, l.elapsed_s, l.elapsed_s + 0.999);
   }
 
+  // A finished sampler bar: `total` steps in `elapsed` on the model loaded last.
   void Progress(const LogLine& l) {
     if (l.count != l.total) return;
     if (l.labelled) return void(++labelled_bars_);

@@ -141,12 +141,7 @@ void Loader::DropBuffers(Loaded& l) {
 }
 
 void Loader::Release() {
-  for (Loaded& l : loaded_) {
-    if (l.dev != 0) device_->Free(l.dev);
-    l.dev = 0;
-    if (l.host.data()) Unlock(device_, l.host.data(), l.host.size(), l.pin);
-    l.pin = io::PinKind::kNone;
-  }
+  for (Loaded& l : loaded_) DropBuffers(l);
   for (int i = 0; i < 2; ++i) {
     if (staging_[i].data()) Unlock(device_, staging_[i].data(), staging_[i].size(), staging_pin_[i]);
     staging_pin_[i] = io::PinKind::kNone;
