@@ -4,9 +4,11 @@ executor, each built and tested in a copy of the tree; prints killed / alive
 and the score. A mutant is killed when the build's tests fail (ctest exits
 non-zero or passes its time limit); one that does not compile is 'invalid'.
 
-usage: scripts/mutate.py [--tests REGEX] [--only N,N] [--timeout S] [--keep DIR]
+usage: scripts/mutate.py [--tests REGEX] [--targets T,T] [--only N,N] [--timeout S] [--keep DIR]
 
 --tests narrows ctest (default: the whole suite, as `make test` runs it);
+--targets builds only those CMake targets after each mutation (the test
+binaries --tests needs; a quick first pass, survivors then run in full);
 --only runs the listed mutant numbers. The copy lives in --keep (default: a
 temporary folder); its build is reused between runs when --keep is given.
 The last full result goes in docs/BENCHMARKS.md.
@@ -105,6 +107,7 @@ def run(cmd, cwd, timeout=None, log=None):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tests", default="", help="ctest -R regex (default: all tests)")
+    ap.add_argument("--targets", default="", help="comma-separated CMake targets to rebuild per mutant")
     ap.add_argument("--only", default="", help="comma-separated mutant numbers (1-based)")
     ap.add_argument("--timeout", type=int, default=1800, help="seconds for one mutant's tests")
     ap.add_argument("--keep", default="", help="folder for the tree copy and its build, kept between runs")
@@ -139,6 +142,7 @@ def main():
     if run(ctest, tree, args.timeout) != 0:
         print("the unmutated tree fails its tests: fix that first")
         return 2
+    build = "cmake --build --preset release" + "".join(" --target " + t for t in args.targets.split(",") if t)
     results = []
     for n in chosen:
         path, old, new, what = MUTANTS[n - 1]
@@ -151,7 +155,7 @@ def main():
         open(src, "w").write(text.replace(old, new))
         t0 = time.time()
         try:
-            if run("cmake --build --preset release", tree) != 0:
+            if run(build, tree) != 0:
                 verdict = "invalid"
             else:
                 rc = run(ctest, tree, args.timeout)

@@ -340,6 +340,40 @@ TEST(Engine, FailedReadFailsTheLoadAndFreesItsMemory) {
   EXPECT_TRUE(d.log().violations.empty()) << d.log().violations.front();
 }
 
+// Found by Stateful.AnyMachineAnyPolicyAgreesWithAModelOfResidency: a failed
+// dynamic load of a model its holder had loaded in full left it marked
+// dynamic, so the next compute shrank it under its own steps. A failed load
+// must leave the model as its holders loaded it.
+TEST(Engine, AFailedLoadLeavesTheModelAsItsHoldersLoadedIt) {
+  auto e = Make(Machine(64 * kGiB, 8 * kGiB), PolicyWith(engine::EvictionKind::kDrop));
+  EngineDriver d(*e);
+  d.Submit(Register(1, 1, 6 * kGiB));
+  d.Submit(Register(2, 2, 6 * kGiB));
+  d.Submit(Simple(3, OpKind::kLoad, 1));  // in full
+  d.Submit(Simple(4, OpKind::kLoad, 2));  // evicts model 1 from the device
+  d.RunToIdle();
+  ASSERT_TRUE(d.log().Result(4)->status.ok());
+  d.FailFirstRead(1);
+  engine::Op dynamic = Simple(5, OpKind::kLoad, 1);
+  dynamic.mode = engine::LoadMode::kDynamic;
+  d.Submit(dynamic);
+  d.RunToIdle();
+  ASSERT_EQ(d.log().Result(5)->status.code(), StatusCode::kInternal);
+  const std::size_t before = d.log().notices.size();
+  // 6 GiB in full and 3 GiB of activations do not fit 8 GiB: the compute must
+  // fail, not shrink model 1 below what its holder loaded.
+  d.Submit(Compute(6, {1}, 3 * kGiB));
+  d.RunToIdle();
+  EXPECT_EQ(d.log().Result(6)->status.code(), StatusCode::kResourceExhausted)
+      << d.log().Result(6)->status.ToString();
+  for (std::size_t i = before; i < d.log().notices.size(); ++i) {
+    const engine::Notice& n = d.log().notices[i];
+    EXPECT_FALSE(n.model == 1 && n.kind == NoticeKind::kEvicted && n.tier == engine::Tier::kDevice)
+        << "model 1's device copy was cut under its compute";
+  }
+  EXPECT_TRUE(d.log().violations.empty()) << d.log().violations.front();
+}
+
 // Completions in any order, as real threads deliver them: same outcome.
 TEST(Engine, RandomCompletionOrderKeepsInvariants) {
   for (std::uint64_t seed = 1; seed <= 30; ++seed) {

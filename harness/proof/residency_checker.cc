@@ -257,4 +257,20 @@ void ResidencyChecker::Finish(const engine::Engine& engine) {
   }
 }
 
+std::vector<std::string> ResidencyChecker::Leftovers() const {
+  std::vector<std::string> left;
+  for (const auto& [id, d] : device_)
+    left.push_back("device buffer " + std::to_string(id) + " (" + std::to_string(d.first) + " bytes, model " +
+                   std::to_string(d.second) + ")");
+  for (const auto& [id, b] : host_) {
+    const bool registered = std::any_of(ops_.begin(), ops_.end(), [&](const auto& entry) {
+      return entry.second.kind == engine::OpKind::kRegisterModel && entry.second.model == b.owner;
+    });
+    if (registered)
+      left.push_back("host buffer " + std::to_string(id) + " (" + std::to_string(b.bytes) + " bytes, model " +
+                     std::to_string(b.owner) + ")");
+  }
+  return left;
+}
+
 }  // namespace residency::proof

@@ -33,6 +33,10 @@ class ResidencyChecker {
   void Finish(const engine::Engine& engine);
 
   const std::vector<std::string>& violations() const { return violations_; }
+  // What is still allocated, by the checker's own books: every device buffer
+  // and every host buffer a registered model owns (not the file-keyed RAM
+  // cache's entries). Empty at rest once every model is released and deleted.
+  std::vector<std::string> Leftovers() const;
 
  private:
   struct HostBuf {

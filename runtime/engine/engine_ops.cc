@@ -130,6 +130,8 @@ Status Engine::DoLoad(ModelId id, LoadMode mode, Bytes partial_bytes, bool acqui
   }
   if (acquire) ++m->handles;
   Touch(*m);
+  const LoadMode held_mode = m->mode;
+  const Bytes held_target = m->device_target;
   m->mode = mode;
   // A device copy smaller than the model streams the rest from a host copy;
   // without one (evicted since) it is not a hit (found by the property tests;
@@ -151,11 +153,19 @@ Status Engine::DoLoad(ModelId id, LoadMode mode, Bytes partial_bytes, bool acqui
                              FormatMiB(DeviceHeld() - (obtainable - DeviceFree())) +
                              ")");
   }
-  if (acquire) {
-    OnFail([this, id](Outbox&) {
-      if (ModelState* mm = Find(id)) --mm->handles;
-    });
-  }
+  // A failed load takes no handle, and leaves a model others hold as they
+  // loaded it, so a later compute brings back what they hold (a failed
+  // dynamic load of a fully held model made it shrinkable under its own
+  // compute; found by Stateful.AnyMachineAnyPolicy...). A model nobody holds
+  // keeps the mode last asked for.
+  OnFail([this, id, acquire, held_mode, held_target](Outbox&) {
+    ModelState* mm = Find(id);
+    if (!mm) return;
+    if (acquire) --mm->handles;
+    if (mm->handles == 0) return;
+    mm->mode = held_mode;
+    mm->device_target = held_target;
+  });
   // A smaller or stale device copy is replaced, not grown.
   if (m->device_buffer) EvictDevice(id, EvictReason::kDevicePressure, out);
   m->device_target = target;
