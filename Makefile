@@ -24,6 +24,7 @@ test: build
 	@ctest --preset $(PRESET) -j2
 
 bench: build
+	@cmake --build --preset $(PRESET) --target residency_bench residency_http_bench residency_freed_memory_bench
 	$(BUILD)/bench/residency_bench --benchmark_min_time=0.5
 
 # Under ASan the property tests run 200 cases each with the fixed seed only

@@ -4,10 +4,12 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
 #include <functional>
 #include <string>
 #include <vector>
 
+#include "runtime/engine/policy.h"
 #include "runtime/engine/status.h"
 
 namespace residency::cli {
@@ -40,5 +42,20 @@ int Fail(const Status& s);
 bool WriteTextFile(const std::string& path, const std::string& text);
 // "12 GiB", "64MiB", "1.5 GB" -> bytes (CLI11 transform for byte options).
 CLI::Validator ByteSize();
+// An old spelling of an option, kept for one release: hidden from --help,
+// it sets the same value and says on stderr what the new spelling is.
+template <typename T>
+CLI::Option* OldSpelling(CLI::App* app, const std::string& old_name, const std::string& new_name, T& value) {
+  return app->add_option(old_name, value)
+      ->group("")
+      ->each([old_name, new_name](const std::string&) {
+        std::fprintf(stderr, "residency: %s is now %s (the old spelling goes in the next release)\n",
+                     old_name.c_str(), new_name.c_str());
+      });
+}
+
+// Refuses a device the policy's device_reserve leaves nothing of (every op
+// would fail with "0 MiB obtainable"), naming both figures and the way out.
+Status CheckDeviceRoom(const engine::MachineLimits& machine, const engine::Policy& policy);
 
 }  // namespace residency::cli

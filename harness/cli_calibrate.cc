@@ -42,11 +42,13 @@ Subcommand AddCalibrate(CLI::App& app) {
   c->add_option("--file-size", a->options.file_bytes, "Scratch file size")->transform(ByteSize())->capture_default_str();
   c->add_option("--memory-size", a->options.memory_bytes, "Buffer size for memory figures")->transform(ByteSize())->capture_default_str();
   c->add_option("--threads", a->options.thread_counts, "Reader thread counts to measure")->capture_default_str();
-  c->add_option("--read-chunk", a->options.read_chunk_bytes, "Bytes per read request (the policies' chunk)")->transform(ByteSize())->capture_default_str();
+  c->add_option("--chunk", a->options.read_chunk_bytes, "Bytes per read request (the policies' default chunk)")->transform(ByteSize())->capture_default_str();
+  OldSpelling(c, "--read-chunk", "--chunk", a->options.read_chunk_bytes)->transform(ByteSize());
   c->add_option("--prefault-memory", a->prefault_memory,
                 "Memory the prefault figure is measured on: recycled (freed just before) or fresh")
       ->check(CLI::IsMember({"recycled", "fresh"}))->capture_default_str();
-  c->add_option("--repeats", a->options.repeats, "Reads per disk figure (the median is kept)")->check(CLI::Range(1, 99))->capture_default_str();
+  c->add_option("--repeat", a->options.repeats, "Reads per disk figure (the median is kept)")->check(CLI::Range(1, 99))->capture_default_str();
+  OldSpelling(c, "--repeats", "--repeat", a->options.repeats)->check(CLI::Range(1, 99));
   c->add_option("--name", a->options.name, "Profile name")->capture_default_str();
   c->add_option("--device", a->device, "none, host (emulated) or cuda")->check(CLI::IsMember({"none", "host", "cuda"}))->capture_default_str();
   c->add_option("--device-capacity", a->device_capacity, "Emulated device size (--device host)")->transform(ByteSize())->capture_default_str();

@@ -36,6 +36,15 @@ CLI::Validator ByteSize() {
       "BYTES", "byte size");
 }
 
+Status CheckDeviceRoom(const engine::MachineLimits& machine, const engine::Policy& policy) {
+  if (machine.unified || policy.device_reserve_bytes < machine.device_bytes) return Status::Ok();
+  auto mib = [](engine::Bytes b) { return std::to_string(b / engine::kMiB) + " MiB"; };
+  return InvalidArgument("the device has " + mib(machine.device_bytes) + " and policy '" + policy.name +
+                         "' keeps " + mib(policy.device_reserve_bytes) +
+                         " of it free (device_reserve): nothing is left for models. Give a larger "
+                         "--device-capacity, or a policy with a smaller device_reserve");
+}
+
 Subcommand AddListing(CLI::App& app, const std::string& name, const std::string& kind,
                       const std::string& help) {
   CLI::App* sub = app.add_subcommand(name, help);

@@ -9,10 +9,13 @@
 #include <thread>
 
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <unistd.h>
 
 #include "harness/cli.h"
 #include "harness/device_choice.h"
 #include "harness/report.h"
+#include "harness/sweep/progress_line.h"
 #include "runtime/loader/file_loader.h"
 #include "runtime/safetensors/writer.h"
 #include "traces/trace.h"
@@ -23,7 +26,8 @@ namespace {
 struct LoadArgs {
   std::vector<std::string> files;
   int threads = std::max(2u, std::thread::hardware_concurrency());
-  std::size_t chunk = io::kDefaultChunkBytes;
+  // The policies' default chunk, as in calibrate and run (one vocabulary).
+  std::size_t chunk = static_cast<std::size_t>(engine::Policy{}.chunk_bytes);
   bool direct = false, verify = false, no_pin = false, json = false, lazy_device = false;
   std::string device = "none";
   std::string method = "threaded";
@@ -133,7 +137,15 @@ int RunGenModel(const GenArgs& a) {
     if (!specs.ok()) return Fail(specs.status());
     const std::string path = (std::filesystem::path(a.out) / std::filesystem::path(f.path).filename()).string();
     const auto t0 = std::chrono::steady_clock::now();
-    Status s = safetensors::WriteFile(path, specs.value(), a.seed * 1000003 + i);
+    // A bar on a terminal (a 28 GB file takes minutes); nothing in a pipe or log.
+    std::optional<sweep::ProgressLine> bar;
+    if (isatty(fileno(stderr)) == 1)
+      bar.emplace(stderr, "writing " + std::filesystem::path(path).filename().string() + " (MiB)");
+    Status s = safetensors::WriteFile(path, specs.value(), a.seed * 1000003 + i,
+                                      [&bar](std::uint64_t done, std::uint64_t total) {
+                                        if (bar) bar->Update(done >> 20, total >> 20, "");
+                                      });
+    if (bar) bar->Finish();
     if (!s.ok()) return Fail(s);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::printf("wrote %s: %s, %zu tensors, %.2f s\n", path.c_str(),
@@ -149,7 +161,7 @@ Subcommand AddLoad(CLI::App& app) {
   CLI::App* c = app.add_subcommand("load", "Load real safetensors files and report each stage");
   c->add_option("files", a->files, "safetensors files")->required()->check(CLI::ExistingFile);
   c->add_option("--threads", a->threads, "Reader threads")->capture_default_str()->check(CLI::Range(1, 256));
-  c->add_option("--chunk", a->chunk, "Bytes per read request (e.g. 8MiB)")->transform(ByteSize())->capture_default_str();
+  c->add_option("--chunk", a->chunk, "Bytes per read request (the policies' default chunk)")->transform(ByteSize())->capture_default_str();
   c->add_flag("--direct", a->direct, "O_DIRECT reads (bypass the page cache)");
   c->add_option("--device", a->device, "Where the weights go: none (pinned host memory), host (emulated device), cuda")
       ->check(CLI::IsMember({"none", "host", "cuda"}))->capture_default_str();

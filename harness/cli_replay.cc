@@ -1,6 +1,10 @@
 // `residency replay`: a trace through the engine inside the simulator.
+#include <algorithm>
+#include <cctype>
 #include <iostream>
 #include <memory>
+
+#include <nlohmann/json.hpp>
 
 #include "harness/cli.h"
 #include "harness/replay.h"
@@ -16,41 +20,77 @@ struct ReplayArgs {
   std::string timeline, svg, event_log;
 };
 
-int RunReplay(ReplayArgs& a) {
-  a.request.keep_event_log = !a.event_log.empty();
-  auto result = harness::Replay(a.request);
-  if (!result.ok()) return Fail(result.status());
-  const auto& r = result.value();
-  if (!a.timeline.empty() && !WriteTextFile(a.timeline, harness::TimelineJson(r))) return 2;
-  if (!a.svg.empty() && !WriteTextFile(a.svg, harness::MemorySvg(r))) return 2;
-  if (!a.event_log.empty()) {
-    std::string text;
-    for (const std::string& line : r.event_log) text += line + "\n";
-    if (!WriteTextFile(a.event_log, text)) return 2;
-  }
-  if (a.json) {
-    std::cout << harness::ResultJson(r).dump(2) << "\n";
-  } else if (!a.compare.empty()) {
-    std::cout << harness::FormatReport(r) << "\n";
-    for (const std::string& other : a.compare) {
-      harness::ReplayRequest second = a.request;
-      second.policy = other;
-      auto b = harness::Replay(second);
-      if (!b.ok()) return Fail(b.status());
-      std::cout << "Side by side\n" << harness::FormatComparison(r, b.value()) << "\n";
-    }
-  } else {
-    std::cout << harness::FormatReport(r);
-  }
-  if (!a.timeline.empty()) std::cerr << "timeline written to " << a.timeline << " (open in ui.perfetto.dev)\n";
-  if (!a.svg.empty()) std::cerr << "memory picture written to " << a.svg << "\n";
+// With --compare, files for the compared policies go beside the first
+// one's: memory.svg -> memory.ram-lru.svg (the policy's name, made safe).
+std::string PathFor(const std::string& path, std::size_t index, const std::string& policy) {
+  if (index == 0) return path;
+  std::string name;
+  for (char ch : policy) name += std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' ? ch : '_';
+  const std::size_t slash = path.find_last_of('/');
+  const std::size_t dot = path.find_last_of('.');
+  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return path + "." + name;
+  return path.substr(0, dot) + "." + name + path.substr(dot);
+}
+
+// 0 clean, 1 an invariant broke, 3 a prompt failed or the run died of OOM.
+int ExitCode(const sim::SimResult& r) {
   if (!r.violations.empty()) return 1;
   // A prompt that failed (an infeasible load, say) is the run's answer, not
   // bad input: exit 3, so a script can tell it from a clean run.
   for (const sim::PromptTiming& p : r.prompts)
     if (p.failed()) return 3;
-  if (r.oom.happened) return 3;  // the prompt it cut short failed too
-  return 0;
+  return r.oom.happened ? 3 : 0;  // the prompt OOM cut short failed too
+}
+
+int RunReplay(ReplayArgs& a) {
+  a.request.keep_event_log = !a.event_log.empty();
+  // The first policy, then every --compare one: each gets its files and a
+  // place in --json, not only the first.
+  std::vector<std::string> policies = {a.request.policy};
+  policies.insert(policies.end(), a.compare.begin(), a.compare.end());
+  std::vector<sim::SimResult> runs;
+  std::vector<std::string> written;
+  for (std::size_t i = 0; i < policies.size(); ++i) {
+    harness::ReplayRequest request = a.request;
+    request.policy = policies[i];
+    auto result = harness::Replay(request);
+    if (!result.ok()) return Fail(result.status());
+    const sim::SimResult& r = result.value();
+    auto write = [&](const std::string& path, const std::string& text, const std::string& what) {
+      if (path.empty()) return true;
+      const std::string target = PathFor(path, i, r.policy);
+      if (!WriteTextFile(target, text)) return false;
+      written.push_back(what + " written to " + target + (policies.size() > 1 ? " (" + r.policy + ")" : ""));
+      return true;
+    };
+    if (!write(a.timeline, a.timeline.empty() ? "" : harness::TimelineJson(r), "timeline") ||
+        !write(a.svg, a.svg.empty() ? "" : harness::MemorySvg(r), "memory picture"))
+      return 2;
+    if (!a.event_log.empty()) {
+      std::string text;
+      for (const std::string& line : r.event_log) text += line + "\n";
+      if (!write(a.event_log, text, "event log")) return 2;
+    }
+    runs.push_back(std::move(result).value());
+  }
+  if (a.json && runs.size() == 1) {
+    std::cout << harness::ResultJson(runs.front()).dump(2) << "\n";
+  } else if (a.json) {
+    nlohmann::ordered_json all = nlohmann::ordered_json::array();  // one object per policy, --policy first
+    for (const sim::SimResult& r : runs) all.push_back(harness::ResultJson(r));
+    std::cout << all.dump(2) << "\n";
+  } else {
+    std::cout << harness::FormatReport(runs.front());
+    for (std::size_t i = 1; i < runs.size(); ++i)
+      std::cout << "\nSide by side\n" << harness::FormatComparison(runs.front(), runs[i]);
+    if (runs.size() > 1) std::cout << "\n";
+  }
+  for (const std::string& w : written) std::cerr << w << "\n";
+  if (!a.timeline.empty()) std::cerr << "open a timeline in ui.perfetto.dev\n";
+  // A broken invariant in any run outranks a failed prompt in another.
+  int code = 0;
+  for (const sim::SimResult& r : runs) code = ExitCode(r) == 1 || code == 1 ? 1 : std::max(code, ExitCode(r));
+  return code;
 }
 
 }  // namespace
@@ -64,7 +104,9 @@ Subcommand AddReplay(CLI::App& app) {
                  "captured trace's machine record, 'auto' does so when the trace has one")
       ->capture_default_str();
   rp->add_option("--policy", a->request.policy, "Bundled policy name or policy JSON file")->capture_default_str();
-  rp->add_option("--compare", a->compare, "Also run these policies and print them side by side");
+  rp->add_option("--compare", a->compare,
+                 "Also run these policies and print them side by side; --json then prints an array (one object "
+                 "per policy) and --timeline/--svg/--event-log write one file per policy (NAME.POLICY.EXT)");
   rp->add_option("--seed", a->request.seed, "Seed for the simulator's random choices")->capture_default_str();
   a->request.max_wall_seconds = 600;
   rp->add_option("--max-wall", a->request.max_wall_seconds,

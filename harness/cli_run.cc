@@ -89,6 +89,7 @@ int RunRun(const RunArgs& a) {
     machine = profile->Limits();
     capacity = static_cast<std::uint64_t>(machine.device_bytes);
   }
+  if (Status room = CheckDeviceRoom(machine, policy.value()); !room.ok()) return Fail(room);
   auto device = MakeDevice(a.device, capacity);
   if (!device.ok()) return Fail(device.status());
   executor::RunOptions options;

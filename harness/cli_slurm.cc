@@ -47,6 +47,7 @@ int Submit(SlurmArgs& a) {
 int Status(const SlurmArgs& a) {
   auto job = fleet::ReadJob(a.out);
   if (!job.ok()) return Fail(job.status());
+  job->command_timeout_s = a.job.command_timeout_s;
   auto st = fleet::QueryState(*job);
   if (!st.ok()) return Fail(st.status());
   PrintState(*st);
@@ -62,6 +63,7 @@ int Resubmit(const SlurmArgs& a) {
   if (!a.failed) return Fail(InvalidArgument("say which shards: --failed"));
   auto job = fleet::ReadJob(a.out);
   if (!job.ok()) return Fail(job.status());
+  job->command_timeout_s = a.job.command_timeout_s;
   auto st = fleet::QueryState(*job);
   if (!st.ok()) return Fail(st.status());
   std::vector<int> failed;
@@ -72,7 +74,8 @@ int Resubmit(const SlurmArgs& a) {
     return 0;
   }
   // A merge still waiting on the old array would never run (or run early).
-  for (const std::string& m : st->pending_merges) (void)fleet::RunCommand({"scancel", m});
+  for (const std::string& m : st->pending_merges)
+    (void)fleet::RunCommand({"scancel", m}, std::chrono::milliseconds(static_cast<long long>(job->command_timeout_s * 1000)));
   auto sub = fleet::Submit(*job, failed, st->queued_arrays);
   if (!sub.ok()) return Fail(sub.status());
   std::string list;
@@ -105,6 +108,11 @@ Subcommand AddSlurm(CLI::App& app) {
   CLI::App* resubmit = c->add_subcommand("resubmit", "Submit again the shards that died, and a new merge");
   resubmit->add_option("--out", a->out, "Job folder")->required();
   resubmit->add_flag("--failed", a->failed, "Shards neither done nor queued");
+  for (CLI::App* sub : {submit, status, resubmit})
+    sub->add_option("--command-timeout", a->job.command_timeout_s,
+                    "Seconds one sbatch, squeue or scancel may take before it is killed")
+        ->check(CLI::Range(0.1, 86400.0))
+        ->capture_default_str();
   return {c, [a, submit, status, resubmit] {
             if (submit->parsed()) return Submit(*a);
             if (status->parsed()) return Status(*a);

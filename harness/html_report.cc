@@ -91,20 +91,7 @@ std::string MakespanChart(const std::vector<const store::RunRow*>& runs) {
 
 }  // namespace
 
-std::string HtmlEscape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
+std::string HtmlEscape(const std::string& s) { return XmlEscape(s); }
 
 std::string HtmlReport(const std::vector<store::RunRow>& all, const std::string& title) {
   std::map<std::tuple<std::string, std::string, std::string, std::uint64_t>, const store::RunRow*> newest;

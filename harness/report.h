@@ -19,5 +19,9 @@ std::string MemorySvg(const sim::SimResult& r);
 // Human-readable sizes and durations ("6.94 GB", "12.3 s").
 std::string HumanBytes(engine::Bytes b);
 std::string HumanDuration(engine::Nanos ns);
+// Text for XML and HTML: & < > " ' as entities (names come from users' files).
+std::string XmlEscape(const std::string& s);
+// A round axis step (1, 2 or 5 times a power of ten) giving at most `ticks` steps up to `max`.
+double RoundStep(double max, int ticks);
 
 }  // namespace residency::harness

@@ -1,4 +1,5 @@
 // The human report: what a person reads after `residency replay`.
+#include <cmath>
 #include <cstdio>
 #include <sstream>
 
@@ -23,6 +24,30 @@ std::string HumanDuration(engine::Nanos ns) {
   else if (ns >= 1'000'000) std::snprintf(buf, sizeof buf, "%.1f ms", v / 1e6);
   else std::snprintf(buf, sizeof buf, "%.1f us", v / 1e3);
   return buf;
+}
+
+std::string XmlEscape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+double RoundStep(double max, int ticks) {
+  if (!(max > 0) || ticks < 1) return 1;
+  const double raw = max / ticks;
+  const double power = std::pow(10.0, std::floor(std::log10(raw)));
+  for (double m : {1.0, 2.0, 5.0, 10.0})
+    if (m * power >= raw) return m * power;
+  return 10 * power;
 }
 
 namespace {

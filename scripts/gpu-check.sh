@@ -152,7 +152,7 @@ fi
 # 6. Host->device rates, pinned (cudaHostRegister) and pageable, as the
 # executor copies. The disk figures are cut short: they are not the point here.
 step calibrate 120 "$bin" calibrate --device cuda --out "$out/profile.json" --dir "$work" --file-size 256MiB \
-  --threads 4 --repeats 1 --memory-size 1GiB --name gpu-check
+  --threads 4 --repeat 1 --memory-size 1GiB --name gpu-check
 grep -E '"pcie_(h2d_pinned|h2d_pageable|d2h)": "[0-9]' "$out/profile.json" 2>/dev/null | sed 's/^ */   /'
 
 # 7. The bundled SDXL trace for real on the GPU, with its declared step times.

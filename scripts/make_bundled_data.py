@@ -2,15 +2,15 @@
 """Writes traces/profiles/*.json, traces/policies/*.json and traces/examples/*.jsonl.
 
 The files are committed; this script documents where every number comes from
-and regenerates them deterministically. File sizes are the public sizes in
-shared/notes/comfy-policy.md section 4; where a size is not public the trace
-description says it is an estimate. Tensor counts are synthesized
+and regenerates them deterministically. File sizes are the public Hugging Face
+sizes of the model files (Comfy-Org's repackaged repositories, Lightricks,
+stabilityai, lodestones); where a size is not public the trace description
+says it is an estimate. Tensor counts are synthesized
 (tensor_count + distribution) because real header counts were not found.
 """
 import json, os, sys
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "traces")
-NOTES = "shared/notes"
 
 def write_json(path, obj):
     with open(path, "w") as f:
@@ -19,13 +19,13 @@ def write_json(path, obj):
 
 # ---------------------------------------------------------------- profiles
 COMMON_SRC = {
-    "memcpy_per_thread": f"{NOTES}/loader-anchors.md s7: memcpy 1 thread 9.4-12.7 GB/s (2-vCPU EPYC sandbox); ~10 GB/s per core design rule",
-    "page_fault": f"{NOTES}/loader-anchors.md s7: minor fault median ~1.0 us per 4 KiB (bare-metal i7)",
-    "prefault_per_thread": f"{NOTES}/loader-anchors.md s7: MADV_POPULATE_WRITE 8 threads ~7.6 GB/s (Mooncake#3939) -> ~1 GB/s per thread",
-    "register_per_gib": f"{NOTES}/loader-anchors.md s7: hipHostRegister of populated memory ~6 GB/s with 4K pages (ROCm/mori#679); no NVIDIA figure found, so this is an estimate",
-    "register_unfaulted_per_gib": f"{NOTES}/loader-anchors.md s7: cudaMallocHost 104 GB in 60 s (~1.7 GB/s, llama.cpp#28223)",
-    "mmap_read": f"{NOTES}/loader-anchors.md s0: naive mmap -> cudaMemcpy ~1 GB/s (1.5 with FADV_SEQUENTIAL) from a 7 GB/s drive (pytorch#117805)",
-    "pcie_h2d_pageable": f"{NOTES}/loader-anchors.md s7: pageable 1 GB in 149 ms ~6.7 GB/s (cupy#3450)",
+    "memcpy_per_thread": "measured here: memcpy 1 thread 9.4-12.7 GB/s (2-vCPU EPYC sandbox); ~10 GB/s per core design rule",
+    "page_fault": "minor fault median ~1.0 us per 4 KiB (bare-metal i7; ddumbying.vercel.app, 'Page fault latency measurement')",
+    "prefault_per_thread": "MADV_POPULATE_WRITE 8 threads ~7.6 GB/s (Mooncake#3939) -> ~1 GB/s per thread",
+    "register_per_gib": "hipHostRegister of populated memory ~6 GB/s with 4K pages (ROCm/mori#679); no NVIDIA figure found, so this is an estimate",
+    "register_unfaulted_per_gib": "cudaMallocHost 104 GB in 60 s (~1.7 GB/s, llama.cpp#28223)",
+    "mmap_read": "naive mmap -> cudaMemcpy ~1 GB/s (1.5 with FADV_SEQUENTIAL) from a 7 GB/s drive (pytorch#117805)",
+    "pcie_h2d_pageable": "pageable 1 GB in 149 ms ~6.7 GB/s (cupy#3450)",
 }
 
 def nvme_gen4(latency_us=80):
@@ -37,12 +37,15 @@ def nvme_gen5():
 
 def profile(name, desc, ram, vram, disk, disk_src, h2d, h2d_src, cores, os_reserve, unified=False,
             swap="0 B", latency="80 us", write="3 GB/s", mmap="1.2 GB/s", pageable="6.7 GB/s",
-            d2h=None, extra_src=None):
+            d2h=None, extra_src=None, reclaims_page_cache=None):
     p = {"name": name, "description": desc, "ram": ram, "swap": swap, "os_reserve": os_reserve,
-         "unified": unified, "cpu_cores": cores, "disk_read": disk, "disk_read_latency": latency,
-         "disk_write": write, "mmap_read": mmap, "memcpy_per_thread": "10 GB/s",
-         "page_fault": "1 us", "prefault_per_thread": "1 GB/s", "register_per_gib": "170 ms",
-         "register_unfaulted_per_gib": "590 ms"}
+         "unified": unified}
+    if reclaims_page_cache is not None:  # unified only: does a device allocation take page-cache RAM?
+        p["device_reclaims_page_cache"] = reclaims_page_cache
+    p.update({"cpu_cores": cores, "disk_read": disk, "disk_read_latency": latency,
+              "disk_write": write, "mmap_read": mmap, "memcpy_per_thread": "10 GB/s",
+              "page_fault": "1 us", "prefault_per_thread": "1 GB/s", "register_per_gib": "170 ms",
+              "register_unfaulted_per_gib": "590 ms"})
     if not unified:
         p["vram"] = vram
         p["pcie_h2d_pinned"] = h2d
@@ -59,44 +62,45 @@ def profile(name, desc, ram, vram, disk, disk_src, h2d, h2d_src, cores, os_reser
 PROFILES = [
     profile("rtx5060-16g", "RTX 5060 8 GB, 16 GB RAM, PCIe 4 x4 NVMe: the laptop-class box that gets OOM-killed",
             "16 GiB", "8 GiB", nvme_gen4(),
-            f"{NOTES}/loader-anchors.md s7: NVMe Gen4 x4 up to ~7.5 GB/s; QD1 figures are estimates",
-            "25 GB/s", f"{NOTES}/loader-anchors.md s7: RTX 4090 ~25.5 GB/s pinned; the 5060's Gen5 x8 link is taken as equal",
+            "NVMe Gen4 x4 up to ~7.5 GB/s (llama.cpp#7420); QD1 figures are estimates",
+            "25 GB/s", "RTX 4090 ~25.5 GB/s pinned (nvbandwidth#15); the 5060's Gen5 x8 link is taken as equal",
             8, "3 GiB"),
-    profile("rtx5060-64g", "RTX 5060 8 GB, 64 GB RAM, PCIe 4 x4 NVMe (seed 001's Windows box)",
+    profile("rtx5060-64g", "RTX 5060 8 GB, 64 GB RAM, PCIe 4 x4 NVMe (comfy-aimdo PR #46's Windows box)",
             "64 GiB", "8 GiB", nvme_gen4(),
-            f"{NOTES}/loader-anchors.md s7; shared/seeds/001 (RTX5060, 64GB, PCIE4x4 NVME)",
-            "25 GB/s", f"{NOTES}/loader-anchors.md s7 (RTX 4090 ~25.5 GB/s pinned)", 8, "4 GiB"),
+            "NVMe Gen4 x4 up to ~7.5 GB/s (llama.cpp#7420); comfy-aimdo PR #46 (RTX5060, 64GB, PCIE4x4 NVME)",
+            "25 GB/s", "RTX 4090 ~25.5 GB/s pinned (nvbandwidth#15)", 8, "4 GiB"),
     profile("rtx4090-64g", "RTX 4090 24 GB, 64 GB RAM, PCIe 4 x16, Gen4 NVMe (ComfyUI #14396's shape)",
             "64 GiB", "24 GiB", nvme_gen4(),
-            f"{NOTES}/loader-anchors.md s7: NVMe Gen4 x4 up to ~7.5 GB/s",
-            "25.5 GB/s", f"{NOTES}/loader-anchors.md s7: RTX 4090 ~25.5 GB/s (nvbandwidth#15)", 16, "4 GiB"),
-    profile("rtx5090-96g", "RTX 5090 32 GB, 96 GB RAM, PCIe 5 x16, Gen5 NVMe (seed 001's Linux box)",
+            "NVMe Gen4 x4 up to ~7.5 GB/s (llama.cpp#7420)",
+            "25.5 GB/s", "RTX 4090 ~25.5 GB/s (nvbandwidth#15)", 16, "4 GiB"),
+    profile("rtx5090-96g", "RTX 5090 32 GB, 96 GB RAM, PCIe 5 x16, Gen5 NVMe (comfy-aimdo PR #46's Linux box)",
             "96 GiB", "32 GiB", nvme_gen5(),
-            f"{NOTES}/loader-anchors.md s7: Gen5 x4 up to ~14.5 GB/s, ~12.4 GB/s real-world (Samsung 9100 PRO)",
-            "50 GB/s", f"{NOTES}/loader-anchors.md s0/s7: 48.5 GB/s end to end from tmpfs on Gen5 (InstantTensor); Gen5 x16 63 GB/s raw",
+            "Gen5 x4 up to ~14.5 GB/s (llama.cpp#7420), ~12.4 GB/s real-world (Samsung 9100 PRO)",
+            "50 GB/s", "48.5 GB/s end to end from tmpfs on Gen5 (scitix/InstantTensor docs/benchmark.md); Gen5 x16 63 GB/s raw",
             16, "6 GiB"),
     profile("dgx-spark-128g", "DGX Spark: 128 GB unified LPDDR5x shared by CPU and GPU, NVMe",
             "128 GiB", None, nvme_gen4(),
-            f"{NOTES}/loader-anchors.md s7 (Gen4 NVMe figures; the Spark's drive was not measured)",
-            None, None, 20, "8 GiB", unified=True,
-            extra_src={"unified": f"{NOTES}/comfy-policy.md s3: ComfyUI #10896, 128 GB unified; llama.cpp#18012 (DGX Spark)",
-                       "memcpy_per_thread": "estimate: LPDDR5x per-core copy, not measured"}),
+            "Gen4 NVMe figures (llama.cpp#7420); the Spark's drive was not measured",
+            None, None, 20, "8 GiB", unified=True, reclaims_page_cache=False,
+            extra_src={"unified": "ComfyUI #10896, 128 GB unified; llama.cpp#18012 (DGX Spark)",
+                       "memcpy_per_thread": "estimate: LPDDR5x per-core copy, not measured",
+                       "device_reclaims_page_cache": "ComfyUI #10896: mmap + copy needs double memory on the Spark, so cudaMalloc does not take the page cache's RAM"}),
     profile("hdd-5060-16g", "RTX 5060 8 GB, 16 GB RAM, a 60 MB/s HDD (ComfyUI PR #14437's box)",
             "16 GiB", "8 GiB", {"1": "60 MB/s", "2": "45 MB/s", "4": "35 MB/s"},
-            f"{NOTES}/comfy-policy.md s3: PR #14437, RTX 5060, 16 GB RAM, HDD at 60 MB/s; seeks degrade it under concurrency (SimGrid io-degradation: SATA 68.3-1.7n MB/s)",
-            "25 GB/s", f"{NOTES}/loader-anchors.md s7", 8, "3 GiB", latency="8 ms", write="55 MB/s", mmap="40 MB/s"),
+            "ComfyUI PR #14437: RTX 5060, 16 GB RAM, HDD at 60 MB/s; seeks degrade it under concurrency (SimGrid io-degradation: SATA 68.3-1.7n MB/s)",
+            "25 GB/s", "RTX 4090 ~25.5 GB/s pinned (nvbandwidth#15); the 5060's link is taken as equal", 8, "3 GiB", latency="8 ms", write="55 MB/s", mmap="40 MB/s"),
     profile("sata-3060-32g", "RTX 3060 12 GB, 32 GB RAM, PCIe 4 x16, SATA SSD",
             "32 GiB", "12 GiB", {"1": "350 MB/s", "2": "480 MB/s", "4": "530 MB/s", "8": "550 MB/s"},
             "SATA III ceiling 600 MB/s; ~550 MB/s sequential is the usual datasheet figure (estimate)",
-            "24 GB/s", f"{NOTES}/loader-anchors.md s7 (A100 Gen4 copy engine ~24.8 GB/s)", 8, "3 GiB",
+            "24 GB/s", "A100 Gen4 copy engine ~24.8 GB/s (nvbandwidth#53)", 8, "3 GiB",
             latency="120 us", write="500 MB/s", mmap="300 MB/s"),
     profile("sandbox-2c-24g", "This project's CI machine: 2 vCPU, 24 GiB, no GPU (host-emulated 8 GiB device)",
             "24 GiB", "8 GiB", {"1": "1.05 GB/s", "2": "1.2 GB/s", "4": "1.3 GB/s"},
-            f"{NOTES}/feasibility.md s5: fio O_DIRECT 1 job 1M 1.02-1.12 GB/s, 2 jobs 8M 1.07-1.48 GB/s",
-            "10 GB/s", "host device backend: a memcpy (loader-anchors.md s7: 9.4-12.7 GB/s per thread)", 2, "2 GiB",
+            "measured here (fio 3.33 on the 2-vCPU sandbox): O_DIRECT 1 job 1M 1.02-1.12 GB/s, 2 jobs 8M 1.07-1.48 GB/s",
+            "10 GB/s", "host device backend: a memcpy (measured here: 9.4-12.7 GB/s per thread)", 2, "2 GiB",
             latency="1 ms", write="0.86 GB/s", mmap="0.5 GB/s", pageable="8 GB/s",
-            extra_src={"page_fault": f"{NOTES}/loader-anchors.md s7: first touch 5.6-10.9 us/page on this sandbox",
-                       "disk_write": f"{NOTES}/feasibility.md s5: fio layout write 0.86 GB/s"}),
+            extra_src={"page_fault": "measured here: first touch 5.6-10.9 us/page on this sandbox",
+                       "disk_write": "measured here (fio 3.33 on the 2-vCPU sandbox): layout write 0.86 GB/s"}),
 ]
 # The sandbox's first-touch cost is measured, not the bare-metal default.
 PROFILES[-1]["page_fault"] = "8 us"
@@ -128,13 +132,13 @@ POLICIES = [
 COMMON_POLICY = {"read_threads": 8, "chunk": "2 MiB", "staging_buffers": 3, "staging": "64 MiB",
                  "pin_budget": "auto", "ram_cache": "auto", "host_headroom": "2 GiB",
                  "device_reserve": "1 GiB", "pin_hysteresis": "256 MiB", "cache_hysteresis": "512 MiB",
-                 "sources": {"read_threads": f"{NOTES}/comfy-policy.md s1: XFER_FILE_THREADS = 8",
-                             "chunk": f"{NOTES}/comfy-policy.md s1: XFER_FILE_CHUNK_SIZE = 2 MiB",
-                             "staging_buffers": f"{NOTES}/comfy-policy.md s1: HOSTBUF_FILE_READER_SLOTS = 3 x 64 MiB",
-                             "pin_hysteresis": f"{NOTES}/comfy-policy.md s2a: PIN_PRESSURE_HYSTERESIS = 256 MiB",
-                             "pin_budget": f"{NOTES}/comfy-policy.md s2a: max(0.40 ram, min(0.90 ram, ram - 4 GiB))",
-                             "ram_cache": f"{NOTES}/comfy-policy.md s2c: seed PR #13802 inactive --cache-ram 75% of RAM clamped 12-96 GB",
-                             "device_reserve": f"{NOTES}/comfy-policy.md s2e: minimum_inference_memory 0.8 GiB + EXTRA_RESERVED 400 MiB, rounded"}}
+                 "sources": {"read_threads": "comfy-aimdo src/xfer-file.c: XFER_FILE_THREADS = 8",
+                             "chunk": "comfy-aimdo src/xfer-file.c: XFER_FILE_CHUNK_SIZE = 2 MiB",
+                             "staging_buffers": "comfy-aimdo src/hostbuf-file-reader.c: HOSTBUF_FILE_READER_SLOTS = 3 x 64 MiB",
+                             "pin_hysteresis": "ComfyUI comfy/model_management.py: PIN_PRESSURE_HYSTERESIS = 256 MiB",
+                             "pin_budget": "ComfyUI PR #13802 (comfy/model_management.py): MAX_PINNED_MEMORY = max(0.40 ram, min(0.90 ram, ram - 4 GiB))",
+                             "ram_cache": "ComfyUI PR #13802: inactive --cache-ram 75% of RAM clamped 12-96 GB",
+                             "device_reserve": "ComfyUI comfy/model_management.py: minimum_inference_memory 0.8 GiB + EXTRA_RESERVED 400 MiB, rounded"}}
 
 # ---------------------------------------------------------------- traces
 def header(name, desc):

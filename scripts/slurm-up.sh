@@ -4,7 +4,7 @@
 # `residency slurm` on one machine. Needs root and Debian's slurmctld, slurmd,
 # slurm-client and munge packages. Then: export SLURM_CONF=STATEDIR/slurm.conf
 # Stop it with scripts/slurm-down.sh STATEDIR. Every folder above STATEDIR
-# must be o+x (munged checks its socket path). (../shared/notes/feasibility.md §4)
+# must be o+x (munged checks its socket path; found setting this up on Debian 12).
 set -euo pipefail
 S=$(realpath -m "${1:?usage: slurm-up.sh STATEDIR [CPUS]}")
 CPUS=${2:-8}   # more than the cores: shard tasks are light and run side by side

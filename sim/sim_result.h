@@ -63,6 +63,8 @@ struct SimResult {
   std::string trace;
   std::string profile;
   std::string policy;
+  Bytes ram_bytes = 0;     // the profile's RAM and VRAM, for pictures
+  Bytes device_bytes = 0;  // (a unified machine's device is its RAM)
   std::uint64_t seed = 0;
   Nanos makespan_ns = 0;
   Nanos load_ns = 0;

@@ -62,6 +62,8 @@ class Simulator {
     result_.policy = policy.name;
     result_.seed = o.seed;
     result_.unified = p.unified;
+    result_.ram_bytes = p.ram_bytes;
+    result_.device_bytes = p.unified ? 0 : p.vram_bytes;
   }
 
   SimResult Run();
@@ -246,8 +248,9 @@ void Simulator::Observe(const Outbox& out) {
                                             std::string(engine::ToString(n.reason))];
         ++s.count;
         s.bytes += n.bytes;
-        timeline_.Instant("evict " + std::string(engine::ToString(n.tier)), "evictions", now_,
-                          n.bytes);
+        timeline_.Instant("evict " + timeline_.ModelName(n.model) + " from " + std::string(engine::ToString(n.tier)) +
+                              " (" + std::string(engine::ToString(n.reason)) + ")",
+                          "evictions", now_, n.bytes);
         break;
       }
       case NoticeKind::kRamCacheHit: ++result_.ram_cache_hits; break;

@@ -54,10 +54,22 @@ void TimelineRecorder::CommandDone(const engine::Command& c, Nanos start, Nanos 
     o.end = std::max(o.end, end);
     o.begin = std::min(o.begin, start);
     o.bytes += c.bytes;
+    if (c.model && std::find(o.models.begin(), o.models.end(), c.model) == o.models.end()) o.models.push_back(c.model);
     return;
   }
-  if (o.open) slices_.push_back({lane, lane, o.begin, o.end, o.bytes});
-  o = {start, end, c.bytes, true};
+  if (o.open) slices_.push_back(Close(lane, o));
+  o = {start, end, c.bytes, true, {}};
+  if (c.model) o.models.push_back(c.model);
+}
+
+Slice TimelineRecorder::Close(const std::string& lane, const Open& o) const {
+  std::string name = lane;
+  if (o.models.size() > 3) {
+    name += ": " + std::to_string(o.models.size()) + " models";
+  } else {
+    for (std::size_t i = 0; i < o.models.size(); ++i) name += (i ? ", " : ": ") + ModelName(o.models[i]);
+  }
+  return {name, lane, o.begin, o.end, o.bytes};
 }
 
 void TimelineRecorder::Span(std::string name, std::string lane, Nanos begin, Nanos end,
@@ -81,7 +93,7 @@ std::string TimelineRecorder::ModelName(engine::ModelId id) const {
 void TimelineRecorder::Finish(Nanos end, SimResult& result) {
   if (!enabled_) return;
   for (auto& [lane, o] : merged_)
-    if (o.open) slices_.push_back({lane, lane, o.begin, o.end, o.bytes});
+    if (o.open) slices_.push_back(Close(lane, o));
   if (!samples_.empty() && samples_.back().time_ns < end) {
     TierSample last = samples_.back();
     last.time_ns = end;

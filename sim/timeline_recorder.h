@@ -5,6 +5,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "runtime/engine/commands.h"
 #include "sim/sim_result.h"
@@ -30,8 +31,11 @@ class TimelineRecorder {
     Nanos end = 0;
     Bytes bytes = 0;
     bool open = false;
+    std::vector<engine::ModelId> models;  // whose commands the bar holds, first seen first
   };
   static const char* LaneOf(engine::CommandKind kind);
+  // "h2d copies: flux-dev", "disk reads: clip, vae", "compute: 4 models".
+  Slice Close(const std::string& lane, const Open& o) const;
 
   bool enabled_;
   std::map<std::string, Open> merged_;  // lane -> slice being extended

@@ -52,6 +52,12 @@ expect 2 "one non-empty token" -- "$bin" serve --token-file "$tmp/empty-token" -
 sc=$root/traces/scenarios
 "$bin" explain "$sc/wan22-reload-every-run.jsonl" --profile "$sc/rtx5090-24g-64g-gen1.profile.json" \
   --policy "$sc/comfy-v022.policy.json" > "$tmp/explain.txt" 2>&1 || { echo "FAIL: explain"; fail=1; }
+# Its progress shows on a terminal only (script gives it one), never in a pipe.
+! grep -q "replaying under each bundled policy" "$tmp/explain.txt" || { echo "FAIL: explain progress in a pipe"; fail=1; }
+if command -v script > /dev/null; then
+  script -qec "'$bin' explain '$sc/wan22-reload-every-run.jsonl' --profile '$sc/rtx5090-24g-64g-gen1.profile.json'" \
+    /dev/null | grep -q "replaying under each bundled policy \[" || { echo "FAIL: explain shows no progress on a terminal"; fail=1; }
+fi
 for pattern in "prompt 2: .*40.25 GB read from disk" "reloads of evicted models .*wan-high: 14.30 GB" \
                "disk-bound reads" "What would help most: --policy "; do
   grep -qE -- "$pattern" "$tmp/explain.txt" || { echo "FAIL: explain lacks /$pattern/"; cat "$tmp/explain.txt"; fail=1; }
@@ -85,5 +91,60 @@ expect 2 "needs a trace with a machine record" -- "$bin" replay "$ex/sdxl-txt2im
 expect 0 "2 of 2 prompts compared: median \|error\|" -- "$bin" fidelity --captured "$cap"
 expect 0 '"compared": 2' -- "$bin" fidelity --captured "$cap" --json
 expect 2 "takes no --models" -- "$bin" fidelity --captured "$cap" --models "$tmp"
+# replay --compare covers every policy: --json is an array, one file per policy.
+mkdir -p "$tmp/cmp"
+"$bin" replay "$root/traces/examples/sdxl-txt2img.jsonl" --profile rtx4090-64g --policy drop --compare ram-lru \
+  --json --svg "$tmp/cmp/memory.svg" --timeline "$tmp/cmp/t.json" > "$tmp/cmp/out.json" 2> "$tmp/cmp/err.txt" ||
+  { cat "$tmp/cmp/err.txt"; echo "FAIL: replay --compare --json"; fail=1; }
+python3 - "$tmp/cmp" <<'PY' || fail=1
+import json, os, sys
+d = sys.argv[1]
+runs = json.load(open(os.path.join(d, "out.json")))
+assert isinstance(runs, list) and [r["policy"] for r in runs] == ["drop", "ram-lru"], runs
+for f in ("memory.svg", "memory.ram-lru.svg", "t.json", "t.ram-lru.json"):
+    assert os.path.getsize(os.path.join(d, f)) > 0, f
+assert "memory picture written to %s/memory.ram-lru.svg (ram-lru)" % d in open(os.path.join(d, "err.txt")).read()
+# Timeline bars name the model whose commands they hold (they said only "h2d copies").
+names = {e["name"] for e in json.load(open(os.path.join(d, "t.json")))["traceEvents"] if e.get("ph") == "X"}
+assert any(n.startswith("h2d copies: sdxl-base") for n in names), sorted(names)[:20]
+assert any(n.startswith("disk reads: sdxl-base") for n in names), sorted(names)[:20]
+print("replay --compare: 2 policies in --json, 4 files; timeline bars name their model")
+PY
+# The SVG is well-formed XML whatever the trace is called, with round ticks and
+# the machine's RAM and VRAM drawn as lines.
+python3 - "$root/traces/examples/sdxl-txt2img.jsonl" "$tmp/amp.jsonl" <<'PY'
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+head = json.loads(lines[0]); head["name"] = "flux & lora <v2>"
+open(sys.argv[2], "w").write("\n".join([json.dumps(head)] + lines[1:]) + "\n")
+PY
+"$bin" replay "$tmp/amp.jsonl" --profile rtx4090-64g --svg "$tmp/amp.svg" > /dev/null 2>&1
+python3 - "$tmp/amp.svg" <<'PY' || fail=1
+import math, re, sys
+import xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()  # raises on unescaped & or <
+texts = [t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text")]
+assert any("flux & lora <v2>" in t for t in texts), texts[:3]
+for unit in ("GB", "s"):
+    ticks = [float(t[:-len(unit) - 1]) for t in texts if re.fullmatch(r"[0-9.e+]+ " + unit, t)]
+    assert len(ticks) >= 3 and ticks[0] == 0, (unit, ticks)
+    step = ticks[1] - ticks[0]
+    mantissa = step / 10 ** math.floor(math.log10(step))
+    assert any(abs(mantissa - m) < 1e-9 for m in (1, 2, 5)), (unit, ticks)
+    assert all(abs((b - a) - step) < step * 1e-6 for a, b in zip(ticks, ticks[1:])), (unit, ticks)
+assert any(t.startswith("RAM ") for t in texts) and any(t.startswith("VRAM ") for t in texts), texts
+print("svg: escaped title, round ticks, RAM and VRAM lines")
+PY
+# Slurm commands are bounded: a hung squeue (here a stand-in that sleeps) is
+# killed after --command-timeout and named, instead of hanging `slurm status`.
+mkdir -p "$tmp/fakebin"
+printf '#!/bin/sh\nexec sleep 30\n' > "$tmp/fakebin/squeue" && chmod +x "$tmp/fakebin/squeue"
+expect 0 "wrote .*/shard.sbatch" -- "$bin" slurm submit --traces "$root/traces/examples/sdxl-txt2img.jsonl" \
+  --profiles rtx4090-64g --policies drop --shards 1 --out "$tmp/sjob" --dry-run
+echo '{"array_job":"101","merge_job":"102","shards":[0]}' > "$tmp/sjob/submissions.jsonl"
+t0=$SECONDS
+PATH="$tmp/fakebin:$PATH" expect 2 "'squeue' did not finish within 1 s and was killed" -- \
+  "$bin" slurm status --out "$tmp/sjob" --command-timeout 1
+[ $((SECONDS - t0)) -lt 15 ] || { echo "FAIL: slurm status waited $((SECONDS - t0)) s for a hung squeue"; fail=1; }
 [ $fail -eq 0 ] && echo "cli harness checks pass"
 exit $fail

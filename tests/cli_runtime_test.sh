@@ -8,6 +8,13 @@ trace=$root/tests/data/tiny-swap.jsonl
 for m in a b lora; do
   expect 0 "wrote $tmp/models/$m.safetensors" -- "$bin" gen-model --trace "$trace" --model $m --out "$tmp/models"
 done
+# Progress: a bar on a terminal (script gives it one), nothing on stderr in a pipe.
+"$bin" gen-model --trace "$trace" --model a --out "$tmp/g2" > /dev/null 2> "$tmp/g2.err"
+[ ! -s "$tmp/g2.err" ] || { echo "FAIL: gen-model wrote to stderr in a pipe: $(cat "$tmp/g2.err")"; fail=1; }
+if command -v script > /dev/null; then
+  script -qec "'$bin' gen-model --trace '$trace' --model a --out '$tmp/g3'" /dev/null | grep -q "writing a.safetensors (MiB) \[#" ||
+    { echo "FAIL: gen-model shows no progress on a terminal"; fail=1; }
+fi
 expect 2 "no model 'zz' \(models: a, b, lora\)" -- "$bin" gen-model --trace "$trace" --model zz --out "$tmp/models"
 [ "$(stat -c %s "$tmp/models/a.safetensors")" = 50000000 ] || { echo "FAIL: a.safetensors is not the declared 50000000 bytes"; fail=1; }
 
@@ -28,6 +35,10 @@ if [ $rc = 0 ]; then grep -q "verify: every tensor matches" <<<"$out" || { echo 
 else grep -qE "no usable CUDA GPU|no CUDA backend" <<<"$out" || { echo "FAIL: cuda error unclear: $out"; fail=1; }
      echo "SKIPPED cuda load: $out"; fi
 
+# A device the policy's reserve takes whole is refused up front, naming the reserve
+# (it used to fail every op with "0 MiB obtainable (limit 0 MiB)").
+expect 2 "the device has 1024 MiB and policy 'ram-lru' keeps 1024 MiB of it free \(device_reserve\)" -- \
+  "$bin" run "$trace" --models "$tmp/models" --device-capacity 1GiB --time-scale 0
 expect 0 "ram_cache_hit=2" -- "$bin" run "$trace" --models "$tmp/models" --device-capacity 1088MiB --time-scale 0 --capture "$tmp/cap.jsonl" --metrics-file "$tmp/run.prom"
 grep -q 'residency_runs_total{outcome="ok",policy="ram-lru",profile="this-machine",source="real"} 1' "$tmp/run.prom" &&
   grep -q 'residency_load_bytes_total{from="disk"' "$tmp/run.prom" || { echo "FAIL: run --metrics-file lacks the run"; fail=1; }
@@ -46,8 +57,8 @@ grep -q '"prefault_per_thread": "residency calibrate: .*of memory freed just bef
   { echo "FAIL: the prefault source note does not name recycled memory and the fresh figure"; fail=1; }
 grep -q '"disk_read": "residency calibrate: .* reads of 2048 KiB chunks' "$tmp/me.json" ||
   { echo "FAIL: calibrate does not read in the policies' 2 MiB chunks by default"; fail=1; }
-expect 0 "the profile takes fresh" -- "$bin" calibrate --out "$tmp/fresh.json" --dir "$tmp" --file-size 16MiB --memory-size 16MiB --threads 1 --prefault-memory fresh --read-chunk 1MiB
-grep -q 'reads of 1024 KiB chunks' "$tmp/fresh.json" || { echo "FAIL: --read-chunk not recorded"; fail=1; }
+expect 0 "the profile takes fresh" -- "$bin" calibrate --out "$tmp/fresh.json" --dir "$tmp" --file-size 16MiB --memory-size 16MiB --threads 1 --prefault-memory fresh --chunk 1MiB
+grep -q 'reads of 1024 KiB chunks' "$tmp/fresh.json" || { echo "FAIL: --chunk not recorded"; fail=1; }
 # A calibrate killed by a signal leaves nothing in --dir (its scratch file has no name).
 mkdir -p "$tmp/killed"
 "$bin" calibrate --out "$tmp/killed.json" --dir "$tmp/killed" --file-size 256MiB --memory-size 16MiB --repeats 9 \
@@ -56,6 +67,10 @@ pid=$!
 for _ in $(seq 300); do grep -q "disk write" "$tmp/killed.err" && break; sleep 0.1; done
 grep -q "disk write" "$tmp/killed.err" || { echo "FAIL: calibrate never reached the disk write"; fail=1; }
 kill -9 $pid 2> /dev/null; wait $pid 2> /dev/null
+# The old spelling still works for one release, hidden from --help, with a note.
+grep -q "residency: --repeats is now --repeat" "$tmp/killed.err" || { echo "FAIL: no note for the old --repeats"; fail=1; }
+"$bin" calibrate --help | grep -q -- "--repeats\|--read-chunk" && { echo "FAIL: old spellings shown in --help"; fail=1; }
+"$bin" calibrate --help | grep -q -- "--chunk" || { echo "FAIL: calibrate --help lacks --chunk"; fail=1; }
 [ -z "$(ls -A "$tmp/killed")" ] || { echo "FAIL: a killed calibrate left files: $(ls -A "$tmp/killed")"; fail=1; }
 expect 2 "--prefault-memory: warm not in \{recycled,fresh\}" -- "$bin" calibrate --out "$tmp/x.json" --prefault-memory warm
 expect 0 "torture: 1 cases, no violation \(base seed 7\)" -- "$bin" torture --seconds 0 --seed 7 --out "$tmp/torture"

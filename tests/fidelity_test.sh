@@ -37,7 +37,7 @@ text = open(sys.argv[1]).read()
 rows = re.findall(r"^(cold|warm)\s+(\d+)\s+\S+ \S+\s+\S+ \S+\s+(no load|[+-][\d.]+%)", text, re.M)
 assert len(rows) == 6, f"expected 3 cold and 3 warm prompts, got {rows}"
 assert any(k == "warm" and e != "no load" for k, _, e in rows), "no warm prompt loaded anything: nothing compared"
-m = re.search(r"warm ([\d.]+)% / ([\d.]+)%\)", text)
+m = re.search(r"warm median ([\d.]+)% / p95 ([\d.]+)%\)", text)
 assert m, "no warm summary"
 unit = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
 ratios = sorted(float(sv) * unit[su] / (float(rv) * unit[ru]) for rv, ru, sv, su in
@@ -77,6 +77,12 @@ assert all(probed[k] > 1e8 for k in ("h2d_pinned", "h2d_pageable", "d2h")), prob
 print(f"fidelity --json: {len(loaded)} prompt(s) that loaded, 3 real-vs-real errors each; "
       f"{len(pk)} per-prompt command kinds with equal counts")
 PY
+# A pass in which no prompt loaded anything has no error to show (it said "warm 0.0 %").
+# With 3 GiB the scaled models stay on the device after the first prompt.
+"$bin" fidelity "$root/traces/examples/wan22-14b-t2v.jsonl" --models "$tmp/models" --scale 0.01 --profile "$tmp/p.json" \
+  --device-capacity 3GiB > "$tmp/hits.txt" 2>&1 || { cat "$tmp/hits.txt"; echo "FAIL: fidelity, all device hits"; fail=1; }
+grep -q "warm none (no prompt loaded anything))" "$tmp/hits.txt" ||
+  { cat "$tmp/hits.txt"; echo "FAIL: warm prompts that load nothing must say so, not 0.0 %"; fail=1; }
 expect 2 "--scale must be in" -- "$bin" fidelity "$root/traces/examples/sdxl-txt2img.jsonl" --models "$tmp/m2" --scale 2 --profile "$tmp/p.json"
 [ $fail -eq 0 ] && echo "fidelity checks pass"
 exit $fail

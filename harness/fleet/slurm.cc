@@ -1,5 +1,6 @@
 #include "harness/fleet/slurm.h"
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -18,6 +19,10 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
+
+std::chrono::milliseconds Limit(const SlurmJob& job) {
+  return std::chrono::milliseconds(static_cast<long long>(job.command_timeout_s * 1000));
+}
 
 std::string Quote(const std::string& s) {  // for /bin/bash
   std::string out = "'";
@@ -154,14 +159,15 @@ Result<Submission> Submit(const SlurmJob& job, const std::vector<int>& shards,
     for (int i = 0; i < job.shards; ++i) sub.shards.push_back(i);
   }
   argv.push_back(job.out_dir + "/shard.sbatch");
-  RESIDENCY_ASSIGN_OR_RETURN(CommandResult array, RunCommand(argv));
+  RESIDENCY_ASSIGN_OR_RETURN(CommandResult array, RunCommand(argv, Limit(job)));
   if (array.exit_code != 0) return FailedPrecondition("sbatch (shards) failed: " + array.err + array.out);
   sub.array_job = array.out.substr(0, array.out.find_first_of(";\n"));
   std::string dependency = "--dependency=afterok:" + sub.array_job;
   for (const std::string& j : also_after) dependency += ",afterany:" + j;
   RESIDENCY_ASSIGN_OR_RETURN(CommandResult merge,
                              RunCommand({"sbatch", "--parsable", dependency, "--kill-on-invalid-dep=yes",
-                                         job.out_dir + "/merge.sbatch"}));
+                                         job.out_dir + "/merge.sbatch"},
+                                        Limit(job)));
   if (merge.exit_code != 0) return FailedPrecondition("sbatch (merge) failed: " + merge.err + merge.out);
   sub.merge_job = merge.out.substr(0, merge.out.find_first_of(";\n"));
   std::ofstream(fs::path(job.out_dir) / "submissions.jsonl", std::ios::app)
@@ -206,7 +212,7 @@ Result<JobState> QueryState(const SlurmJob& job) {
   if (!subs.empty()) {
     std::string ids;
     for (const Submission& s : subs) ids += (ids.empty() ? "" : ",") + s.array_job + "," + s.merge_job;
-    RESIDENCY_ASSIGN_OR_RETURN(CommandResult q, RunCommand({"squeue", "-h", "-r", "-j", ids, "-o", "%i %T"}));
+    RESIDENCY_ASSIGN_OR_RETURN(CommandResult q, RunCommand({"squeue", "-h", "-r", "-j", ids, "-o", "%i %T"}, Limit(job)));
     std::istringstream lines(q.out);
     std::string id, state;
     while (lines >> id >> state) queued[id] = state;

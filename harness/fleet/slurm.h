@@ -22,6 +22,8 @@ struct SlurmJob {
   int jobs_per_shard = 1;
   std::string residency_bin;  // absolute
   std::string data_dir;       // RESIDENCY_DATA_DIR for the tasks
+  // Not in job.json: how long one sbatch, squeue or scancel may take.
+  double command_timeout_s = 60;
 };
 
 // Validates the inputs (a full sweep plan), makes paths absolute and writes

@@ -1,19 +1,23 @@
 #include "harness/fleet/subprocess.h"
 
 #include <poll.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <climits>
+#include <cstdio>
 #include <cstring>
 
 extern char** environ;
 
 namespace residency::fleet {
 
-Result<CommandResult> RunCommand(const std::vector<std::string>& argv) {
+Result<CommandResult> RunCommand(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
   if (argv.empty()) return InvalidArgument("RunCommand: empty command");
   int out_pipe[2], err_pipe[2];
   if (pipe(out_pipe) != 0) return Internal(std::string("pipe: ") + std::strerror(errno));
@@ -48,8 +52,15 @@ Result<CommandResult> RunCommand(const std::vector<std::string>& argv) {
   std::string* sinks[2] = {&result.out, &result.err};
   int open_fds = 2;
   char buf[4096];
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool timed_out = false;
   while (open_fds > 0) {
-    if (poll(fds, 2, -1) < 0) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      timed_out = true;
+      break;
+    }
+    if (poll(fds, 2, static_cast<int>(std::min<long long>(left.count(), 1000))) < 0) {
       if (errno == EINTR) continue;
       break;
     }
@@ -65,8 +76,24 @@ Result<CommandResult> RunCommand(const std::vector<std::string>& argv) {
       }
     }
   }
+  for (pollfd& f : fds)
+    if (f.fd >= 0) close(f.fd);
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  // Its pipes closed, it may still not exit: the same deadline holds.
+  while (!timed_out) {
+    const pid_t done = waitpid(pid, &status, WNOHANG);
+    if (done == pid || (done < 0 && errno != EINTR)) break;
+    if (std::chrono::steady_clock::now() >= deadline) timed_out = true;
+    else if (done == 0) usleep(5000);
+  }
+  if (timed_out) {
+    kill(pid, SIGKILL);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    char limit[32];
+    std::snprintf(limit, sizeof limit, "%.3g s", static_cast<double>(timeout.count()) / 1000.0);
+    return Internal("'" + argv[0] + "' did not finish within " + limit +
+                             " and was killed (a hung Slurm command: is slurmctld up?)");
   }
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return result;

@@ -1,8 +1,10 @@
 // Typical weight sizes of ComfyUI model classes (fp16/bf16 unless noted), for
 // logs that never state a size: 2024 builds print no size for a full load, and
 // a model already on the device prints no load line. A size taken from here is
-// marked inferred in the trace. Figures: shared/notes/comfy-policy.md (file
-// sizes) and the "loaded completely" sizes real logs state for these classes.
+// marked inferred in the trace. Figures: the public Hugging Face file sizes
+// of these checkpoints (Comfy-Org's repackaged repositories, e.g. wan_2.1_vae
+// 253,815,318 B) and the "loaded completely" sizes real logs state for these
+// classes.
 #pragma once
 
 #include <string>

@@ -1,7 +1,7 @@
 // Checks the engine from the outside. It sees only what an executor sees —
 // the commands, their completions, the ops' results — keeps its own books of
 // every buffer, pin and handle, and reports where the engine's promises
-// (DESIGN.md, "Invariants") break: budgets, counters that drift from what is
+// (docs/ARCHITECTURE.md, "Invariants") break: budgets, counters that drift from what is
 // held, buffers freed or reused under in-flight commands, finalizers run
 // twice, never, or under a live handle, full models evicted while in use,
 // ops that never finish or fail with an unexpected code. Independent of the

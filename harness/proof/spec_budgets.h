@@ -1,5 +1,5 @@
 // The budgets a case must keep, derived from its profile and policy by the
-// rules DESIGN.md and traces/FORMAT.md state, not read from the engine: a
+// rules traces/FORMAT.md and docs/ARCHITECTURE.md state, not read from the engine: a
 // wrong budget inside the engine (Engine::budgets()) is then a violation the
 // checker sees, not a number it trusts.
 #pragma once

@@ -69,7 +69,7 @@ Result<std::vector<TensorSpec>> FitToFileSize(const std::string& origin,
 }
 
 Status WriteFile(const std::string& path, const std::vector<TensorSpec>& tensors,
-                 std::uint64_t seed) {
+                 std::uint64_t seed, const std::function<void(std::uint64_t, std::uint64_t)>& progress) {
   std::string json = HeaderJson(tensors);
   json.append((8 - json.size() % 8) % 8, ' ');
   std::uint64_t data_bytes = 0;
@@ -103,6 +103,7 @@ Status WriteFile(const std::string& path, const std::vector<TensorSpec>& tensors
     }
     status = write_all(block.data(), n);
     done += n;
+    if (progress && (done % (64 << 20) == 0 || done == data_bytes)) progress(done, data_bytes);
   }
   if (::close(fd) != 0 && status.ok()) status = Internal(path + ": close: " + std::strerror(errno));
   return status;

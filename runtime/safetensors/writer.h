@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -23,8 +24,11 @@ TensorSpec TensorOfBytes(std::string name, std::uint64_t bytes);
 // Writes `tensors` in order, data contiguous from 0, the header padded with
 // spaces to a multiple of 8. Content: the splitmix64 sequence
 // from `seed`, one value per 8-byte word.
+// `progress`, when given, is called with (data bytes written, data bytes in
+// all) every 64 MiB and at the end.
 Status WriteFile(const std::string& path, const std::vector<TensorSpec>& tensors,
-                 std::uint64_t seed);
+                 std::uint64_t seed,
+                 const std::function<void(std::uint64_t, std::uint64_t)>& progress = {});
 
 // Tensor specs whose file (header included) is exactly `file_bytes` long:
 // the given sizes (one tensor if none), the largest shrunk by the header's

@@ -2,7 +2,8 @@
 
 Test-only. Nothing here edits a ComfyUI file; everything is set up before
 `import comfy...` (install()) or right after it (after_import()).
-See shared/notes/comfyui-on-cpu.md for why each one exists.
+Each shim's docstring says why it exists; docs/CAPTURE.md ("The integration
+test") describes the run they serve.
 """
 import json
 import os
