@@ -374,6 +374,43 @@ TEST(Engine, AFailedLoadLeavesTheModelAsItsHoldersLoadedIt) {
   EXPECT_TRUE(d.log().violations.empty()) << d.log().violations.front();
 }
 
+// Host pressure frees clean cached copies only: a patched (dirty) host copy
+// would cost its patches again, and under the spill policy a spill write that
+// runs inside ops only. (Mutant "host pressure drops dirty copies" survived.)
+TEST(Engine, HostPressureFreesCleanCopiesAndKeepsPatchedOnes) {
+  auto e = Make(Machine(64 * kGiB, 8 * kGiB), PolicyWith(engine::EvictionKind::kRamLru));
+  EngineDriver d(*e);
+  d.Submit(Register(1, 1, 5 * kGiB));
+  d.Submit(Register(2, 2, 5 * kGiB));
+  d.Submit(Register(3, 3, 256 * kMiB));
+  d.Submit(Simple(4, OpKind::kLoad, 1));
+  engine::Op patch = Simple(5, OpKind::kPatch, 1);
+  patch.patch_model = 3;
+  d.Submit(patch);
+  d.Submit(Simple(6, OpKind::kRelease, 1));
+  d.Submit(Simple(7, OpKind::kLoad, 2));  // model 1's patched device copy goes back to host
+  d.Submit(Simple(8, OpKind::kRelease, 2));
+  d.Submit(Simple(9, OpKind::kLoad, 3));  // model 2 leaves the device: a clean host copy
+  d.RunToIdle();
+  for (engine::OpId op = 4; op <= 9; ++op) ASSERT_TRUE(d.log().Result(op)->status.ok()) << op;
+  bool dirty_on_host = false;
+  for (const auto& m : e->Models())
+    if (m.id == 1) dirty_on_host = m.host_bytes > 0 && m.dirty;
+  ASSERT_TRUE(dirty_on_host) << "the test needs model 1's patched copy in host memory";
+  const std::size_t before = d.log().notices.size();
+  d.Pressure(64 * kGiB);
+  d.RunToIdle();
+  int clean_freed = 0;
+  for (std::size_t i = before; i < d.log().notices.size(); ++i) {
+    const engine::Notice& n = d.log().notices[i];
+    if (n.kind != NoticeKind::kEvicted || n.reason != engine::EvictReason::kHostPressure) continue;
+    EXPECT_NE(n.model, 1u) << "host pressure freed the patched copy of model 1";
+    clean_freed += n.model == 2;
+  }
+  EXPECT_EQ(clean_freed, 1) << "host pressure must free model 2's clean copy";
+  EXPECT_TRUE(d.log().violations.empty()) << d.log().violations.front();
+}
+
 // Completions in any order, as real threads deliver them: same outcome.
 TEST(Engine, RandomCompletionOrderKeepsInvariants) {
   for (std::uint64_t seed = 1; seed <= 30; ++seed) {

@@ -200,6 +200,8 @@ struct Sut {
   // An op the environment may refuse: ok, out of memory, or an executor
   // failure where one was injected. Anything else is a bug.
   void ExpectOkOrEnvironment(const engine::OpResult& r) const {
+    // A command of this op failed: the op must say so, not carry on as if it had not.
+    if (r.status.ok() && injected) RC_FAIL("an injected failure was swallowed: the op reported OK");
     if (r.status.ok() || r.status.code() == StatusCode::kResourceExhausted) return;
     if (r.status.code() == StatusCode::kInternal && injected) return;
     RC_FAIL("unexpected " + std::string(ToString(r.status.code())) + (injected ? " (a failure was injected)" : "") +
