@@ -75,7 +75,7 @@ int Resubmit(const SlurmArgs& a) {
   }
   // A merge still waiting on the old array would never run (or run early).
   for (const std::string& m : st->pending_merges)
-    (void)fleet::RunCommand({"scancel", m}, std::chrono::milliseconds(static_cast<long long>(job->command_timeout_s * 1000)));
+    (void)fleet::RunCommand({"scancel", m}, fleet::CommandLimit(*job));
   auto sub = fleet::Submit(*job, failed, st->queued_arrays);
   if (!sub.ok()) return Fail(sub.status());
   std::string list;

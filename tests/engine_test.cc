@@ -44,6 +44,22 @@ std::unique_ptr<engine::Engine> Make(const engine::MachineLimits& m, const engin
   return std::move(e).value();
 }
 
+// Two 5 GiB models and a LoRA on an 8 GiB device (ops 1-7): model 1 loaded,
+// patched with model 3 and released, then model 2 loaded, which moves model
+// 1's patched device copy out.
+void SubmitPatchedModelThenAnother(EngineDriver& d) {
+  d.Submit(Register(1, 1, 5 * kGiB));
+  d.Submit(Register(2, 2, 5 * kGiB));
+  d.Submit(Register(3, 3, 256 * kMiB));
+  d.Submit(Simple(4, OpKind::kLoad, 1));
+  engine::Op patch = Simple(5, OpKind::kPatch, 1);
+  patch.patch_model = 3;
+  d.Submit(patch);
+  d.Submit(Simple(6, OpKind::kRelease, 1));
+  d.Submit(Simple(7, OpKind::kLoad, 2));
+}
+
+
 TEST(Engine, FullLoadReachesDeviceThenHits) {
   auto e = Make(Machine(32 * kGiB, 8 * kGiB), PolicyWith(engine::EvictionKind::kDrop));
   EngineDriver d(*e);
@@ -298,15 +314,7 @@ TEST(Engine, PatchedWeightsSpillAndComeBackDirty) {
   policy.ram_cache_bytes = 0;  // no room in RAM: dirty weights must spill
   auto e = Make(Machine(64 * kGiB, 8 * kGiB), policy);
   EngineDriver d(*e);
-  d.Submit(Register(1, 1, 5 * kGiB));
-  d.Submit(Register(2, 2, 5 * kGiB));
-  d.Submit(Register(3, 3, 256 * kMiB));
-  d.Submit(Simple(4, OpKind::kLoad, 1));
-  engine::Op patch = Simple(5, OpKind::kPatch, 1);
-  patch.patch_model = 3;
-  d.Submit(patch);
-  d.Submit(Simple(6, OpKind::kRelease, 1));
-  d.Submit(Simple(7, OpKind::kLoad, 2));
+  SubmitPatchedModelThenAnother(d);  // ops 1-7
   d.Submit(Simple(8, OpKind::kRelease, 2));
   d.Submit(Simple(9, OpKind::kLoad, 1));
   d.RunToIdle();
@@ -380,15 +388,7 @@ TEST(Engine, AFailedLoadLeavesTheModelAsItsHoldersLoadedIt) {
 TEST(Engine, HostPressureFreesCleanCopiesAndKeepsPatchedOnes) {
   auto e = Make(Machine(64 * kGiB, 8 * kGiB), PolicyWith(engine::EvictionKind::kRamLru));
   EngineDriver d(*e);
-  d.Submit(Register(1, 1, 5 * kGiB));
-  d.Submit(Register(2, 2, 5 * kGiB));
-  d.Submit(Register(3, 3, 256 * kMiB));
-  d.Submit(Simple(4, OpKind::kLoad, 1));
-  engine::Op patch = Simple(5, OpKind::kPatch, 1);
-  patch.patch_model = 3;
-  d.Submit(patch);
-  d.Submit(Simple(6, OpKind::kRelease, 1));
-  d.Submit(Simple(7, OpKind::kLoad, 2));  // model 1's patched device copy goes back to host
+  SubmitPatchedModelThenAnother(d);  // ops 1-7: model 1's patched device copy goes back to host
   d.Submit(Simple(8, OpKind::kRelease, 2));
   d.Submit(Simple(9, OpKind::kLoad, 3));  // model 2 leaves the device: a clean host copy
   d.RunToIdle();

@@ -20,10 +20,6 @@ using nlohmann::json;
 
 namespace {
 
-std::chrono::milliseconds Limit(const SlurmJob& job) {
-  return std::chrono::milliseconds(static_cast<long long>(job.command_timeout_s * 1000));
-}
-
 std::string Quote(const std::string& s) {  // for /bin/bash
   std::string out = "'";
   for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
@@ -159,7 +155,7 @@ Result<Submission> Submit(const SlurmJob& job, const std::vector<int>& shards,
     for (int i = 0; i < job.shards; ++i) sub.shards.push_back(i);
   }
   argv.push_back(job.out_dir + "/shard.sbatch");
-  RESIDENCY_ASSIGN_OR_RETURN(CommandResult array, RunCommand(argv, Limit(job)));
+  RESIDENCY_ASSIGN_OR_RETURN(CommandResult array, RunCommand(argv, CommandLimit(job)));
   if (array.exit_code != 0) return FailedPrecondition("sbatch (shards) failed: " + array.err + array.out);
   sub.array_job = array.out.substr(0, array.out.find_first_of(";\n"));
   std::string dependency = "--dependency=afterok:" + sub.array_job;
@@ -167,7 +163,7 @@ Result<Submission> Submit(const SlurmJob& job, const std::vector<int>& shards,
   RESIDENCY_ASSIGN_OR_RETURN(CommandResult merge,
                              RunCommand({"sbatch", "--parsable", dependency, "--kill-on-invalid-dep=yes",
                                          job.out_dir + "/merge.sbatch"},
-                                        Limit(job)));
+                                        CommandLimit(job)));
   if (merge.exit_code != 0) return FailedPrecondition("sbatch (merge) failed: " + merge.err + merge.out);
   sub.merge_job = merge.out.substr(0, merge.out.find_first_of(";\n"));
   std::ofstream(fs::path(job.out_dir) / "submissions.jsonl", std::ios::app)
@@ -212,7 +208,7 @@ Result<JobState> QueryState(const SlurmJob& job) {
   if (!subs.empty()) {
     std::string ids;
     for (const Submission& s : subs) ids += (ids.empty() ? "" : ",") + s.array_job + "," + s.merge_job;
-    RESIDENCY_ASSIGN_OR_RETURN(CommandResult q, RunCommand({"squeue", "-h", "-r", "-j", ids, "-o", "%i %T"}, Limit(job)));
+    RESIDENCY_ASSIGN_OR_RETURN(CommandResult q, RunCommand({"squeue", "-h", "-r", "-j", ids, "-o", "%i %T"}, CommandLimit(job)));
     std::istringstream lines(q.out);
     std::string id, state;
     while (lines >> id >> state) queued[id] = state;
@@ -246,6 +242,10 @@ Result<JobState> QueryState(const SlurmJob& job) {
     if (st.merge != "merged") st.merge = it->second;
   }
   return st;
+}
+
+std::chrono::milliseconds CommandLimit(const SlurmJob& job) {
+  return std::chrono::milliseconds(static_cast<long long>(job.command_timeout_s * 1000));
 }
 
 }  // namespace residency::fleet

@@ -5,6 +5,7 @@
 // shards/, logs/, submissions.jsonl and, at the end, results.db.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -25,6 +26,8 @@ struct SlurmJob {
   // Not in job.json: how long one sbatch, squeue or scancel may take.
   double command_timeout_s = 60;
 };
+// command_timeout_s as RunCommand takes it.
+std::chrono::milliseconds CommandLimit(const SlurmJob& job);
 
 // Validates the inputs (a full sweep plan), makes paths absolute and writes
 // job.json and the two scripts. Refuses a folder that holds another job.
