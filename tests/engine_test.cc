@@ -2,6 +2,8 @@
 // infeasible working sets and bad input, with completions in any order.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "runtime/engine/engine.h"
 #include "tests/engine_driver.h"
 
@@ -151,6 +153,11 @@ TEST(Budgets, AutoRulesAtTheirBreakpoints) {
   EXPECT_EQ(budgets(14 * kGiB).ram_cache_bytes, 12 * kGiB);
   EXPECT_EQ(budgets(256 * kGiB).ram_cache_bytes, 96 * kGiB);
   EXPECT_EQ(budgets(8 * kGiB).ram_cache_bytes, 6 * kGiB) << "12 GiB floor, capped by the 6 GiB host limit";
+  // Pinned bytes are host bytes: the pin budget, auto or given, never exceeds the host limit.
+  p.host_headroom_bytes = 8 * kGiB;
+  EXPECT_EQ(budgets(16 * kGiB).pin_budget_bytes, 6 * kGiB) << "auto 12 GiB, capped by the 6 GiB host limit";
+  p.pin_budget_bytes = 100 * kGiB;
+  EXPECT_EQ(budgets(32 * kGiB).pin_budget_bytes, 22 * kGiB) << "100 GiB asked, capped by the 22 GiB host limit";
 }
 
 // A pin squeeze unpins inactive models' copies least recently used first,
@@ -408,6 +415,44 @@ TEST(Engine, HostPressureFreesCleanCopiesAndKeepsPatchedOnes) {
     clean_freed += n.model == 2;
   }
   EXPECT_EQ(clean_freed, 1) << "host pressure must free model 2's clean copy";
+  EXPECT_TRUE(d.log().violations.empty()) << d.log().violations.front();
+}
+
+// GreedyDual-Size: a patched copy costs more to rebuild than a plain one, so
+// the RAM cache keeps it over newer plain copies at first, but each eviction
+// raises the floor (the inflation), and a copy nobody touches again is in the
+// end evicted before the newer ones. Without the aging it would stay forever.
+TEST(Engine, CostAwareCacheKeepsCostlyCopiesAtFirstButAgesThemOut) {
+  auto policy = PolicyWith(engine::EvictionKind::kRamCostAware);
+  policy.ram_cache_bytes = 2 * kGiB + 512 * kMiB;  // two 1 GiB copies and change
+  auto e = Make(Machine(64 * kGiB, 1 * kGiB + 512 * kMiB), policy);
+  EngineDriver d(*e);
+  d.Submit(Register(1, 1, 1 * kGiB));      // P, patched below
+  d.Submit(Register(2, 2, 256 * kMiB));    // the LoRA
+  d.Submit(Simple(3, OpKind::kLoad, 1));
+  engine::Op patch = Simple(4, OpKind::kPatch, 1);
+  patch.patch_model = 2;
+  d.Submit(patch);
+  d.Submit(Compute(5, {1}, 0));  // its use after the patch prices it patched
+  d.Submit(Simple(6, OpKind::kRelease, 1));
+  engine::OpId op = 7;
+  constexpr engine::ModelId kFirstPlain = 10;
+  for (engine::ModelId m = kFirstPlain; m < kFirstPlain + 6; ++m) {
+    d.Submit(Register(op++, m, 1 * kGiB));
+    d.Submit(Simple(op++, OpKind::kLoad, m));
+    d.Submit(Simple(op++, OpKind::kRelease, m));
+  }
+  d.RunToIdle();
+  for (engine::OpId i = 3; i < op; ++i)
+    ASSERT_TRUE(d.log().Result(i)->status.ok()) << i << ": " << d.log().Result(i)->status.ToString();
+  std::vector<engine::ModelId> cache_victims;  // host copies evicted for the RAM cache budget
+  for (const engine::Notice& n : d.log().notices)
+    if (n.kind == NoticeKind::kEvicted && n.reason == engine::EvictReason::kRamCacheBudget)
+      cache_victims.push_back(n.model);
+  ASSERT_GE(cache_victims.size(), 2u) << "the test needs the RAM cache budget to bind";
+  EXPECT_NE(cache_victims.front(), 1u) << "the costly patched copy went first, before a plain one";
+  EXPECT_NE(std::find(cache_victims.begin(), cache_victims.end(), 1u), cache_victims.end())
+      << "the patched copy outlived every newer plain copy: GreedyDual-Size never aged it";
   EXPECT_TRUE(d.log().violations.empty()) << d.log().violations.front();
 }
 
