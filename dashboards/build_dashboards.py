@@ -29,7 +29,7 @@ DASHBOARDS = {
             ("Infeasible runs (1h) by profile and policy", "timeseries",
              'sum by (profile, policy) (increase(residency_runs_total{outcome="infeasible"}[1h]))', "short"),
             ("Peak over budget (worst tier)", "timeseries",
-             "max by (profile, tier) (residency:memory_peak_over_budget:ratio)", "percentunit"),
+             "max by (profile, trace, tier) (residency:memory_peak_over_budget:ratio)", "percentunit"),
         ]),
         ("Agent health", [
             ("Agent up", "timeseries", 'up{job="residency-agents"}', "short"),
@@ -42,10 +42,11 @@ DASHBOARDS = {
     ]),
     "residency-profiles": ("Residency: per profile", [
         ("Residency per profile", [
-            ("Peak bytes by tier", "timeseries", f"max by (profile, tier) (residency_memory_peak_bytes{P})", "bytes"),
+            ("Peak bytes by trace and tier", "timeseries",
+             f"max by (profile, trace, tier) (residency_memory_peak_bytes{P})", "bytes"),
             ("Budget by tier", "timeseries", f"max by (profile, tier) (residency_memory_budget_bytes{P})", "bytes"),
             ("Peak / budget", "timeseries",
-             f"max by (profile, policy, tier) (residency_memory_peak_bytes{P} / (residency_memory_budget_bytes{P} > 0))",
+             f"max by (profile, policy, trace, tier) (residency_memory_peak_bytes{P} / (residency_memory_budget_bytes{P} > 0))",
              "percentunit"),
             ("Runs (1h) by outcome", "timeseries",
              f"sum by (profile, outcome) (increase(residency_runs_total{P}[1h]))", "short"),

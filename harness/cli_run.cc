@@ -56,6 +56,7 @@ std::string RunMetrics(const executor::RunResult& r, const engine::Workload& w, 
   s.source = "real";
   s.profile = profile;
   s.policy = policy.name;
+  s.trace = w.name;
   s.outcome = !r.violations.empty() ? "violation" : !r.failed_ops.empty() ? "infeasible" : "ok";
   for (std::size_t i = 0; i < r.ops.size() && i < w.ops.size(); ++i)
     if (w.ops[i].kind == engine::OpKind::kLoad)

@@ -20,6 +20,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -643,6 +644,41 @@ TEST(Exposition, SameSeriesAndValuesAsPrometheusCpp) {
     ASSERT_TRUE(a.count(series)) << series << " missing from\n" << ours;
     EXPECT_DOUBLE_EQ(a.at(series), value) << series;
   }
+}
+
+// The peak gauge holds the last run's value: without a trace label, a
+// small trace run after a big one hid the big one's peak.
+TEST(Exposition, EachTraceKeepsItsOwnPeakAndTheTraceLabelsAreBounded) {
+  metrics::Metrics m;
+  metrics::RunSample s;
+  s.profile = "rtx5060-16g";
+  s.policy = "ram-lru";
+  s.outcome = "ok";
+  s.trace = "wan22-14b-t2v";
+  s.peak_device_bytes = 7'000'000'000;
+  m.RecordRun(s);
+  s.trace = "sdxl-txt2img";
+  s.peak_device_bytes = 7'000'000;
+  m.RecordRun(s);
+  const auto series = ParseExposition(m.Serialize());
+  const std::string prefix = "residency_memory_peak_bytes{policy=\"ram-lru\",profile=\"rtx5060-16g\",source=\"sim\",";
+  ASSERT_TRUE(series.count(prefix + "tier=\"device\",trace=\"wan22-14b-t2v\"}")) << m.Serialize();
+  EXPECT_EQ(series.at(prefix + "tier=\"device\",trace=\"wan22-14b-t2v\"}"), 7e9);
+  EXPECT_EQ(series.at(prefix + "tier=\"device\",trace=\"sdxl-txt2img\"}"), 7e6);
+  // Names come from inputs: 256 distinct values at most, then "other".
+  for (int i = 0; i < 300; ++i) {
+    s.trace = "t" + std::to_string(i) + " <x>";
+    m.RecordRun(s);
+  }
+  std::set<std::string> traces;
+  for (const auto& [name, value] : ParseExposition(m.Serialize())) {
+    const auto at = name.find("trace=\"");
+    if (name.rfind("residency_memory_peak_bytes{", 0) == 0 && at != std::string::npos)
+      traces.insert(name.substr(at + 7, name.find('"', at + 7) - at - 7));
+  }
+  EXPECT_EQ(traces.size(), 257u);
+  EXPECT_TRUE(traces.count("other"));
+  EXPECT_TRUE(traces.count("t0__x_")) << "label values are made printable";
 }
 
 // ---- The agent as a separate process: SIGKILL and SIGTERM. ----

@@ -21,6 +21,27 @@ using prometheus::Gauge;
 using prometheus::Histogram;
 using Labels = std::map<std::string, std::string>;
 
+namespace {
+// Label values in use so far; requests and sweeps record on several threads.
+struct LabelSet {
+  std::mutex mu;
+  std::set<std::string> values;
+};
+// A label value from outside (a host a client names, a trace's name): kept
+// printable and short, and the set bounded, so a flood of invented names
+// cannot grow the registry without bound. Past the bound: "other".
+std::string BoundedLabel(LabelSet& set, const std::string& value) {
+  constexpr std::size_t kMaxValues = 256;
+  std::string label = value.empty() ? "unknown" : value.substr(0, 64);
+  for (char& c : label)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) c = '_';
+  std::lock_guard lock(set.mu);
+  if (!set.values.count(label) && set.values.size() >= kMaxValues) return "other";
+  set.values.insert(label);
+  return label;
+}
+}  // namespace
+
 struct Metrics::Families {
   Family<Counter>* runs;
   Family<Counter>* load_bytes;
@@ -39,8 +60,7 @@ struct Metrics::Families {
   Family<Counter>* ingested;
   Family<Counter>* ingested_bytes;
   Family<Counter>* captured;
-  std::mutex captured_mu;  // requests are served on several threads
-  std::set<std::string> captured_hosts;  // label values in use, bounded
+  LabelSet captured_hosts, traces;  // label values a client or an input names
   Family<Gauge>* sweeps_queued;
   Family<Counter>* sweeps;
   Family<Gauge>* build_info;
@@ -51,6 +71,7 @@ template <typename Builder>
 auto& Make(Builder b, const char* name, const char* help, prometheus::Registry& r) {
   return b.Name(name).Help(help).Register(r);
 }
+
 }  // namespace
 
 Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()), f_(std::make_unique<Families>()) {
@@ -64,9 +85,9 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()), f_(std
   f_->load_seconds = &Make(BuildCounter(), "residency_load_seconds_total",
                            "Time spent loading model weights (simulated time for source=sim)", r);
   f_->peak_bytes = &Make(BuildGauge(), "residency_memory_peak_bytes",
-                         "Peak bytes held by the last run, by tier (host, pinned, device)", r);
+                         "Peak bytes held by the last run of the trace, by tier (host, pinned, device)", r);
   f_->budget_bytes = &Make(BuildGauge(), "residency_memory_budget_bytes",
-                           "The engine's budget for the tier in the last run (host, pinned, device)", r);
+                           "The engine's budget for the tier in the last run of the trace (host, pinned, device)", r);
   f_->cache_hits = &Make(BuildCounter(), "residency_ram_cache_hits_total", "Loads served by the RAM cache", r);
   f_->cache_misses = &Make(BuildCounter(), "residency_ram_cache_misses_total",
                            "Loads that had to read from disk or spill", r);
@@ -103,12 +124,20 @@ void Metrics::RecordRun(const RunSample& s) {
   f_->load_bytes->Add(with("from", "page_cache")).Increment(static_cast<double>(s.page_cache_read_bytes));
   f_->load_bytes->Add(with("from", "spill")).Increment(static_cast<double>(s.spill_read_bytes));
   f_->load_seconds->Add(base).Increment(s.load_seconds);
-  f_->peak_bytes->Add(with("tier", "host")).Set(static_cast<double>(s.peak_host_bytes));
-  f_->peak_bytes->Add(with("tier", "pinned")).Set(static_cast<double>(s.peak_pinned_bytes));
-  f_->peak_bytes->Add(with("tier", "device")).Set(static_cast<double>(s.peak_device_bytes));
-  f_->budget_bytes->Add(with("tier", "host")).Set(static_cast<double>(s.host_budget_bytes));
-  f_->budget_bytes->Add(with("tier", "pinned")).Set(static_cast<double>(s.pin_budget_bytes));
-  f_->budget_bytes->Add(with("tier", "device")).Set(static_cast<double>(s.device_budget_bytes));
+  // Gauges hold the last value: without the trace in their labels, a run of
+  // one trace would overwrite another's peak.
+  const std::string trace = BoundedLabel(f_->traces, s.trace);
+  const auto gauge = [&](const std::string& tier) {
+    Labels l = with("tier", tier);
+    l["trace"] = trace;
+    return l;
+  };
+  f_->peak_bytes->Add(gauge("host")).Set(static_cast<double>(s.peak_host_bytes));
+  f_->peak_bytes->Add(gauge("pinned")).Set(static_cast<double>(s.peak_pinned_bytes));
+  f_->peak_bytes->Add(gauge("device")).Set(static_cast<double>(s.peak_device_bytes));
+  f_->budget_bytes->Add(gauge("host")).Set(static_cast<double>(s.host_budget_bytes));
+  f_->budget_bytes->Add(gauge("pinned")).Set(static_cast<double>(s.pin_budget_bytes));
+  f_->budget_bytes->Add(gauge("device")).Set(static_cast<double>(s.device_budget_bytes));
   f_->cache_hits->Add(base).Increment(static_cast<double>(s.ram_cache_hits));
   f_->cache_misses->Add(base).Increment(static_cast<double>(s.ram_cache_misses));
   for (const auto& [key, e] : s.evictions) {
@@ -137,18 +166,7 @@ void Metrics::RecordIngest(Bytes bytes) {
 }
 
 void Metrics::RecordCapturedTrace(const std::string& host) {
-  // A client names the host: keep the label set bounded and printable, so
-  // a flood of invented names cannot grow the registry without bound.
-  constexpr std::size_t kMaxHosts = 256;
-  std::string label = host.empty() ? "unknown" : host.substr(0, 64);
-  for (char& c : label)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) c = '_';
-  {
-    std::lock_guard lock(f_->captured_mu);
-    if (!f_->captured_hosts.count(label) && f_->captured_hosts.size() >= kMaxHosts) label = "other";
-    f_->captured_hosts.insert(label);
-  }
-  f_->captured->Add({{"host", label}}).Increment();
+  f_->captured->Add({{"host", BoundedLabel(f_->captured_hosts, host)}}).Increment();
 }
 
 void Metrics::SetSweepsQueued(std::int64_t n) { f_->sweeps_queued->Add({}).Set(static_cast<double>(n)); }

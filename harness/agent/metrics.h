@@ -22,6 +22,7 @@ using engine::Bytes;
 struct RunSample {
   std::string source = "sim";  // sim | real
   std::string profile, policy, outcome;
+  std::string trace;  // labels the peak and budget gauges, so traces do not overwrite each other
   double load_seconds = 0;
   Bytes disk_read_bytes = 0, page_cache_read_bytes = 0, spill_read_bytes = 0;
   std::int64_t ram_cache_hits = 0, ram_cache_misses = 0;

@@ -9,6 +9,7 @@ RunSample SampleFromSim(const sim::SimResult& r, const std::string& outcome, con
   s.source = "sim";
   s.profile = profile_name;
   s.policy = policy_name;
+  s.trace = r.trace;
   s.outcome = outcome;
   s.load_seconds = static_cast<double>(r.load_ns) / 1e9;
   s.disk_read_bytes = r.disk_read_bytes;
