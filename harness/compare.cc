@@ -15,6 +15,7 @@ const std::vector<std::pair<std::string, std::string>>& Metrics() {
   static const std::vector<std::pair<std::string, std::string>> kMetrics = {
       {"makespan", "makespan_ns"},          {"load", "load_ns"},
       {"peak-host", "peak_host_bytes"},     {"peak-device", "peak_device_bytes"},
+      {"peak-ram", "peak_ram_bytes"},
       {"disk-read", "disk_read_bytes"},
   };
   return kMetrics;
@@ -145,6 +146,9 @@ std::string FormatComparisonTable(const Comparison& c) {
   std::snprintf(line, sizeof line, "\n%zu comparisons, %d failing, %d without a pair\n", c.rows.size(), c.failures,
                 c.missing);
   out += line;
+  if (c.column == "peak_host_bytes")
+    out += "peak-host counts anonymous and pinned memory only: weights a policy maps with mmap are page cache\n"
+           "and do not show here. peak-ram counts host and page cache together.\n";
   return out;
 }
 

@@ -28,6 +28,7 @@ nlohmann::ordered_json ResultJson(const sim::SimResult& r) {
   j["peak_pinned_bytes"] = r.peak_pinned_bytes;
   j["peak_device_bytes"] = r.peak_device_bytes;
   j["peak_page_cache_bytes"] = r.peak_page_cache_bytes;
+  j["peak_ram_bytes"] = r.peak_ram_bytes;
   if (r.unified) j["peak_unified_bytes"] = r.peak_unified_bytes;
   j["oom"] = r.oom.happened;
   if (r.oom.happened) {

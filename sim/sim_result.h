@@ -84,6 +84,9 @@ struct SimResult {
   Bytes peak_pinned_bytes = 0;
   Bytes peak_device_bytes = 0;
   Bytes peak_page_cache_bytes = 0;
+  // Pageable + pinned + page cache at one instant: all the RAM a run takes,
+  // however it holds its weights (mmap'd weights are page cache, not host).
+  Bytes peak_ram_bytes = 0;
   bool unified = false;
   Bytes peak_unified_bytes = 0;  // unified: host + device out of the one pool (page cache apart)
   OomReport oom;

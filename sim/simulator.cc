@@ -569,6 +569,7 @@ void Simulator::AfterMemoryChange() {
   result_.peak_device_bytes = std::max(result_.peak_device_bytes, memory_.device());
   result_.peak_page_cache_bytes =
       std::max(result_.peak_page_cache_bytes, memory_.page_cache().total());
+  result_.peak_ram_bytes = std::max(result_.peak_ram_bytes, host + memory_.page_cache().total());
   if (memory_.unified())
     result_.peak_unified_bytes = std::max(result_.peak_unified_bytes, host + memory_.device());
   timeline_.Sample(now_, memory_.pageable(), memory_.pinned(), memory_.device(),

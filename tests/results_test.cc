@@ -90,15 +90,19 @@ TEST_F(ResultsTest, MigratesAVersionOneDatabaseKeepingItsRuns) {
     ASSERT_TRUE(s.ok());
     ASSERT_TRUE(sweep::RunSweep(**s, Spec(), Options()).ok());
   }
-  {  // Turn it back into a v1 file: drop what v2 added.
+  {  // Turn it back into a v1 file: drop what v2-v4 added.
     auto db = store::Database::Open(path);
     ASSERT_TRUE(db->Exec("DROP TABLE sweeps; ALTER TABLE prompts DROP COLUMN disk_read_bytes; "
-                         "PRAGMA user_version = 1").ok());
+                         "ALTER TABLE runs DROP COLUMN peak_ram_bytes; PRAGMA user_version = 1").ok());
   }
   auto s = store::ResultsStore::Open(path);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   EXPECT_EQ(*(*s)->CountRuns(), 16);
   EXPECT_TRUE((*s)->AddSweep("{}").ok());
+  // Runs stored before v4 have no peak RAM; new ones do.
+  auto runs = (*s)->ListRuns({});
+  ASSERT_TRUE(runs.ok()) << runs.status().ToString();
+  for (const store::RunRow& r : *runs) EXPECT_FALSE(r.figures.count("peak_ram_bytes")) << r.trace;
 }
 
 TEST_F(ResultsTest, NotADatabaseIsAClearError) {
@@ -277,6 +281,22 @@ TEST(Compare, VerdictsAndExitCondition) {
   EXPECT_NE(harness::FormatComparisonTable(*c).find("REGRESSION"), std::string::npos);
   EXPECT_FALSE(harness::Compare(runs, "base", "cand", "speed", 5.0).ok());
   EXPECT_FALSE(harness::Compare(runs, "nope", "cand", "makespan", 5.0).ok());
+}
+
+TEST(Compare, PeakHostSaysWhatItLeavesOutAndPeakRamComparesAllRam) {
+  std::vector<store::RunRow> runs = {Row("t", "copies", "ok", 1000), Row("t", "maps", "ok", 1000)};
+  runs[0].figures["peak_host_bytes"] = 7'000'000'000;
+  runs[0].figures["peak_ram_bytes"] = 14'000'000'000;
+  runs[1].figures["peak_host_bytes"] = 0;  // mmap'd weights: page cache
+  runs[1].figures["peak_ram_bytes"] = 7'000'000'000;
+  auto host = harness::Compare(runs, "copies", "maps", "peak-host", 5.0);
+  ASSERT_TRUE(host.ok());
+  EXPECT_NE(harness::FormatComparisonTable(*host).find("mmap are page cache"), std::string::npos);
+  auto ram = harness::Compare(runs, "copies", "maps", "peak-ram", 5.0);
+  ASSERT_TRUE(ram.ok()) << ram.status().ToString();
+  ASSERT_EQ(ram->rows.size(), 1u);
+  EXPECT_DOUBLE_EQ(ram->rows[0].delta_pct, -50.0);
+  EXPECT_EQ(harness::FormatComparisonTable(*ram).find("mmap are page cache"), std::string::npos);
 }
 
 TEST(Compare, NewestRunPerInputWins) {

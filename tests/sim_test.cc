@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "harness/replay.h"
+#include "harness/report.h"
 #include "sim/event_queue.h"
 #include "sim/fluid_model.h"
 #include "sim/interval_set.h"
@@ -161,6 +162,23 @@ TEST(Simulation, RamCacheAvoidsDiskReadsOnAWorkstation) {
   EXPECT_FALSE(lru->oom.happened);
   EXPECT_TRUE(drop->violations.empty());
   EXPECT_TRUE(lru->violations.empty());
+}
+
+// mmap'd weights live in the page cache, not in host memory: peak host says
+// 0 B under comfy-classic, which reads as "better -100 %" beside a policy
+// that copies into anonymous memory. Peak RAM counts both, like with like.
+TEST(Simulation, PeakRamCountsMappedWeightsLikeCopiedOnes) {
+  auto mapped = harness::Replay(Request("sdxl-txt2img", "rtx4090-64g", "comfy-classic"));
+  auto copied = harness::Replay(Request("sdxl-txt2img", "rtx4090-64g", "ram-lru"));
+  ASSERT_TRUE(mapped.ok() && copied.ok());
+  const engine::Bytes checkpoint = 6'938'000'000;  // about: sdxl's one 6.94 GB file
+  EXPECT_LT(mapped->peak_host_bytes, checkpoint / 10) << "the mapped checkpoint is not host memory";
+  EXPECT_GE(mapped->peak_ram_bytes, checkpoint * 99 / 100) << "but it is RAM";
+  EXPECT_GE(copied->peak_ram_bytes, copied->peak_host_bytes);
+  EXPECT_GE(copied->peak_ram_bytes, copied->peak_page_cache_bytes);
+  EXPECT_LE(copied->peak_ram_bytes, copied->peak_host_bytes + copied->peak_page_cache_bytes);
+  const std::string side = harness::FormatComparison(*copied, *mapped);
+  EXPECT_NE(side.find("peak RAM (host + cache)"), std::string::npos) << side;
 }
 
 // The executor splits a prefault over every core (faulting is CPU work), so

@@ -16,7 +16,7 @@ const std::vector<FigureColumn>& FigureColumns() {
       RESIDENCY_FIGURE(finalizers),           RESIDENCY_FIGURE(peak_host_bytes),
       RESIDENCY_FIGURE(peak_pinned_bytes),    RESIDENCY_FIGURE(peak_device_bytes),
       RESIDENCY_FIGURE(peak_page_cache_bytes), RESIDENCY_FIGURE(events),
-      RESIDENCY_FIGURE(commands),
+      RESIDENCY_FIGURE(commands),             RESIDENCY_FIGURE(peak_ram_bytes),
   };
   return kColumns;
 }

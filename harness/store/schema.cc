@@ -80,6 +80,11 @@ CREATE TABLE sweeps (
       R"sql(
 ALTER TABLE prompts ADD COLUMN disk_read_bytes INTEGER;
 )sql",
+      // v4: the peak of all RAM a run takes (host + page cache at once), so
+      // mmap'd weights compare like with like against anonymous copies.
+      R"sql(
+ALTER TABLE runs ADD COLUMN peak_ram_bytes INTEGER;
+)sql",
   };
   return kMigrations;
 }
