@@ -320,5 +320,59 @@ TEST(HtmlReport, EscapesNamesAndShowsEveryRun) {
   EXPECT_EQ(html.rfind("</html>\n"), html.size() - 8);
 }
 
+// Every number after `key='` in `text`, in order.
+std::vector<int> Attributes(const std::string& text, const std::string& key) {
+  std::vector<int> out;
+  for (std::size_t at = text.find(key + "='"); at != std::string::npos; at = text.find(key + "='", at + 1))
+    out.push_back(std::stoi(text.substr(at + key.size() + 2)));
+  return out;
+}
+
+// A profile where every run failed has no makespan to chart: no axis of
+// "0.0 us" ticks, a sentence instead, and "-" for the durations.
+TEST(HtmlReport, AllFailedRunsGetASentenceNotAnAxisOfZeros) {
+  std::vector<store::RunRow> runs = {Row("t1", "drop", "oom", 0), Row("t1", "ram-lru", "infeasible", 0)};
+  const std::string html = harness::HtmlReport(runs, "failed");
+  EXPECT_EQ(html.find("0.0 us"), std::string::npos) << html;
+  EXPECT_NE(html.find("No run on this profile finished"), std::string::npos);
+}
+
+// Failed-op lists fold into one line per run; the first 20 open, the rest are counted.
+TEST(HtmlReport, FailedOpListsAreFoldedAndBounded) {
+  store::RunRow r = Row("t", "drop", "infeasible", 0);
+  for (int i = 0; i < 300; ++i) r.violations.push_back("failed op " + std::to_string(i) + ": no room");
+  const std::string html = harness::HtmlReport({r}, "folded");
+  EXPECT_NE(html.find("<details><summary>300 problems in this run</summary>"), std::string::npos) << html;
+  EXPECT_NE(html.find("failed op 19:"), std::string::npos);
+  EXPECT_EQ(html.find("failed op 20:"), std::string::npos);
+  EXPECT_NE(html.find("and 280 more"), std::string::npos);
+}
+
+// A chart is at least 640 px wide, its ticks are round, and the legend of
+// many long policy names wraps inside it instead of running off the edge.
+TEST(HtmlReport, ChartsAreReadableAndLegendsFitInside) {
+  std::vector<store::RunRow> runs;
+  for (int p = 0; p < 8; ++p)
+    runs.push_back(Row("one-trace", "a-policy-with-a-long-name-" + std::to_string(p), "ok", 1'234'000'000 + p));
+  const std::string html = harness::HtmlReport(runs, "wide");
+  const auto svg_at = html.find("<svg");
+  ASSERT_NE(svg_at, std::string::npos);
+  const std::string svg = html.substr(svg_at, html.find("</svg>") - svg_at);
+  const int width = Attributes(svg, "width").front();
+  EXPECT_GE(width, 640);
+  // Legend items: text at x, as long as its name (7 px a character).
+  const std::string name = "a-policy-with-a-long-name-0";
+  for (std::size_t at = svg.find("<text x='"); at != std::string::npos; at = svg.find("<text x='", at + 1)) {
+    const int x = std::stoi(svg.substr(at + 9));
+    const auto close = svg.find('>', at);
+    const std::string text = svg.substr(close + 1, svg.find('<', close) - close - 1);
+    if (text.rfind("a-policy", 0) == 0) {
+      EXPECT_LE(x + static_cast<int>(name.size()) * 7, width) << text;
+    }
+  }
+  EXPECT_NE(svg.find(">1.50 s<"), std::string::npos) << "round ticks (0.5 s steps up to 1.5 s)\n" << svg;
+  EXPECT_NE(svg.find(">1 s<"), std::string::npos) << "no trailing zeros on a round tick";
+}
+
 }  // namespace
 }  // namespace residency
