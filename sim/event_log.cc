@@ -13,6 +13,11 @@ void EventLog::Line(std::string line) {
   if (keep_lines_) lines_.push_back(std::move(line));
 }
 
+std::string EventLog::Model(engine::ModelId id) const {
+  const auto it = names_.find(id);
+  return "model=" + std::to_string(id) + (it == names_.end() ? "" : "(" + it->second + ")");
+}
+
 void EventLog::Issue(engine::Nanos t, const engine::Command& c) {
   for (std::uint64_t v : {std::uint64_t{1}, static_cast<std::uint64_t>(t), c.id,
                           static_cast<std::uint64_t>(c.kind), std::uint64_t{c.model}, c.buffer,
@@ -25,7 +30,7 @@ void EventLog::Issue(engine::Nanos t, const engine::Command& c) {
     Mix(v);
   if (keep_lines_)
     Line(std::to_string(t) + " issue #" + std::to_string(c.id) + " " +
-         std::string(engine::ToString(c.kind)) + " model=" + std::to_string(c.model) +
+         std::string(engine::ToString(c.kind)) + " " + Model(c.model) +
          " bytes=" + std::to_string(c.bytes) + " file=" + std::to_string(c.file) + "@" +
          std::to_string(c.file_offset) + " buf=" + std::to_string(c.buffer) + "@" +
          std::to_string(c.buffer_offset) + " dev=" + std::to_string(c.device_buffer) + "@" +
@@ -46,8 +51,8 @@ void EventLog::NoticeLine(engine::Nanos t, const engine::Notice& n) {
                           static_cast<std::uint64_t>(n.bytes)})
     Mix(v);
   if (keep_lines_)
-    Line(std::to_string(t) + " notice " + std::string(engine::ToString(n.kind)) + " model=" +
-         std::to_string(n.model) + " tier=" + std::string(engine::ToString(n.tier)) +
+    Line(std::to_string(t) + " notice " + std::string(engine::ToString(n.kind)) + " " +
+         Model(n.model) + " tier=" + std::string(engine::ToString(n.tier)) +
          " reason=" + std::string(engine::ToString(n.reason)) + " bytes=" + std::to_string(n.bytes));
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,10 @@ namespace residency::sim {
 class EventLog {
  public:
   explicit EventLog(bool keep_lines) : keep_lines_(keep_lines) {}
+
+  // Text lines name the model after its id: "model=3(wan22-high)". Names
+  // are not hashed, so naming changes no event-log hash.
+  void NameModel(engine::ModelId id, std::string name) { names_[id] = std::move(name); }
 
   void Issue(engine::Nanos t, const engine::Command& c);
   void Completion(engine::Nanos t, engine::CommandId id);
@@ -29,10 +34,12 @@ class EventLog {
  private:
   void Mix(std::uint64_t v);
   void Line(std::string line);
+  std::string Model(engine::ModelId id) const;
 
   bool keep_lines_;
   std::uint64_t hash_ = 0xcbf29ce484222325ULL;
   std::vector<std::string> lines_;
+  std::map<engine::ModelId, std::string> names_;
 };
 
 }  // namespace residency::sim

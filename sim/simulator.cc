@@ -64,6 +64,9 @@ class Simulator {
     result_.unified = p.unified;
     result_.ram_bytes = p.ram_bytes;
     result_.device_bytes = p.unified ? 0 : p.vram_bytes;
+    if (o.keep_event_log)
+      for (const engine::Op& op : w.ops)
+        if (op.kind == engine::OpKind::kRegisterModel) log_.NameModel(op.model, op.name);
   }
 
   SimResult Run();

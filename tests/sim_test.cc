@@ -120,6 +120,26 @@ TEST(Simulation, SameSeedSameEventLog) {
   EXPECT_NE(a->event_log_hash, other->event_log_hash) << "the seed must matter";
 }
 
+// The event log names each model after its id, and naming changes no hash.
+TEST(Simulation, EventLogLinesNameTheirModels) {
+  auto req = Request("sdxl-txt2img", "rtx4090-64g", "ram-lru");
+  auto unnamed = harness::Replay(req);
+  req.keep_event_log = true;
+  auto named = harness::Replay(req);
+  ASSERT_TRUE(unnamed.ok() && named.ok());
+  EXPECT_EQ(unnamed->event_log_hash, named->event_log_hash);
+  int with_name = 0, bare = 0;
+  for (const std::string& line : named->event_log) {
+    const auto at = line.find(" model=");
+    if (at == std::string::npos) continue;
+    const auto end = line.find(' ', at + 1);
+    const std::string field = line.substr(at + 1, end - at - 1);
+    (field.find('(') != std::string::npos && field.back() == ')' ? with_name : bare) += 1;
+  }
+  EXPECT_GT(with_name, 0);
+  EXPECT_EQ(bare, 0) << "a line names a model by its id alone";
+}
+
 // Injected executor failures: ops fail with a typed error, the prompts they
 // ran in are marked failed (never a clean time), and nothing else breaks.
 TEST(Simulation, InjectedFailuresFailTheirPromptsAndBreakNothing) {
