@@ -1,5 +1,6 @@
 // `residency fidelity TRACE --models DIR`: real run vs simulation on this
 // machine (harness/fidelity.h).
+#include <filesystem>
 #include <iostream>
 #include <memory>
 
@@ -8,6 +9,7 @@
 #include "harness/replay.h"
 #include "harness/cli.h"
 #include "harness/fidelity.h"
+#include "harness/real_timeline.h"
 #include "runtime/device/device_backend.h"
 #include "traces/bundled.h"
 #include "traces/json_fields.h"
@@ -17,7 +19,7 @@ namespace residency::cli {
 namespace {
 
 struct FidelityArgs {
-  std::string trace, profile, policy = "ram-lru", save_real_runs, real_runs;
+  std::string trace, profile, policy = "ram-lru", save_real_runs, real_runs, timeline_dir;
   bool json = false, captured = false;
   harness::FidelityOptions options;
 };
@@ -33,6 +35,31 @@ int RunCapturedFidelity(const FidelityArgs& a) {
   if (!r.ok()) return Fail(r.status());
   const harness::CapturedFidelity f = harness::CompareCaptured(*r);
   std::cout << (a.json ? harness::CapturedFidelityJson(f) : harness::FormatCapturedFidelity(f));
+  return 0;
+}
+
+// --timeline DIR: the first counted real run, the simulation, and both in
+// one file, one process track each, so a person sees where they part.
+int WriteFidelityTimelines(const std::string& dir, const harness::FidelityReport& r) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    std::cerr << "residency: --timeline: cannot create " << dir << ": " << ec.message() << "\n";
+    return 2;
+  }
+  const std::filesystem::path d(dir);
+  if (!WriteTextFile((d / "simulated.json").string(), r.sim_timeline_json)) return 2;
+  if (r.real_timeline_json.empty()) {
+    std::cerr << "timeline of the simulation written to " << (d / "simulated.json").string()
+              << "; none of the real runs (--real-runs gives their times, not their timelines)\n";
+    return 0;
+  }
+  if (!WriteTextFile((d / "real.json").string(), r.real_timeline_json)) return 2;
+  if (!WriteTextFile((d / "side-by-side.json").string(),
+                     harness::TimelinesSideBySide(r.real_timeline_json, r.sim_timeline_json)))
+    return 2;
+  std::cerr << "timelines written to " << dir << ": real.json, simulated.json and side-by-side.json "
+            << "(open it in ui.perfetto.dev: the real run above the simulated one)\n";
   return 0;
 }
 
@@ -89,9 +116,11 @@ int RunFidelityCommand(FidelityArgs& a) {
       return Status::Ok();
     };
   }
+  a.options.timelines = !a.timeline_dir.empty();
   auto report = harness::RunFidelity(*workload, *profile, *policy, a.options);
   if (!report.ok()) return Fail(report.status());
   std::cout << (a.json ? harness::FidelityJson(*report) : harness::FormatFidelity(*report));
+  if (!a.timeline_dir.empty()) return WriteFidelityTimelines(a.timeline_dir, *report);
   return 0;
 }
 
@@ -120,6 +149,9 @@ Subcommand AddFidelity(CLI::App& app) {
   c->add_flag("--copy-probe", a->options.probe_copies,
               "Simulate with copy rates probed on each real run's device instead of the profile's");
   c->add_option("--save-real-runs", a->save_real_runs, "Write the real runs' times to this file");
+  c->add_option("--timeline", a->timeline_dir,
+                "Write DIR/real.json (the first counted real run), DIR/simulated.json and DIR/side-by-side.json "
+                "(both as Perfetto process tracks)");
   c->add_option("--real-runs", a->real_runs,
                 "Simulate against real runs saved by --save-real-runs instead of running the trace")
       ->check(CLI::ExistingFile);

@@ -11,6 +11,7 @@
 #include "harness/agent/metrics.h"
 #include "harness/cli.h"
 #include "harness/device_choice.h"
+#include "harness/real_timeline.h"
 #include "harness/report.h"
 #include "runtime/executor/real_executor.h"
 #include "traces/bundled.h"
@@ -20,7 +21,7 @@ namespace residency::cli {
 namespace {
 
 struct RunArgs {
-  std::string trace, models, device = "host", capture, profile, policy = "ram-lru", metrics_file;
+  std::string trace, models, device = "host", capture, profile, policy = "ram-lru", metrics_file, timeline;
   std::size_t device_capacity = 4ull << 30;
   double time_scale = 1.0;
 };
@@ -96,6 +97,7 @@ int RunRun(const RunArgs& a) {
   executor::RunOptions options;
   options.models_dir = a.models;
   options.time_scale = a.time_scale;
+  options.record_timeline = !a.timeline.empty();
   std::fprintf(stderr, "running %s on %s with policy %s...\n", a.trace.c_str(),
                device.value()->name().c_str(), policy->name.c_str());
   auto result = executor::RunWorkload(workload.value(), machine, policy.value(), *device.value(), options);
@@ -132,6 +134,12 @@ int RunRun(const RunArgs& a) {
     std::fprintf(stderr, "captured trace written to %s (replay it with `residency replay`)\n",
                  a.capture.c_str());
   }
+  if (!a.timeline.empty()) {
+    const sim::SimResult picture = harness::RealRunPicture(r, workload.value(),
+                                                           a.profile.empty() ? "this-machine" : a.profile, policy->name);
+    if (!WriteTextFile(a.timeline, harness::TimelineJson(picture))) return 2;
+    std::fprintf(stderr, "timeline written to %s (open it in ui.perfetto.dev)\n", a.timeline.c_str());
+  }
   if (!a.metrics_file.empty()) {
     const std::string profile = a.profile.empty() ? "this-machine" : a.profile;
     if (!WriteTextFile(a.metrics_file, RunMetrics(r, workload.value(), machine, policy.value(), profile))) return 2;
@@ -156,6 +164,8 @@ Subcommand AddRun(CLI::App& app) {
   c->add_option("--time-scale", a->time_scale, "Multiply compute step durations (0: no waiting)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   c->add_option("--capture", a->capture, "Write the run as a trace with measured timings");
+  c->add_option("--timeline", a->timeline,
+                "Write the run as a Chrome/Perfetto timeline, in replay --timeline's tracks");
   c->add_option("--metrics-file", a->metrics_file,
                 "Write the run's Prometheus metrics (the agent's names, source=\"real\") to this file");
   return {c, [a] { return RunRun(*a); }};

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "harness/copy_rates.h"
+#include "harness/real_timeline.h"
 #include "harness/report.h"
 #include "harness/sweep/progress_line.h"
 #include "runtime/device/device_backend.h"
@@ -89,7 +90,8 @@ Result<RecordedRuns> CheckRecordedRuns(const RecordedRuns& r, const engine::Work
 // not counted, then o.repeat runs into `runs` (and, with o.probe_copies, the
 // copy rates probed before each into `probes`).
 Status RunReal(const engine::Workload& w, const traces::Profile& profile, const engine::Policy& policy,
-               const FidelityOptions& o, std::vector<RecordedRun>& runs, std::vector<CopyRates>& probes) {
+               const FidelityOptions& o, std::vector<RecordedRun>& runs, std::vector<CopyRates>& probes,
+               std::string& first_timeline) {
   // One device for every run, as a GPU's VRAM is the same between runs: a
   // fresh emulated device per run would fault in its capacity each time and
   // take the host memory the previous run freed.
@@ -111,6 +113,7 @@ Status RunReal(const engine::Workload& w, const traces::Profile& profile, const 
     ro.models_dir = o.models_dir;
     ro.time_scale = 0;
     ro.check_invariants = false;  // measured time is the machine's, not the checker's
+    ro.record_timeline = o.timelines && run == 0;
     RESIDENCY_ASSIGN_OR_RETURN(executor::RunResult real,
                                executor::RunWorkload(w, profile.Limits(), policy, *device, ro));
     if (!real.failed_ops.empty() || !real.violations.empty())
@@ -121,6 +124,7 @@ Status RunReal(const engine::Workload& w, const traces::Profile& profile, const 
       return Internal(w.name + ": " + (run < 0 ? "warm-up run " + std::to_string(run + o.warmup + 1)
                                                : "real run " + std::to_string(run + 1)) +
                       " left " + std::to_string(device->used_bytes()) + " device bytes allocated");
+    if (ro.record_timeline) first_timeline = TimelineJson(RealRunPicture(real, w, profile.name, policy.name));
     if (run >= 0) runs.push_back({real.wall_ns, RealPromptWalls(w, real), std::move(real.command_times)});
   }
   if (bar) {
@@ -278,8 +282,9 @@ Result<FidelityReport> RunFidelity(const engine::Workload& original, const trace
   if (o.repeat < 1) return InvalidArgument("--repeat must be >= 1");
   if (o.warmup < 0) return InvalidArgument("--warmup must be >= 0");
   std::vector<CopyRates> probes;
+  std::string real_timeline;
   if (!o.recorded_real_runs) {
-    RESIDENCY_RETURN_IF_ERROR(RunReal(w, profile, policy, o, recorded.runs, probes));
+    RESIDENCY_RETURN_IF_ERROR(RunReal(w, profile, policy, o, recorded.runs, probes, real_timeline));
     if (o.on_real_runs) RESIDENCY_RETURN_IF_ERROR(o.on_real_runs(recorded));
   }
   const std::vector<RecordedRun>& reals = recorded.runs;
@@ -305,8 +310,12 @@ Result<FidelityReport> RunFidelity(const engine::Workload& original, const trace
     profile.pcie_d2h_bytes_per_second = static_cast<Bytes>(rep.probed_d2h);
   }
   sim::SimOptions so;
-  so.record_timeline = false;
+  so.record_timeline = o.timelines;
   RESIDENCY_ASSIGN_OR_RETURN(sim::SimResult simulated, sim::Simulate(w, profile, policy, so));
+  if (o.timelines) {
+    rep.real_timeline_json = std::move(real_timeline);
+    rep.sim_timeline_json = TimelineJson(simulated);
+  }
 
   rep.trace = original.name;
   rep.policy = policy.name;

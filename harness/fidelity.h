@@ -65,6 +65,9 @@ struct FidelityReport {
   // the runs, bytes/s) and given to the simulation; 0 when not probed.
   double probed_h2d_pinned = 0, probed_h2d_pageable = 0, probed_d2h = 0;
   RecordedRuns real_runs;  // the real side, measured or given (--save-real-runs writes it)
+  // With FidelityOptions::timelines: the first counted real run's and the
+  // simulation's Chrome trace JSON (the real one is empty with --real-runs).
+  std::string real_timeline_json, sim_timeline_json;
 };
 
 struct FidelityOptions {
@@ -89,6 +92,8 @@ struct FidelityOptions {
   // Called with the real runs as soon as they are done, before the
   // simulation (--save-real-runs keeps them even if what follows fails).
   std::function<Status(const RecordedRuns&)> on_real_runs;
+  // Keep timelines of the first counted real run and of the simulation (--timeline DIR).
+  bool timelines = false;
 };
 
 Result<FidelityReport> RunFidelity(const engine::Workload& original, const traces::Profile& profile,

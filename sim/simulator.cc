@@ -245,15 +245,13 @@ void Simulator::Observe(const Outbox& out) {
   if (options_.record_decisions) engine::AppendDecisions(out, result_.decisions);
   for (const Notice& n : out.notices) {
     log_.NoticeLine(now_, n);
+    timeline_.Notice(now_, n);
     switch (n.kind) {
       case NoticeKind::kEvicted: {
         EvictionStat& s = result_.evictions[std::string(engine::ToString(n.tier)) + "/" +
                                             std::string(engine::ToString(n.reason))];
         ++s.count;
         s.bytes += n.bytes;
-        timeline_.Instant("evict " + timeline_.ModelName(n.model) + " from " + std::string(engine::ToString(n.tier)) +
-                              " (" + std::string(engine::ToString(n.reason)) + ")",
-                          "evictions", now_, n.bytes);
         break;
       }
       case NoticeKind::kRamCacheHit: ++result_.ram_cache_hits; break;
@@ -277,7 +275,6 @@ void Simulator::Observe(const Outbox& out) {
         auto it = load_begin_.find(n.model);
         if (it != load_begin_.end()) {
           result_.load_ns += now_ - it->second;
-          timeline_.Span("load " + timeline_.ModelName(n.model), "loads", it->second, now_, n.bytes);
           load_begin_.erase(it);
         }
         break;
@@ -294,6 +291,7 @@ void Simulator::Observe(const Outbox& out) {
                                    r.status.ToString());
       // The load that failed never finishes; its open span is dropped.
       load_begin_.erase(op.model);
+      timeline_.LoadFailed(op.model);
       // The prompt it ran in failed (the latest begun and not yet ended).
       if (!result_.prompts.empty() && !result_.prompts.back().ended) ++result_.prompts.back().failed_ops;
     }

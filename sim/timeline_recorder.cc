@@ -85,6 +85,26 @@ void TimelineRecorder::PromptBoundary(int prompt, Nanos begin, Nanos end) {
   Span("prompt " + std::to_string(prompt), "prompts", begin, end, 0);
 }
 
+void TimelineRecorder::Notice(Nanos t, const engine::Notice& n) {
+  if (!enabled_) return;
+  switch (n.kind) {
+    case engine::NoticeKind::kEvicted:
+      Instant("evict " + ModelName(n.model) + " from " + std::string(engine::ToString(n.tier)) + " (" +
+                  std::string(engine::ToString(n.reason)) + ")",
+              "evictions", t, n.bytes);
+      break;
+    case engine::NoticeKind::kLoadStarted: load_begin_[n.model] = t; break;
+    case engine::NoticeKind::kLoadFinished: {
+      const auto it = load_begin_.find(n.model);
+      if (it == load_begin_.end()) break;
+      Span("load " + ModelName(n.model), "loads", it->second, t, n.bytes);
+      load_begin_.erase(it);
+      break;
+    }
+    default: break;
+  }
+}
+
 std::string TimelineRecorder::ModelName(engine::ModelId id) const {
   auto it = names_.find(id);
   return it == names_.end() ? "model " + std::to_string(id) : it->second;

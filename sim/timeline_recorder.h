@@ -21,6 +21,12 @@ class TimelineRecorder {
   void Span(std::string name, std::string lane, Nanos begin, Nanos end, Bytes bytes);
   void Instant(std::string name, std::string lane, Nanos t, Bytes bytes);
   void PromptBoundary(int prompt, Nanos begin, Nanos end);
+  // An engine notice at time t: evictions become marks that say what, from
+  // where and why; a load's start and finish become its span. The simulator
+  // and a recorded real run both feed their notices here.
+  void Notice(Nanos t, const engine::Notice& n);
+  // A load that failed never finishes: its open span is dropped.
+  void LoadFailed(engine::ModelId id) { load_begin_.erase(id); }
   void NameModel(engine::ModelId id, const std::string& name) { names_[id] = name; }
   std::string ModelName(engine::ModelId id) const;
   void Finish(Nanos end, SimResult& result);
@@ -42,6 +48,7 @@ class TimelineRecorder {
   std::vector<Slice> slices_;
   std::vector<TierSample> samples_;
   std::map<engine::ModelId, std::string> names_;
+  std::map<engine::ModelId, Nanos> load_begin_;  // loads under way
 };
 
 }  // namespace residency::sim

@@ -39,7 +39,28 @@ else grep -qE "no usable CUDA GPU|no CUDA backend" <<<"$out" || { echo "FAIL: cu
 # (it used to fail every op with "0 MiB obtainable (limit 0 MiB)").
 expect 2 "the device has 1024 MiB and policy 'ram-lru' keeps 1024 MiB of it free \(device_reserve\)" -- \
   "$bin" run "$trace" --models "$tmp/models" --device-capacity 1GiB --time-scale 0
-expect 0 "ram_cache_hit=2" -- "$bin" run "$trace" --models "$tmp/models" --device-capacity 1088MiB --time-scale 0 --capture "$tmp/cap.jsonl" --metrics-file "$tmp/run.prom"
+expect 0 "ram_cache_hit=2" -- "$bin" run "$trace" --models "$tmp/models" --device-capacity 1088MiB --time-scale 0 --capture "$tmp/cap.jsonl" --metrics-file "$tmp/run.prom" --timeline "$tmp/run-timeline.json"
+# A real run's timeline has replay's tracks: lanes, slices that name models, memory.
+"$bin" replay "$trace" --profile sandbox-2c-24g --timeline "$tmp/replay-timeline.json" > /dev/null 2>&1
+python3 - "$tmp/run-timeline.json" "$tmp/replay-timeline.json" <<'PY' || { echo "FAIL: run --timeline"; fail=1; }
+import json, sys
+def tracks(path):
+    events = json.load(open(path))["traceEvents"]
+    lanes = {e["args"]["name"] for e in events if e.get("name") == "thread_name"}
+    used = {e["tid"] for e in events if e.get("ph") in ("X", "i")}
+    ids = {e["args"]["name"]: e["tid"] for e in events if e.get("name") == "thread_name"}
+    return events, lanes, {name for name, tid in ids.items() if tid in used}
+real, real_lanes, real_used = tracks(sys.argv[1])
+_, sim_lanes, sim_used = tracks(sys.argv[2])
+assert real_lanes == sim_lanes, (real_lanes, sim_lanes)
+for lane in ("prompts", "loads", "disk reads", "h2d copies", "evictions"):
+    assert lane in real_used, f"the real run's timeline has nothing in '{lane}' (it has {sorted(real_used)})"
+names = [e["name"] for e in real if e.get("ph") in ("X", "i")]
+assert any(n.startswith("h2d copies: a") for n in names), names[:20]
+assert any(n.startswith("evict ") and "(" in n for n in names), "no eviction names its reason"
+assert any(e.get("ph") == "C" for e in real), "no memory counters"
+print(f"run --timeline: {len(names)} slices in {len(real_used)} lanes, like replay's {len(sim_used)}")
+PY
 grep -q 'residency_runs_total{outcome="ok",policy="ram-lru",profile="this-machine",source="real"} 1' "$tmp/run.prom" &&
   grep -q 'residency_load_bytes_total{from="disk"' "$tmp/run.prom" || { echo "FAIL: run --metrics-file lacks the run"; fail=1; }
 if command -v promtool >/dev/null; then

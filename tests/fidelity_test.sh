@@ -12,13 +12,38 @@ set -u
 source "$(dirname "$0")/cli_lib.sh" "$@"
 expect 0 "profile written" -- "$bin" calibrate --out "$tmp/p.json" --dir "$tmp" --file-size 128MiB --memory-size 256MiB
 "$bin" fidelity "$root/traces/examples/wan22-14b-t2v.jsonl" --models "$tmp/models" --scale 0.01 \
-  --profile "$tmp/p.json" --device-capacity 1400MiB --repeat 3 --save-real-runs "$tmp/real.json" > "$tmp/out.txt" 2> "$tmp/err.txt" ||
+  --profile "$tmp/p.json" --device-capacity 1400MiB --repeat 3 --save-real-runs "$tmp/real.json" --timeline "$tmp/tl" > "$tmp/out.txt" 2> "$tmp/err.txt" ||
   { cat "$tmp/out.txt" "$tmp/err.txt"; echo "FAIL: fidelity"; fail=1; }
 cat "$tmp/err.txt" "$tmp/out.txt"
+# --timeline DIR: the real run and the simulation in the same tracks, and both
+# in one file as two processes, the real one first.
+python3 - "$tmp/tl" <<'PY' || { echo "FAIL: fidelity --timeline"; fail=1; }
+import json, sys
+d = sys.argv[1]
+def slices(path):
+    events = json.load(open(f"{d}/{path}"))["traceEvents"]
+    return events, [e for e in events if e.get("ph") == "X"]
+for side in ("real", "simulated"):
+    events, xs = slices(f"{side}.json")
+    lanes = {e["args"]["name"] for e in events if e.get("name") == "thread_name"}
+    used = {e["tid"] for e in xs}
+    named = [e["name"] for e in xs if e["name"].startswith(("h2d copies: ", "load "))]
+    assert named, f"{side}: no slice names a model"
+    assert any(e["name"].startswith("prompt ") for e in xs), f"{side}: no prompt slices"
+    counters = [e for e in events if e.get("ph") == "C"]
+    assert counters, f"{side}: no memory tracks"
+    print(f"fidelity --timeline {side}: {len(xs)} slices, e.g. '{named[0]}', {len(counters)} memory samples")
+events, _ = slices("side-by-side.json")
+procs = {e["pid"]: e["args"]["name"] for e in events if e.get("name") == "process_name"}
+assert sorted(procs) == [1, 2] and procs[1].startswith("real: ") and procs[2].startswith("simulated: "), procs
+PY
 # The saved real runs stand in for running again: the same report, to the digit.
 "$bin" fidelity "$root/traces/examples/wan22-14b-t2v.jsonl" --scale 0.01 \
-  --profile "$tmp/p.json" --device-capacity 1400MiB --real-runs "$tmp/real.json" > "$tmp/replayed.txt" 2> "$tmp/err.txt" ||
+  --profile "$tmp/p.json" --device-capacity 1400MiB --real-runs "$tmp/real.json" --timeline "$tmp/tl2" > "$tmp/replayed.txt" 2> "$tmp/err.txt" ||
   { cat "$tmp/err.txt"; echo "FAIL: fidelity --real-runs"; fail=1; }
+grep -q "none of the real runs (--real-runs gives their times, not their timelines)" "$tmp/err.txt" &&
+  [ -s "$tmp/tl2/simulated.json" ] && [ ! -e "$tmp/tl2/real.json" ] ||
+  { cat "$tmp/err.txt"; echo "FAIL: fidelity --real-runs --timeline does not say it has no real timeline"; fail=1; }
 cmp -s "$tmp/out.txt" "$tmp/replayed.txt" || { diff "$tmp/out.txt" "$tmp/replayed.txt"; echo "FAIL: --real-runs did not reproduce the report"; fail=1; }
 grep -q "against 3 recorded real run(s) from $tmp/real.json" "$tmp/err.txt" || { echo "FAIL: no recorded-runs line"; fail=1; }
 expect 2 "--models is required \(it may be left out only with both --real-runs and --profile\)" -- "$bin" fidelity \

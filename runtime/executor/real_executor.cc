@@ -107,6 +107,11 @@ class Executor {
   Result<char*> HostRange(const Command& cmd);
   Result<OpenFile*> File(engine::FileId id);
   void CountHost(std::int64_t delta, bool pinned);
+  // Under stats_mu_: the memory in use now, for the timeline.
+  void SampleMemory();
+  std::int64_t SinceStart() const {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0_).count();
+  }
 
   const engine::Workload& workload_;
   const engine::Policy& policy_;
@@ -173,6 +178,12 @@ void Executor::CountHost(std::int64_t delta, bool pinned) {
   counter += static_cast<std::uint64_t>(delta);
   result_.peak_host_bytes = std::max(result_.peak_host_bytes, host_bytes_);
   result_.peak_pinned_bytes = std::max(result_.peak_pinned_bytes, pinned_bytes_);
+  SampleMemory();
+}
+
+void Executor::SampleMemory() {
+  if (!options_.record_timeline) return;
+  result_.timeline.memory.push_back({SinceStart(), host_bytes_, pinned_bytes_, device_bytes_});
 }
 
 HostSlot* Executor::Slot(engine::BufferId id) {
@@ -224,11 +235,18 @@ Result<OpenFile*> Executor::File(engine::FileId id) {
 }
 
 void Executor::Finish(const Command& cmd, Issued issued, Status status) {
-  const auto busy = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - issued.at).count();
   {
     std::lock_guard<std::mutex> lock(done_mu_);
+    const auto end = Clock::now();
+    const auto busy = std::chrono::duration_cast<std::chrono::nanoseconds>(end - issued.at).count();
     done_.push_back({cmd.id, std::move(status)});
     engine::AddCommandTime(result_.command_times[issued.prompt], cmd, busy);
+    if (options_.record_timeline) {
+      const auto since = [&](Clock::time_point t) {
+        return std::chrono::duration_cast<std::chrono::nanoseconds>(t - t0_).count();
+      };
+      result_.timeline.commands.push_back({cmd, since(issued.at), since(end)});
+    }
   }
   done_cv_.notify_one();
 }
@@ -416,6 +434,7 @@ Status Executor::AllocDevice(const Command& cmd) {
   std::lock_guard<std::mutex> lock(stats_mu_);
   device_bytes_ += static_cast<std::uint64_t>(cmd.bytes);
   result_.peak_device_bytes = std::max(result_.peak_device_bytes, device_bytes_);
+  SampleMemory();
   return Status::Ok();
 }
 
@@ -434,6 +453,7 @@ Status Executor::FreeDevice(const Command& cmd) {
   device_.Free(p);
   std::lock_guard<std::mutex> lock(stats_mu_);
   device_bytes_ -= bytes;
+  SampleMemory();
   return Status::Ok();
 }
 
@@ -480,7 +500,9 @@ Status Executor::Compute(const Command& cmd) {
 
 void Executor::Dispatch(engine::Outbox& out) {
   engine::AppendDecisions(out, result_.decisions);
-  const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0_).count();
+  const auto now = SinceStart();
+  if (options_.record_timeline)
+    for (const engine::Notice& n : out.notices) result_.timeline.notices.push_back({now, n});
   for (const engine::OpResult& r : out.finished) {
     if (r.op >= 1 && r.op <= result_.ops.size()) {
       result_.ops[r.op - 1].end_ns = now;

@@ -26,6 +26,9 @@ struct RunOptions {
   double time_scale = 1.0;
   // Check the engine's invariants after every step (cheap for small runs).
   bool check_invariants = true;
+  // Keep every command's span, the engine's notices and the memory in use
+  // over time (RunResult::timeline), for a timeline of the real run.
+  bool record_timeline = false;
 };
 
 // Host<->device copies the executor runs at once (a copy stream per
@@ -37,6 +40,26 @@ struct OpTiming {
   engine::OpId op = 0;
   std::int64_t start_ns = 0;  // since the run began
   std::int64_t end_ns = 0;
+};
+
+// What a timeline of a real run needs, in nanoseconds since the run began.
+struct RunTimeline {
+  struct TimedCommand {
+    engine::Command command;
+    std::int64_t start_ns = 0;  // issued
+    std::int64_t end_ns = 0;    // completed
+  };
+  struct TimedNotice {
+    std::int64_t time_ns = 0;
+    engine::Notice notice;
+  };
+  struct MemorySample {
+    std::int64_t time_ns = 0;
+    std::uint64_t pageable_bytes = 0, pinned_bytes = 0, device_bytes = 0;
+  };
+  std::vector<TimedCommand> commands;  // in completion order
+  std::vector<TimedNotice> notices;
+  std::vector<MemorySample> memory;
 };
 
 struct RunResult {
@@ -56,6 +79,7 @@ struct RunResult {
   std::uint64_t pin_fallbacks = 0;     // pins that ended as plain memory
   int finalizers = 0;
   engine::CommandTimesByPrompt command_times;  // issue to completion, as the simulator reports it
+  RunTimeline timeline;  // empty unless RunOptions::record_timeline
 };
 
 // Runs `workload`; a Status error only for a run that could not start or
