@@ -624,12 +624,18 @@ std::map<std::string, double> ParseExposition(const std::string& text) {
   return out;
 }
 
-TEST(Exposition, SameSeriesAndValuesAsPrometheusCpp) {
-  metrics::Metrics m;
+// A finished run under ram-lru on `profile`; each test adds its figures.
+metrics::RunSample OkRun(const std::string& profile) {
   metrics::RunSample s;
-  s.profile = "box \"quoted\"\nnewline\\";
+  s.profile = profile;
   s.policy = "ram-lru";
   s.outcome = "ok";
+  return s;
+}
+
+TEST(Exposition, SameSeriesAndValuesAsPrometheusCpp) {
+  metrics::Metrics m;
+  metrics::RunSample s = OkRun("box \"quoted\"\nnewline\\");
   s.disk_read_bytes = 6940000000;
   s.load_seconds = 1.25;
   s.evictions["device/pressure"] = {3, 12345};
@@ -650,10 +656,7 @@ TEST(Exposition, SameSeriesAndValuesAsPrometheusCpp) {
 // small trace run after a big one hid the big one's peak.
 TEST(Exposition, EachTraceKeepsItsOwnPeakAndTheTraceLabelsAreBounded) {
   metrics::Metrics m;
-  metrics::RunSample s;
-  s.profile = "rtx5060-16g";
-  s.policy = "ram-lru";
-  s.outcome = "ok";
+  metrics::RunSample s = OkRun("rtx5060-16g");
   s.trace = "wan22-14b-t2v";
   s.peak_device_bytes = 7'000'000'000;
   m.RecordRun(s);
