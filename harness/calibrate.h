@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "runtime/device/device_backend.h"
-#include "runtime/engine/status.h"
+#include "runtime/base/status.h"
 #include "traces/profile.h"
 
 namespace residency::harness {

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "runtime/engine/policy.h"
-#include "runtime/engine/status.h"
+#include "runtime/base/status.h"
 
 namespace residency::cli {
 

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "runtime/device/device_backend.h"
-#include "runtime/engine/status.h"
+#include "runtime/base/status.h"
 #include "runtime/io/host_buffer.h"
 
 namespace residency::harness {

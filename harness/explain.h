@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/engine/status.h"
+#include "runtime/base/status.h"
 #include "sim/sim_result.h"
 
 namespace residency::harness {

@@ -19,7 +19,7 @@
 #include "runtime/engine/commands.h"
 #include "runtime/engine/ops.h"
 #include "runtime/engine/policy.h"
-#include "runtime/engine/status.h"
+#include "runtime/base/status.h"
 #include "traces/profile.h"
 
 namespace residency::harness {

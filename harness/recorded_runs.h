@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "runtime/engine/commands.h"
-#include "runtime/engine/status.h"
+#include "runtime/base/status.h"
 
 namespace residency::harness {
 

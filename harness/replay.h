@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string>
 
-#include "runtime/engine/status.h"
+#include "runtime/base/status.h"
 #include "sim/sim_result.h"
 
 namespace residency::harness {

@@ -9,7 +9,7 @@
 
 #include "runtime/engine/decision_log.h"
 #include "runtime/engine/engine.h"
-#include "runtime/engine/splitmix64.h"
+#include "runtime/base/splitmix64.h"
 #include "sim/event_log.h"
 #include "sim/event_queue.h"
 #include "sim/fluid_model.h"
@@ -30,7 +30,6 @@ using engine::Outbox;
 constexpr Bytes kPageBytes = 4096;
 constexpr double kLatencyJitter = 0.2;  // +-10 % per disk request, drawn from the seed
 
-using engine::SplitMix64;
 
 using engine::FormatMiB;
 

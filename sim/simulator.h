@@ -9,7 +9,7 @@
 
 #include "runtime/engine/ops.h"
 #include "runtime/engine/policy.h"
-#include "runtime/engine/status.h"
+#include "runtime/base/status.h"
 #include "sim/sim_result.h"
 #include "traces/profile.h"
 

@@ -225,7 +225,9 @@ TEST(Engine, FinalizerRunsOnceAfterTheLastHandle) {
   // it holds nothing); its clean weights stay cached under its files, for a
   // model built again from them.
   for (const engine::ModelView& v : e->Models()) {
-    if (v.id == 1) EXPECT_EQ(v.host_bytes + v.device_bytes, 0) << "the deleted model holds nothing";
+    if (v.id == 1) {
+      EXPECT_EQ(v.host_bytes + v.device_bytes, 0) << "the deleted model holds nothing";
+    }
   }
   EXPECT_EQ(e->RamCacheBytes(), 2 * kGiB) << "its weights are cached by file";
   EXPECT_EQ(d.log().Count(CommandKind::kAdoptHost), 1);

@@ -13,7 +13,7 @@
 
 #include "harness/proof/residency_checker.h"
 #include "runtime/engine/engine.h"
-#include "runtime/engine/splitmix64.h"
+#include "runtime/base/splitmix64.h"
 
 namespace residency::proof {
 namespace {
@@ -68,7 +68,7 @@ struct Sut {
     engine->Submit(op, out);
     take();
     while (!pending.empty()) {
-      const std::size_t i = static_cast<std::size_t>(engine::SplitMix64(rng) % pending.size());
+      const std::size_t i = static_cast<std::size_t>(SplitMix64(rng) % pending.size());
       const engine::CommandId id = pending[i];
       pending[i] = pending.back();
       pending.pop_back();

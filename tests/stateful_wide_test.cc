@@ -26,7 +26,7 @@
 #include "harness/proof/residency_checker.h"
 #include "harness/proof/spec_budgets.h"
 #include "runtime/engine/engine.h"
-#include "runtime/engine/splitmix64.h"
+#include "runtime/base/splitmix64.h"
 #include "traces/policy_file.h"
 
 namespace residency::proof {
@@ -139,18 +139,18 @@ struct Sut {
       if (steps > 5'000'000) RC_FAIL("no progress: 5,000,000 completions and still " + std::to_string(pending.size()) +
                                    " command(s) pending: " + engine->DescribeOutstanding());
       // The OS asks for memory back while an op runs, too (as in the simulator).
-      if (world.pressure_mid_op && engine::SplitMix64(rng) % 32 == 0) {
-        engine->HostPressure(static_cast<Bytes>(engine::SplitMix64(rng) % static_cast<std::uint64_t>(world.profile.ram_bytes)), out);
+      if (world.pressure_mid_op && SplitMix64(rng) % 32 == 0) {
+        engine->HostPressure(static_cast<Bytes>(SplitMix64(rng) % static_cast<std::uint64_t>(world.profile.ram_bytes)), out);
         take();
       }
-      const std::size_t i = static_cast<std::size_t>(engine::SplitMix64(rng) % pending.size());
+      const std::size_t i = static_cast<std::size_t>(SplitMix64(rng) % pending.size());
       const engine::Command c = pending[i];
       pending[i] = pending.back();
       pending.pop_back();
       checker->Completed(c.id);
       bool fail = false;
       if (engine::CanFail(c.kind))
-        fail = std::exchange(fail_next, false) || engine::SplitMix64(rng) % 1000 < world.fail_permille;
+        fail = std::exchange(fail_next, false) || SplitMix64(rng) % 1000 < world.fail_permille;
       injected = injected || fail;
       engine->Complete({c.id, fail ? Internal("injected failure of a " + std::string(ToString(c.kind)))
                                    : Status::Ok()},

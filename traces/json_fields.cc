@@ -8,7 +8,7 @@
 #include <cstring>
 #include <vector>
 
-#include "runtime/engine/input_text.h"
+#include "runtime/base/input_text.h"
 
 #include <fstream>
 #include <sstream>

@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "runtime/engine/status.h"
+#include "runtime/base/status.h"
 #include "traces/units.h"
 
 namespace residency::traces {

@@ -2,7 +2,7 @@
 
 #include "traces/json_fields.h"
 
-#include "runtime/engine/input_text.h"
+#include "runtime/base/input_text.h"
 
 namespace residency::traces {
 

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "runtime/engine/policy.h"
-#include "runtime/engine/status.h"
+#include "runtime/base/status.h"
 #include "runtime/engine/types.h"
 
 namespace residency::traces {

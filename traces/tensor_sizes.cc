@@ -2,11 +2,10 @@
 #include <algorithm>
 #include <cmath>
 
-#include "runtime/engine/splitmix64.h"
+#include "runtime/base/splitmix64.h"
 #include "traces/trace.h"
 
 namespace residency::traces {
-using engine::SplitMix64;
 
 Result<std::vector<Bytes>> ExpandTensorSizes(Bytes bytes, const TensorDistribution& dist) {
   if (dist.count <= 0) return InvalidArgument("tensor count must be > 0");

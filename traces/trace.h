@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "runtime/engine/ops.h"
-#include "runtime/engine/status.h"
+#include "runtime/base/status.h"
 
 namespace residency::traces {
 

@@ -8,7 +8,7 @@
 #include "traces/trace.h"
 #include "traces/units.h"
 #include "traces/json_fields.h"
-#include "runtime/engine/input_text.h"
+#include "runtime/base/input_text.h"
 
 namespace residency::traces {
 namespace {

@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "runtime/engine/status.h"
+#include "runtime/base/status.h"
 #include "runtime/engine/types.h"
 
 namespace residency::traces {

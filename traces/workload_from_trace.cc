@@ -3,7 +3,7 @@
 #include <map>
 #include <set>
 
-#include "runtime/engine/input_text.h"
+#include "runtime/base/input_text.h"
 #include "traces/trace.h"
 
 namespace residency::traces {

@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/engine/status.h"
+#include "runtime/base/status.h"
 
 namespace residency::agent {
 

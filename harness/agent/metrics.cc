@@ -21,12 +21,14 @@ using prometheus::Gauge;
 using prometheus::Histogram;
 using Labels = std::map<std::string, std::string>;
 
-namespace {
 // Label values in use so far; requests and sweeps record on several threads.
+// (Not in the anonymous namespace: Metrics::Families holds two.)
 struct LabelSet {
   std::mutex mu;
   std::set<std::string> values;
 };
+
+namespace {
 // A label value from outside (a host a client names, a trace's name): kept
 // printable and short, and the set bounded, so a flood of invented names
 // cannot grow the registry without bound. Past the bound: "other".

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/engine/status.h"
+#include "runtime/base/status.h"
 #include "traces/trace.h"
 
 namespace residency::import {

@@ -8,7 +8,7 @@
 #include "harness/proof/residency_checker.h"
 #include "harness/proof/spec_budgets.h"
 #include "runtime/engine/engine.h"
-#include "runtime/engine/splitmix64.h"
+#include "runtime/base/splitmix64.h"
 #include "sim/simulator.h"
 #include "traces/policy_file.h"
 
@@ -24,7 +24,7 @@ std::uint32_t FailPermille(std::uint64_t seed) {
   std::uint64_t r = seed ^ 0xfa11;
   switch ((seed >> 1) % 4) {
     case 2: return 1;
-    case 3: return 1 + static_cast<std::uint32_t>(engine::SplitMix64(r) % 40);
+    case 3: return 1 + static_cast<std::uint32_t>(SplitMix64(r) % 40);
     default: return 0;
   }
 }
@@ -113,18 +113,18 @@ CaseResult EngineAloneRun(const Case& c, std::uint64_t seed) {
   submit();
   for (std::uint64_t steps = 0; !pending.empty() && steps < 20'000'000; ++steps) {
     // Now and then the OS asks for memory back, as the simulator's does.
-    if (engine::SplitMix64(rng) % 64 == 0) {
-      e.HostPressure(static_cast<engine::Bytes>(engine::SplitMix64(rng) % (4ull << 30)), out);
+    if (SplitMix64(rng) % 64 == 0) {
+      e.HostPressure(static_cast<engine::Bytes>(SplitMix64(rng) % (4ull << 30)), out);
       take();
     }
-    const std::size_t i = static_cast<std::size_t>(engine::SplitMix64(rng) % pending.size());
+    const std::size_t i = static_cast<std::size_t>(SplitMix64(rng) % pending.size());
     const engine::CommandId id = pending[i];
     pending[i] = pending.back();
     pending.pop_back();
     checker.Completed(id);
     const engine::CommandKind kind = kinds[id];
     kinds.erase(id);
-    const bool fail = engine::CanFail(kind) && engine::SplitMix64(rng) % 1000 < fail_permille;
+    const bool fail = engine::CanFail(kind) && SplitMix64(rng) % 1000 < fail_permille;
     e.Complete({id, fail ? Internal(std::string("injected failure of a ") + std::string(ToString(kind)))
                          : Status::Ok()},
                out);

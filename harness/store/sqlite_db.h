@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "runtime/engine/status.h"
+#include "runtime/base/status.h"
 
 struct sqlite3;
 struct sqlite3_stmt;

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "runtime/engine/policy.h"
-#include "runtime/engine/status.h"
+#include "runtime/base/status.h"
 #include "runtime/engine/ops.h"
 #include "traces/profile.h"
 

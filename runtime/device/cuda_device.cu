@@ -161,7 +161,7 @@ class CudaDevice final : public DeviceBackend {
     if (cudaSetDevice(ordinal_) != cudaSuccess || cudaHostUnregister(data) != cudaSuccess) ClearLastError();
   }
 
-  Status Compute(engine::Nanos ns) override {
+  Status Compute(Nanos ns) override {
     std::this_thread::sleep_for(std::chrono::nanoseconds(ns));
     return Status::Ok();
   }

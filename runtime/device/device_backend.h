@@ -9,8 +9,8 @@
 #include <memory>
 #include <string>
 
-#include "runtime/engine/status.h"
-#include "runtime/engine/types.h"
+#include "runtime/base/status.h"
+#include "runtime/base/units.h"
 #include "runtime/io/host_buffer.h"
 
 namespace residency::device {
@@ -45,7 +45,7 @@ class DeviceBackend {
 
   // One compute step of `ns` device time. Both backends wait it out: the
   // workloads we replay declare durations, not kernels.
-  virtual Status Compute(engine::Nanos ns) = 0;
+  virtual Status Compute(Nanos ns) = 0;
 };
 
 // Device memory emulated in host RAM: Alloc reserves and prefaults (as VRAM

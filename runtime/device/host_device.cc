@@ -112,7 +112,7 @@ class HostDevice final : public DeviceBackend {
     if (kind == io::PinKind::kMlock) io::UnlockMlock(data, bytes);
   }
 
-  Status Compute(engine::Nanos ns) override {
+  Status Compute(Nanos ns) override {
     std::this_thread::sleep_for(std::chrono::nanoseconds(ns));
     return Status::Ok();
   }

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/engine/status.h"
+#include "runtime/base/status.h"
 #include "runtime/engine/ops.h"
 #include "runtime/engine/types.h"
 

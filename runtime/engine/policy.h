@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "runtime/engine/status.h"
+#include "runtime/base/status.h"
 #include "runtime/engine/types.h"
 
 namespace residency::engine {

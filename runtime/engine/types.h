@@ -6,22 +6,23 @@
 #include <string>
 #include <string_view>
 
+#include "runtime/base/units.h"
+
 namespace residency::engine {
 
-// Integer units everywhere: nanoseconds of (virtual or real) time and bytes.
-using Nanos = std::int64_t;
-using Bytes = std::int64_t;
+// The base units (runtime/base/units.h), under the engine's names too.
+using residency::Bytes;
+using residency::kGiB;
+using residency::kKiB;
+using residency::kMiB;
+using residency::kNanosPerSecond;
+using residency::Nanos;
 
 using ModelId = std::uint32_t;
 using FileId = std::uint32_t;
 using BufferId = std::uint64_t;
 using CommandId = std::uint64_t;
 using OpId = std::uint64_t;
-
-inline constexpr Bytes kKiB = 1024;
-inline constexpr Bytes kMiB = 1024 * kKiB;
-inline constexpr Bytes kGiB = 1024 * kMiB;
-inline constexpr Nanos kNanosPerSecond = 1'000'000'000;
 
 // Where a model's bytes can live. On unified-memory machines HOST, PINNED and
 // DEVICE draw from one physical pool.

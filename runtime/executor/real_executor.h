@@ -13,7 +13,7 @@
 #include "runtime/engine/commands.h"
 #include "runtime/engine/ops.h"
 #include "runtime/engine/policy.h"
-#include "runtime/engine/status.h"
+#include "runtime/base/status.h"
 
 namespace residency::executor {
 

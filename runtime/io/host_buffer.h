@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <string>
 
-#include "runtime/engine/status.h"
+#include "runtime/base/status.h"
 #include "runtime/io/thread_pool.h"
 
 namespace residency::io {

@@ -1,6 +1,6 @@
 #include "runtime/io/input_file.h"
 
-#include "runtime/engine/input_text.h"
+#include "runtime/base/input_text.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-#include "runtime/engine/status.h"
+#include "runtime/base/status.h"
 
 namespace residency::io {
 

@@ -7,7 +7,7 @@
 #include <cstring>
 #include <mutex>
 
-#include "runtime/engine/input_text.h"
+#include "runtime/base/input_text.h"
 
 namespace residency::io {
 namespace {

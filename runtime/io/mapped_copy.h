@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <string>
 
-#include "runtime/engine/status.h"
+#include "runtime/base/status.h"
 
 namespace residency::io {
 

@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "runtime/engine/status.h"
+#include "runtime/base/status.h"
 #include "runtime/io/input_file.h"
 #include "runtime/io/thread_pool.h"
 

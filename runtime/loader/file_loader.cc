@@ -1,6 +1,6 @@
 #include "runtime/loader/file_loader.h"
 
-#include "runtime/engine/input_text.h"
+#include "runtime/base/input_text.h"
 #include "runtime/io/mapped_copy.h"
 
 #include <fcntl.h>

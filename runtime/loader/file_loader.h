@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "runtime/device/device_backend.h"
-#include "runtime/engine/status.h"
+#include "runtime/base/status.h"
 #include "runtime/io/host_buffer.h"
 #include "runtime/io/threaded_reader.h"
 

@@ -8,7 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "runtime/engine/input_text.h"
+#include "runtime/base/input_text.h"
 #include "runtime/safetensors/header_sax.h"
 
 namespace residency::safetensors {

@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "runtime/engine/status.h"
+#include "runtime/base/status.h"
 #include "runtime/safetensors/dtype.h"
 
 namespace residency::safetensors {

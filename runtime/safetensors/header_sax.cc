@@ -1,6 +1,6 @@
 #include "runtime/safetensors/header_sax.h"
 
-#include "runtime/engine/input_text.h"
+#include "runtime/base/input_text.h"
 
 namespace residency::safetensors {
 

@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "runtime/engine/splitmix64.h"
+#include "runtime/base/splitmix64.h"
 
 namespace residency::safetensors {
 namespace {
@@ -98,7 +98,7 @@ Status WriteFile(const std::string& path, const std::vector<TensorSpec>& tensors
   for (std::uint64_t done = 0; status.ok() && done < data_bytes;) {
     const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(block.size(), data_bytes - done));
     for (std::size_t i = 0; i < n; i += 8) {
-      const std::uint64_t v = engine::SplitMix64(state);
+      const std::uint64_t v = SplitMix64(state);
       std::memcpy(block.data() + i, &v, std::min<std::size_t>(8, n - i));
     }
     status = write_all(block.data(), n);

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/engine/status.h"
+#include "runtime/base/status.h"
 #include "runtime/safetensors/dtype.h"
 
 namespace residency::safetensors {

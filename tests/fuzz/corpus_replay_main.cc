@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/engine/splitmix64.h"
+#include "runtime/base/splitmix64.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size);
 
@@ -24,10 +24,10 @@ void Run(const std::string& input) {
 
 std::string Mutate(const std::string& seed, const std::vector<std::string>& all, std::uint64_t& rng) {
   std::string s = seed;
-  const int edits = 1 + static_cast<int>(residency::engine::SplitMix64(rng) % 4);
+  const int edits = 1 + static_cast<int>(residency::SplitMix64(rng) % 4);
   for (int e = 0; e < edits; ++e) {
-    const std::uint64_t r = residency::engine::SplitMix64(rng);
-    const std::size_t at = s.empty() ? 0 : residency::engine::SplitMix64(rng) % s.size();
+    const std::uint64_t r = residency::SplitMix64(rng);
+    const std::size_t at = s.empty() ? 0 : residency::SplitMix64(rng) % s.size();
     switch (r % 5) {
       case 0: if (!s.empty()) s[at] ^= static_cast<char>(1u << (r >> 8) % 8); break;
       case 1: s.resize(at); break;

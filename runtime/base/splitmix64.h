@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-namespace residency::engine {
+namespace residency {
 
 inline std::uint64_t SplitMix64(std::uint64_t& state) {
   std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
@@ -14,4 +14,4 @@ inline std::uint64_t SplitMix64(std::uint64_t& state) {
   return z ^ (z >> 31);
 }
 
-}  // namespace residency::engine
+}  // namespace residency

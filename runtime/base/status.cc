@@ -1,4 +1,4 @@
-#include "runtime/engine/status.h"
+#include "runtime/base/status.h"
 
 namespace residency {
 
