@@ -89,8 +89,33 @@ TEST_P(Differential, RealRunMakesTheSimulatorsDecisions) {
   executor::RunOptions options;
   options.models_dir = dir.path();
   options.time_scale = 0.1;
+  options.record_timeline = true;  // recorded from the worker threads too (TSan runs this)
   auto real = executor::RunWorkload(w, profile.Limits(), policy, *dev, options);
   ASSERT_TRUE(real.ok()) << real.status().message();
+  // The timeline's record: every command once, in completion order, inside
+  // the run; the memory tracks reach the executor's own peaks.
+  const executor::RunTimeline& tl = real->timeline;
+  EXPECT_EQ(tl.commands.size(), real->commands);
+  std::int64_t last_end = 0;
+  for (const auto& c : tl.commands) {
+    EXPECT_LE(c.start_ns, c.end_ns);
+    EXPECT_GE(c.end_ns, last_end) << "commands are recorded as they complete";
+    last_end = c.end_ns;
+  }
+  EXPECT_LE(last_end, real->wall_ns);
+  std::uint64_t device_peak = 0, pinned_peak = 0;
+  std::int64_t last_sample = 0;
+  for (const auto& m : tl.memory) {
+    EXPECT_GE(m.time_ns, last_sample);
+    last_sample = m.time_ns;
+    device_peak = std::max(device_peak, m.device_bytes);
+    pinned_peak = std::max(pinned_peak, m.pinned_bytes);
+  }
+  EXPECT_EQ(device_peak, real->peak_device_bytes);
+  EXPECT_EQ(pinned_peak, real->peak_pinned_bytes);
+  const auto notices = std::count_if(real->decisions.begin(), real->decisions.end(),
+                                     [](const std::string& d) { return d.rfind("notice ", 0) == 0; });
+  EXPECT_EQ(static_cast<std::ptrdiff_t>(tl.notices.size()), notices);
   EXPECT_TRUE(real->violations.empty()) << real->violations.front();
   EXPECT_EQ(real->failed_ops, simulated->failed_ops);
   EXPECT_EQ(real->decisions, simulated->decisions) << FirstDivergence(simulated->decisions, real->decisions);
