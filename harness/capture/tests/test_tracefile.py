@@ -63,18 +63,22 @@ class RecoveryTest(CaptureCase):
     def test_dead_run_is_cut_after_its_last_prompt(self):
         d = self.settings.capture_dir
         os.makedirs(d)
-        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                              text=True).stdout.strip()
+        # Pids of processes that have exited. Not dead + 1: under a parallel
+        # test run that pid was often some other live process (a flake).
+        def dead_pid():
+            return int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                                      text=True).stdout.strip())
+        dead, also_dead = dead_pid(), dead_pid()
         w = tracefile.TraceWriter(d, 50, lambda name, seq: {"format": "residency-trace", "version": 1,
                                                              "name": name, "source": "captured:comfyui"},
-                                  pid=int(dead))
+                                  pid=dead)
         w.write({"type": "prompt_begin", "prompt": 1})
         w.write({"type": "prompt_end", "prompt": 1})
         w.write({"type": "prompt_begin", "prompt": 2})
         w._f.write('{"type":"load","mo')       # torn last line
         w._f.close()
-        w2 = tracefile.TraceWriter(d, 50, lambda n, s: {}, pid=int(dead) + 1, stamp="20000101T000000")
-        w2.ensure_open()    # a live run's partial file (its pid is... not alive either) -> abandoned
+        w2 = tracefile.TraceWriter(d, 50, lambda n, s: {}, pid=also_dead, stamp="20000101T000000")
+        w2.ensure_open()    # another dead run's partial file, with no prompt ended -> abandoned
         w2._f.close()
         got = []
         tracefile.recover(d, on_finished=got.append)
