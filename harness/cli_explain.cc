@@ -1,11 +1,8 @@
 // `residency explain TRACE --profile P --policy X`: why is my workflow slow on
 // this machine? (harness/explain.h)
-#include <unistd.h>
-
 #include <cstdio>
 #include <iostream>
 #include <memory>
-#include <optional>
 
 #include "harness/cli.h"
 #include "harness/explain.h"
@@ -28,10 +25,9 @@ Subcommand AddExplain(CLI::App& app) {
             std::vector<harness::Alternative> alternatives;
             const std::vector<traces::BundledEntry> policies = traces::ListBundled("policies");
             // One replay per bundled policy: a bar on a terminal, nothing in a pipe.
-            std::optional<sweep::ProgressLine> bar;
-            if (isatty(fileno(stderr)) == 1) bar.emplace(stderr, "replaying under each bundled policy");
+            sweep::ProgressLine bar(stderr, "replaying under each bundled policy", sweep::OffTerminal::kNothing);
             for (const traces::BundledEntry& e : policies) {
-              if (bar) bar->Update(alternatives.size(), policies.size(), e.name);
+              bar.Update(alternatives.size(), policies.size(), e.name);
               harness::ReplayRequest other = *req;
               other.policy = e.path;
               other.record_timeline = false;  // only the figures are compared
@@ -39,10 +35,8 @@ Subcommand AddExplain(CLI::App& app) {
               if (!alt.ok()) return Fail(alt.status());
               alternatives.push_back({e.name, std::move(alt).value()});
             }
-            if (bar) {
-              bar->Update(policies.size(), policies.size(), "");
-              bar->Finish();
-            }
+            bar.Update(policies.size(), policies.size(), "");
+            bar.Finish();
             std::cout << harness::FormatExplanation(*r, harness::ExplainPrompts(*r), std::move(alternatives));
             return r->violations.empty() ? 0 : 1;
           }};

@@ -9,8 +9,6 @@
 #include <thread>
 
 #include <nlohmann/json.hpp>
-#include <optional>
-#include <unistd.h>
 
 #include "harness/cli.h"
 #include "harness/device_choice.h"
@@ -138,14 +136,13 @@ int RunGenModel(const GenArgs& a) {
     const std::string path = (std::filesystem::path(a.out) / std::filesystem::path(f.path).filename()).string();
     const auto t0 = std::chrono::steady_clock::now();
     // A bar on a terminal (a 28 GB file takes minutes); nothing in a pipe or log.
-    std::optional<sweep::ProgressLine> bar;
-    if (isatty(fileno(stderr)) == 1)
-      bar.emplace(stderr, "writing " + std::filesystem::path(path).filename().string() + " (MiB)");
+    sweep::ProgressLine bar(stderr, "writing " + std::filesystem::path(path).filename().string() + " (MiB)",
+                            sweep::OffTerminal::kNothing);
     Status s = safetensors::WriteFile(path, specs.value(), a.seed * 1000003 + i,
                                       [&bar](std::uint64_t done, std::uint64_t total) {
-                                        if (bar) bar->Update(done >> 20, total >> 20, "");
+                                        bar.Update(done >> 20, total >> 20, "");
                                       });
-    if (bar) bar->Finish();
+    bar.Finish();
     if (!s.ok()) return Fail(s);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::printf("wrote %s: %s, %zu tensors, %.2f s\n", path.c_str(),

@@ -8,7 +8,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
-#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -98,11 +97,10 @@ Status RunReal(const engine::Workload& w, const traces::Profile& profile, const 
   RESIDENCY_ASSIGN_OR_RETURN(std::unique_ptr<device::DeviceBackend> device,
                              device::MakeResidentHostDevice(o.device_bytes));
   // A bar on a terminal only: each real run takes seconds to minutes.
-  std::optional<sweep::ProgressLine> bar;
-  if (isatty(fileno(stderr)) == 1) bar.emplace(stderr, "real runs");
+  sweep::ProgressLine bar(stderr, "real runs", sweep::OffTerminal::kNothing);
   const auto total = static_cast<std::size_t>(o.warmup + o.repeat);
   for (int run = -o.warmup; run < o.repeat; ++run) {  // run < 0: a warm-up, not counted
-    if (bar) bar->Update(static_cast<std::size_t>(run + o.warmup), total, run < 0 ? "(warm-up)" : "");
+    bar.Update(static_cast<std::size_t>(run + o.warmup), total, run < 0 ? "(warm-up)" : "");
     for (const Op& op : w.ops)
       for (const engine::FileSpec& f : op.files) DropFromPageCache(ModelPath(o.models_dir, f.path));
     if (o.probe_copies && run >= 0) {
@@ -127,10 +125,8 @@ Status RunReal(const engine::Workload& w, const traces::Profile& profile, const 
     if (ro.record_timeline) first_timeline = TimelineJson(RealRunPicture(real, w, profile.name, policy.name));
     if (run >= 0) runs.push_back({real.wall_ns, RealPromptWalls(w, real), std::move(real.command_times)});
   }
-  if (bar) {
-    bar->Update(total, total, "");
-    bar->Finish();
-  }
+  bar.Update(total, total, "");
+  bar.Finish();
   return Status::Ok();
 }
 

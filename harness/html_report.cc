@@ -17,6 +17,9 @@ std::int64_t Figure(const store::RunRow& r, const std::string& name) {
   return it == r.figures.end() ? 0 : it->second;
 }
 
+// A run that reached its end (a violation is reported, not fatal): it has a makespan.
+bool Finished(const store::RunRow& r) { return r.outcome == "ok" || r.outcome == "violation"; }
+
 const char* kPalette[] = {"#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#9c755f"};
 
 // Text width in px at the charts' 11 px sans-serif: an estimate that errs
@@ -49,7 +52,7 @@ std::string MakespanChart(const std::vector<const store::RunRow*>& runs) {
   std::int64_t max_ns = 0;
   for (const auto* r : runs) {
     cell[{r->trace, r->policy}] = r;  // the last seed shown
-    if (r->outcome == "ok" || r->outcome == "violation") max_ns = std::max(max_ns, Figure(*r, "makespan_ns"));
+    if (Finished(*r)) max_ns = std::max(max_ns, Figure(*r, "makespan_ns"));
   }
   constexpr int kMinWidth = 640, kLeft = 70, kRight = 20, kHeight = 220;
   const int bar = std::clamp(480 / std::max<int>(1, static_cast<int>(traces.size() * policies.size())), 10, 36);
@@ -87,6 +90,7 @@ std::string MakespanChart(const std::vector<const store::RunRow*>& runs) {
                 width, total_height, width, total_height);
   svg += buf;
   svg += legend;
+  double axis_max = 0;  // the top tick: bars are drawn against it
   if (max_ns <= 0) {
     // Every run failed: no axis to label (a scale of zeros says nothing).
     std::snprintf(buf, sizeof buf,
@@ -96,7 +100,7 @@ std::string MakespanChart(const std::vector<const store::RunRow*>& runs) {
     svg += buf;
   } else {
     const double step = RoundStep(static_cast<double>(max_ns), 5);
-    const double axis_max = std::ceil(static_cast<double>(max_ns) / step) * step;
+    axis_max = std::ceil(static_cast<double>(max_ns) / step) * step;
     for (double v = 0; v <= axis_max + step / 2; v += step) {
       const int y = bottom - static_cast<int>(v / axis_max * kHeight);
       std::snprintf(buf, sizeof buf,
@@ -106,7 +110,6 @@ std::string MakespanChart(const std::vector<const store::RunRow*>& runs) {
                     TickLabel(static_cast<engine::Nanos>(v)).c_str());
       svg += buf;
     }
-    max_ns = static_cast<std::int64_t>(axis_max);
   }
   for (std::size_t t = 0; t < traces.size(); ++t) {
     const int x0 = kLeft + static_cast<int>(t) * group + gap / 2;
@@ -115,15 +118,16 @@ std::string MakespanChart(const std::vector<const store::RunRow*>& runs) {
       if (it == cell.end()) continue;
       const store::RunRow& r = *it->second;
       const int x = x0 + static_cast<int>(p) * bar;
-      if (r.outcome != "ok" && r.outcome != "violation") {
+      if (!Finished(r)) {
         std::snprintf(buf, sizeof buf,
                       "<text x='%d' y='%d' fill='#c00' text-anchor='middle' font-weight='bold'>&#x2715;<title>%s "
                       "%s: %s</title></text>\n",
                       x + bar / 2, bottom - 3, HtmlEscape(r.trace).c_str(), HtmlEscape(r.policy).c_str(),
                       r.outcome.c_str());
       } else {
-        const int h = static_cast<int>(static_cast<double>(Figure(r, "makespan_ns")) /
-                                       static_cast<double>(std::max<std::int64_t>(1, max_ns)) * kHeight);
+        const int h = axis_max > 0
+                          ? static_cast<int>(static_cast<double>(Figure(r, "makespan_ns")) / axis_max * kHeight)
+                          : 0;
         std::snprintf(buf, sizeof buf,
                       "<rect x='%d' y='%d' width='%d' height='%d' fill='%s'><title>%s, %s: %s</title></rect>\n",
                       x, bottom - h, bar - 2, h, kPalette[p % 8], HtmlEscape(r.trace).c_str(),
@@ -192,9 +196,8 @@ std::string HtmlReport(const std::vector<store::RunRow>& all, const std::string&
          "<th>peak device</th></tr>\n";
     for (const store::RunRow* r : runs) {
       const std::string cls = r->outcome == "ok" ? "" : " class='" + r->outcome + "'";
-      const bool finished = r->outcome == "ok" || r->outcome == "violation";
       const auto duration = [&](const char* figure) {
-        return finished ? HumanDuration(Figure(*r, figure)) : std::string("-");
+        return Finished(*r) ? HumanDuration(Figure(*r, figure)) : std::string("-");
       };
       const auto peak_ram = r->figures.find("peak_ram_bytes");
       h += "<tr><td>" + HtmlEscape(r->trace) + "</td><td>" + HtmlEscape(r->policy) + "</td><td>" +

@@ -1,5 +1,6 @@
 #include "harness/real_timeline.h"
 
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -21,22 +22,21 @@ sim::SimResult RealRunPicture(const executor::RunResult& run, const engine::Work
   // in time order, as the simulator sees its events.
   const executor::RunTimeline& t = run.timeline;
   std::size_t m = 0, n = 0;
-  for (const executor::RunTimeline::TimedCommand& c : t.commands) {
-    for (; m < t.memory.size() && t.memory[m].time_ns <= c.end_ns; ++m) {
+  // Feeds the memory samples and notices up to time `until`.
+  const auto catch_up = [&](std::int64_t until) {
+    for (; m < t.memory.size() && t.memory[m].time_ns <= until; ++m) {
       const auto& s = t.memory[m];
       recorder.Sample(s.time_ns, static_cast<engine::Bytes>(s.pageable_bytes),
                       static_cast<engine::Bytes>(s.pinned_bytes), static_cast<engine::Bytes>(s.device_bytes), 0);
     }
-    for (; n < t.notices.size() && t.notices[n].time_ns <= c.end_ns; ++n)
+    for (; n < t.notices.size() && t.notices[n].time_ns <= until; ++n)
       recorder.Notice(t.notices[n].time_ns, t.notices[n].notice);
+  };
+  for (const executor::RunTimeline::TimedCommand& c : t.commands) {
+    catch_up(c.end_ns);
     recorder.CommandDone(c.command, c.start_ns, c.end_ns);
   }
-  for (; m < t.memory.size(); ++m) {
-    const auto& s = t.memory[m];
-    recorder.Sample(s.time_ns, static_cast<engine::Bytes>(s.pageable_bytes),
-                    static_cast<engine::Bytes>(s.pinned_bytes), static_cast<engine::Bytes>(s.device_bytes), 0);
-  }
-  for (; n < t.notices.size(); ++n) recorder.Notice(t.notices[n].time_ns, t.notices[n].notice);
+  catch_up(std::numeric_limits<std::int64_t>::max());
   // Prompts: from the end of a prompt's begin op to the end of its end op.
   std::map<int, std::int64_t> begun;
   for (std::size_t i = 0; i < workload.ops.size() && i < run.ops.size(); ++i) {

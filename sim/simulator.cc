@@ -63,9 +63,11 @@ class Simulator {
     result_.unified = p.unified;
     result_.ram_bytes = p.ram_bytes;
     result_.device_bytes = p.unified ? 0 : p.vram_bytes;
-    if (o.keep_event_log)
-      for (const engine::Op& op : w.ops)
-        if (op.kind == engine::OpKind::kRegisterModel) log_.NameModel(op.model, op.name);
+    for (const engine::Op& op : w.ops) {
+      if (op.kind != engine::OpKind::kRegisterModel) continue;
+      log_.NameModel(op.model, op.name);
+      timeline_.NameModel(op.model, op.name);
+    }
   }
 
   SimResult Run();
@@ -294,7 +296,6 @@ void Simulator::Observe(const Outbox& out) {
       // The prompt it ran in failed (the latest begun and not yet ended).
       if (!result_.prompts.empty() && !result_.prompts.back().ended) ++result_.prompts.back().failed_ops;
     }
-    if (op.kind == engine::OpKind::kRegisterModel) timeline_.NameModel(op.model, op.name);
     if (op.kind == engine::OpKind::kPromptBegin)
       result_.prompts.push_back({op.prompt, now_, now_, op.measured_wall_ns, 0, 0, false});
     if (op.kind == engine::OpKind::kPromptEnd) {

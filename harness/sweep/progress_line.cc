@@ -4,10 +4,12 @@
 
 namespace residency::sweep {
 
-ProgressLine::ProgressLine(std::FILE* out, std::string label, bool force_plain)
-    : out_(out), label_(std::move(label)), tty_(!force_plain && isatty(fileno(out)) == 1) {}
+ProgressLine::ProgressLine(std::FILE* out, std::string label, OffTerminal off_terminal)
+    : out_(out), label_(std::move(label)), tty_(isatty(fileno(out)) == 1),
+      silent_(!tty_ && off_terminal == OffTerminal::kNothing) {}
 
 void ProgressLine::Update(std::size_t done, std::size_t total, const std::string& detail) {
+  if (silent_) return;
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   const double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0;
   const double eta = rate > 0 ? static_cast<double>(total - done) / rate : 0;
@@ -30,6 +32,7 @@ void ProgressLine::Update(std::size_t done, std::size_t total, const std::string
 }
 
 void ProgressLine::Finish() {
+  if (silent_) return;
   if (tty_ && drawn_) std::fputc('\n', out_);
   std::fflush(out_);
 }

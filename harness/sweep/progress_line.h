@@ -1,5 +1,5 @@
-// Progress of long work on stderr: a redrawn bar on a terminal, a plain line
-// per tenth of the work otherwise (CI logs, pipes).
+// Progress of long work on stderr: a redrawn bar on a terminal; otherwise
+// (CI logs, pipes) a plain line per tenth of the work, or nothing.
 #pragma once
 
 #include <chrono>
@@ -9,9 +9,12 @@
 
 namespace residency::sweep {
 
+// What a ProgressLine writes when `out` is not a terminal.
+enum class OffTerminal { kPlainLines, kNothing };
+
 class ProgressLine {
  public:
-  ProgressLine(std::FILE* out, std::string label, bool force_plain = false);
+  ProgressLine(std::FILE* out, std::string label, OffTerminal off_terminal = OffTerminal::kPlainLines);
   void Update(std::size_t done, std::size_t total, const std::string& detail);
   void Finish();
 
@@ -19,6 +22,7 @@ class ProgressLine {
   std::FILE* out_;
   std::string label_;
   bool tty_;
+  bool silent_;  // not a terminal, and asked for nothing there
   int last_tenth_ = -1;
   bool drawn_ = false;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
