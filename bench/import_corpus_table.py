@@ -40,17 +40,22 @@ def run(args, log, tmp):
     profile = "captured" if machine else "auto"
     rep = subprocess.run([args.bin, "replay", out, "--profile", profile, "--policy", args.policy, "--json"],
                          capture_output=True, text=True)
-    if rep.returncode not in (0, 1):
+    # 3: the replay ran, and a prompt failed or memory ran out (its JSON says which).
+    if rep.returncode not in (0, 1, 3):
         row["why"] = "replay: " + rep.stderr.strip()[:160]
         return row
     result = json.loads(rep.stdout)
     whole_first = "prompt 1 began before the log did" not in imp.stderr
-    errors = []
+    errors, sim_failed = [], []
     for p in result["prompts"]:
         measured = p.get("measured_wall_ns", -1)
         if measured <= 0 or p["prompt"] in failed or (p["prompt"] == 1 and not whole_first):
             continue
+        if p.get("failed"):
+            sim_failed.append(p["prompt"])  # the real prompt finished; the simulated one did not
+            continue
         errors.append((p["prompt"], (p["wall_ns"] - measured) / measured))
+    row["sim_failed"] = sim_failed
     row["profile"] = profile
     row["oom"] = bool(result.get("oom"))
     row["errors"] = errors
@@ -65,6 +70,7 @@ def main():
     args = ap.parse_args()
     logs = sorted(os.path.join(args.log_dir, f) for f in os.listdir(args.log_dir) if f.endswith(".txt"))
     all_errors = []
+    sim_failures = 0
     print("| log | machine (from the log) | import | inferred | per complete prompt: simulated vs measured | median |")
     print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
@@ -77,7 +83,9 @@ def main():
                 print("| %s | %s | imported | | %s | |" % (r["log"], r["machine"], r["why"]))
                 continue
             inferred = r["summary"][0] if r["summary"] else ""
-            errs = ", ".join("p%d %+.0f%%" % (p, 100 * e) for p, e in r["errors"]) or "no complete prompt"
+            errs = ", ".join(["p%d %+.0f%%" % (p, 100 * e) for p, e in r["errors"]] +
+                             ["p%d failed in the simulator" % p for p in r["sim_failed"]]) or "no complete prompt"
+            sim_failures += len(r["sim_failed"])
             med = statistics.median(abs(e) for _, e in r["errors"]) if r["errors"] else None
             all_errors += [abs(e) for _, e in r["errors"]]
             print("| %s | %s | %d warnings%s | %s | %s | %s |" % (
@@ -87,6 +95,8 @@ def main():
         print("\n%d complete prompts: median |error| %.1f %%, p90 %.1f %%" % (
             len(all_errors), 100 * statistics.median(all_errors),
             100 * sorted(all_errors)[int(0.9 * (len(all_errors) - 1))]))
+    if sim_failures:
+        print("%d complete real prompts failed in the simulator (not in the figures above)" % sim_failures)
 
 
 if __name__ == "__main__":

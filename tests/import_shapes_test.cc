@@ -218,5 +218,27 @@ TEST(ComfyLogShapes, TheMachineLinesBecomeAMachineRecord) {
   EXPECT_EQ(mac->trace.header.machine->ram, 24576LL << 20);
 }
 
+// DirectML states 1024 MB whatever the card; a log that then loads more than
+// that in full says the figure is a placeholder, and the record takes the
+// least VRAM that fits (ComfyUI's 1.2 GiB reserve included), with a warning.
+TEST(ComfyLogShapes, APlaceholderVramIsRaisedToWhatTheLogLoads) {
+  auto r = import::ImportComfyLog(Log("directml-placeholder-vram.txt"), "dml.log");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_TRUE(r->trace.header.machine.has_value());
+  // 235.84 + 1639.41 + 159.56 = 2034.8 MB in full, + 1228 MB reserve -> 4 GiB.
+  EXPECT_EQ(r->trace.header.machine->vram, 4LL << 30);
+  EXPECT_EQ(r->trace.header.machine->ram, 16000LL << 20);
+  bool warned = false;
+  for (const auto& w : r->warnings) warned |= w.find("states 1024 MB of VRAM") != std::string::npos &&
+                                               w.find("'BaseModel', 1639 MB") != std::string::npos &&
+                                               w.find("4 GiB") != std::string::npos;
+  EXPECT_TRUE(warned);
+  EXPECT_NE(r->trace.header.description.find("inferred: VRAM 4 GiB"), std::string::npos);
+  // A stated figure that fits what the log loads is kept as it is.
+  auto fits = import::ImportComfyLog(Log("format-2024.txt"), "x");
+  ASSERT_TRUE(fits.ok());
+  EXPECT_EQ(fits->trace.header.machine->vram, 8192LL << 20);
+}
+
 }  // namespace
 }  // namespace residency

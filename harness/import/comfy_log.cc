@@ -104,6 +104,7 @@ class Importer {
       e.device_bytes = std::min(e.device_bytes, size - 1);
       if (e.device_bytes <= 0) e.mode = LoadMode::kDynamic;
     }
+    RaiseAnImpossibleVram();
     Summarize(stated, lower, defaulted);
     return std::move(result_);
   }
@@ -490,6 +491,39 @@ class Importer {
     if (vram_state_ == "NO_VRAM") m.flags.push_back("--novram");
     if (vram_state_ == "HIGH_VRAM") m.flags.push_back("--highvram");
     t.header.machine = m;
+  }
+  // Some backends state a placeholder (DirectML prints "Total VRAM 1024 MB"
+  // whatever the card). When one prompt loads more in full onto the device
+  // than the stated VRAM could hold beside ComfyUI's own reserve, the stated
+  // figure cannot be the card's: take the least VRAM that fits what the log
+  // shows, rounded up to a GiB, and say so.
+  void RaiseAnImpossibleVram() {
+    auto& machine = result_.trace.header.machine;
+    if (!machine || machine->unified) return;
+    constexpr double kComfyReserveMiB = 1228;  // minimum_inference_memory 0.8 GiB + 400 MiB extra reserved
+    double need = 0, in_prompt = 0;
+    std::string biggest;
+    double biggest_mib = 0;
+    for (const TraceEvent& e : result_.trace.events) {
+      if (e.type == EventType::kPromptBegin) in_prompt = 0;
+      if (e.type != EventType::kLoad || e.mode != LoadMode::kFull) continue;
+      const double mib = Find(e.model)->mib;
+      in_prompt += mib;
+      need = std::max(need, in_prompt);
+      if (mib > biggest_mib) biggest_mib = mib, biggest = e.model;
+    }
+    const double stated = static_cast<double>(machine->vram >> 20);
+    if (need + kComfyReserveMiB <= stated) return;
+    const std::int64_t raised = (static_cast<std::int64_t>(need + kComfyReserveMiB) / 1024 + 1) << 30;
+    const std::string what = "the log states " + std::to_string(machine->vram >> 20) + " MB of VRAM, yet one prompt loads " +
+                             std::to_string(static_cast<int>(need)) + " MB in full onto the device (the largest, '" +
+                             biggest + "', " + std::to_string(static_cast<int>(biggest_mib)) +
+                             " MB): the stated figure is a placeholder (DirectML prints one); VRAM is taken as " +
+                             std::to_string(raised >> 30) + " GiB, the least that fits";
+    Warn(1, what);
+    result_.trace.header.description += "; inferred: VRAM " + std::to_string(raised >> 30) + " GiB, not the stated " +
+                                        std::to_string(machine->vram >> 20) + " MB";
+    machine->vram = raised;
   }
   std::string NothingFound() const {
     auto n = [&](LineKind k) {
