@@ -20,6 +20,7 @@
 #include "traces/bundled.h"
 #include "traces/json_fields.h"
 #include "tests/http_test_client.h"
+#include "runtime/io/whole_file.h"
 
 namespace {
 
@@ -96,7 +97,7 @@ int main(int argc, char** argv) {
     HttpConnection c(port);
     std::string ids, profiles, policies;
     for (const char* name : {"sdxl-txt2img", "chroma-6lora", "ltx2-19b-lora"}) {
-      auto body = residency::traces::ReadWholeFile(residency::traces::DataDir() + "/examples/" + name + ".jsonl");
+      auto body = residency::io::ReadWholeFile(residency::traces::DataDir() + "/examples/" + name + ".jsonl");
       if (!body.ok()) return 2;
       const auto r = c.Call("POST", "/v1/traces", *body);
       const auto at = r.body.find("\"id\":\"");

@@ -32,6 +32,7 @@
 #include "tests/http_test_client.h"
 #include "traces/bundled.h"
 #include "traces/json_fields.h"
+#include "runtime/io/whole_file.h"
 
 namespace residency {
 namespace {
@@ -47,7 +48,7 @@ using testing::StatusOf;
 const char* kToken = "s3cret-token";
 
 std::string ExampleTrace(const std::string& name) {
-  auto text = traces::ReadWholeFile(traces::DataDir() + "/examples/" + name + ".jsonl");
+  auto text = io::ReadWholeFile(traces::DataDir() + "/examples/" + name + ".jsonl");
   EXPECT_TRUE(text.ok());
   return *text;
 }
@@ -547,7 +548,7 @@ bool HasSample(const std::string& metrics, const std::string& prefix) {
 
 TEST_F(AgentTest, CountsCapturedTracesByHost) {
   Start();
-  auto captured = traces::ReadWholeFile(std::string(RESIDENCY_TEST_DATA_DIR) + "/captured-tiny.jsonl");
+  auto captured = io::ReadWholeFile(std::string(RESIDENCY_TEST_DATA_DIR) + "/captured-tiny.jsonl");
   ASSERT_TRUE(captured.ok());
   PostTrace(ExampleTrace("sdxl-txt2img"));  // synthesized: not a capture
   PostTrace(*captured);
@@ -602,7 +603,7 @@ TEST_F(AgentTest, SweepRunsEndToEndAndMetricsPassPromtool) {
 }
 
 // Every series prometheus-cpp's own serializer writes, ours writes with the
-// same value (ours is faster; see harness/agent/exposition.h).
+// same value (ours is faster; see harness/metrics/exposition.h).
 std::map<std::string, double> ParseExposition(const std::string& text) {
   std::map<std::string, double> out;
   std::istringstream in(text);

@@ -7,8 +7,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "harness/replay.h"
-#include "harness/report.h"
+#include "harness/report/replay.h"
+#include "harness/report/report.h"
 #include "traces/bundled.h"
 
 namespace residency {

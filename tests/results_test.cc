@@ -7,8 +7,8 @@
 #include <fstream>
 #include <set>
 
-#include "harness/compare.h"
-#include "harness/html_report.h"
+#include "harness/report/compare.h"
+#include "harness/report/html_report.h"
 #include "harness/store/results_store.h"
 #include "harness/store/schema.h"
 #include "harness/sweep/sweep_runner.h"

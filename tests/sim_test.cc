@@ -6,8 +6,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "harness/replay.h"
-#include "harness/report.h"
+#include "harness/report/replay.h"
+#include "harness/report/report.h"
 #include "sim/event_queue.h"
 #include "sim/fluid_model.h"
 #include "sim/interval_set.h"

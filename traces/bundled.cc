@@ -1,4 +1,5 @@
 #include "traces/bundled.h"
+#include "runtime/io/whole_file.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -30,7 +31,7 @@ std::vector<BundledEntry> ListBundled(const std::string& kind) {
     if (ext != ".json" && ext != ".jsonl") continue;
     BundledEntry e{p.stem().string(), p.string(), ""};
     if (ext == ".json") {
-      auto text = ReadWholeFile(p.string());
+      auto text = io::ReadWholeFile(p.string());
       if (text.ok()) {
         auto j = ParseJsonObject(*text, p.string());
         if (j.ok() && j->contains("description") && (*j)["description"].is_string())

@@ -42,11 +42,4 @@ Result<nlohmann::json> ParseStrictJson(std::string_view text, const std::string&
 // The same, for one JSON object.
 Result<nlohmann::json> ParseJsonObject(const std::string& text, const std::string& origin);
 
-// Size bounds on what is read whole (docs/LIMITS.md).
-inline constexpr std::int64_t kMaxConfigFileBytes = 16LL << 20;  // profiles, policies, specs, tokens
-inline constexpr std::int64_t kMaxTraceFileBytes = 1LL << 30;    // traces, logs to import
-// Reads a regular file of at most `max_bytes`; a FIFO, a device or a
-// directory is refused at once (never waited on), naming the file.
-Result<std::string> ReadWholeFile(const std::string& path, std::int64_t max_bytes = kMaxConfigFileBytes);
-
 }  // namespace residency::traces

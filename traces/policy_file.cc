@@ -1,4 +1,5 @@
 #include "traces/policy_file.h"
+#include "runtime/io/whole_file.h"
 
 #include "traces/json_fields.h"
 
@@ -54,7 +55,7 @@ Result<engine::Policy> ParsePolicy(const std::string& text, const std::string& o
 }
 
 Result<engine::Policy> ReadPolicyFile(const std::string& path) {
-  RESIDENCY_ASSIGN_OR_RETURN(std::string text, ReadWholeFile(path));
+  RESIDENCY_ASSIGN_OR_RETURN(std::string text, io::ReadWholeFile(path));
   return ParsePolicy(text, path);
 }
 

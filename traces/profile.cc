@@ -1,4 +1,5 @@
 #include "traces/profile.h"
+#include "runtime/io/whole_file.h"
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
@@ -142,7 +143,7 @@ Result<Profile> ParseProfile(const std::string& text, const std::string& origin)
 }
 
 Result<Profile> ReadProfileFile(const std::string& path) {
-  RESIDENCY_ASSIGN_OR_RETURN(std::string text, ReadWholeFile(path));
+  RESIDENCY_ASSIGN_OR_RETURN(std::string text, io::ReadWholeFile(path));
   return ParseProfile(text, path);
 }
 

@@ -9,6 +9,7 @@
 #include "traces/units.h"
 #include "traces/json_fields.h"
 #include "runtime/base/input_text.h"
+#include "runtime/io/whole_file.h"
 
 namespace residency::traces {
 namespace {
@@ -397,7 +398,7 @@ Result<Trace> ParseTrace(const std::string& text, const std::string& origin) {
 }
 
 Result<Trace> ReadTraceFile(const std::string& path) {
-  auto text = ReadWholeFile(path, kMaxTraceFileBytes);
+  auto text = io::ReadWholeFile(path, io::kMaxTraceFileBytes);
   if (!text.ok() && text.status().code() == StatusCode::kNotFound)
     return NotFound(Printable(path) + ": cannot open trace file");
   if (!text.ok()) return text.status();

@@ -5,8 +5,8 @@
 #include <nlohmann/json.hpp>
 
 #include "harness/agent/client_message.h"
-#include "harness/agent/run_sample.h"
-#include "harness/build_info.h"
+#include "harness/metrics/run_sample.h"
+#include "harness/common/build_info.h"
 #include "harness/store/run_figures.h"
 #include "harness/sweep/sweep_runner.h"
 #include "traces/bundled.h"

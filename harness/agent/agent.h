@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "harness/agent/http_server.h"
-#include "harness/agent/metrics.h"
+#include "harness/metrics/metrics.h"
 #include "harness/store/results_store.h"
 
 namespace residency::agent {

@@ -1,4 +1,5 @@
 #include "harness/fleet/slurm.h"
+#include "runtime/io/whole_file.h"
 
 #include <chrono>
 #include <filesystem>
@@ -8,7 +9,7 @@
 #include <set>
 #include <sstream>
 
-#include "harness/build_info.h"
+#include "harness/common/build_info.h"
 #include "harness/fleet/subprocess.h"
 #include "harness/store/sqlite_db.h"
 #include "harness/sweep/sweep_spec.h"
@@ -95,7 +96,7 @@ Result<SlurmJob> PrepareJob(SlurmJob job) {
 
 Result<SlurmJob> ReadJob(const std::string& out_dir) {
   const std::string path = (fs::path(out_dir) / "job.json").string();
-  RESIDENCY_ASSIGN_OR_RETURN(std::string text, traces::ReadWholeFile(path));
+  RESIDENCY_ASSIGN_OR_RETURN(std::string text, io::ReadWholeFile(path));
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return InvalidArgument(path + ": not a JSON object");
   SlurmJob job;

@@ -6,7 +6,7 @@
 #include <thread>
 #include <vector>
 
-#include "harness/report.h"
+#include "harness/report/report.h"
 #include "harness/store/run_figures.h"
 #include "sim/simulator.h"
 

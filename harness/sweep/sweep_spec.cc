@@ -1,4 +1,5 @@
 #include "harness/sweep/sweep_spec.h"
+#include "runtime/io/whole_file.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -72,7 +73,7 @@ namespace {
 template <typename Input, typename Parse>
 Result<Input> LoadNamedInput(const std::string& arg, const std::string& kind, Parse parse) {
   RESIDENCY_ASSIGN_OR_RETURN(std::string path, traces::ResolveBundledPath(arg, kind));
-  RESIDENCY_ASSIGN_OR_RETURN(std::string body, traces::ReadWholeFile(path));
+  RESIDENCY_ASSIGN_OR_RETURN(std::string body, io::ReadWholeFile(path));
   auto parsed = parse(body, path);
   if (!parsed.ok()) return parsed.status();
   Input in;
@@ -104,7 +105,7 @@ Result<SweepSpec> LoadSweepSpec(const std::vector<std::string>& trace_args,
   spec.seeds = seeds;
   RESIDENCY_ASSIGN_OR_RETURN(std::vector<std::string> trace_paths, ExpandTracePaths(trace_args));
   for (const std::string& path : trace_paths) {
-    RESIDENCY_ASSIGN_OR_RETURN(std::string body, traces::ReadWholeFile(path));
+    RESIDENCY_ASSIGN_OR_RETURN(std::string body, io::ReadWholeFile(path));
     RESIDENCY_ASSIGN_OR_RETURN(TraceInput in, TraceFromText(fs::path(path).stem().string(), path, body));
     spec.traces.push_back(std::move(in));
   }

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-#include "harness/recorded_runs.h"
+#include "harness/fidelity/recorded_runs.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace residency::harness;
