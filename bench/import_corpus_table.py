@@ -4,8 +4,9 @@ its log names (--profile captured when the log has machine lines, else
 auto = rtx4090-64g) and prints a markdown table: import result, what was
 inferred, and simulated against measured time per complete prompt.
 
-A prompt is complete when it has a 'Prompt executed' time, did not fail, and
-(for the first prompt) the log shows its start: the importer warns when prompt 1
+A prompt is complete when it has a 'Prompt executed' time, did not fail, holds
+at least one model load or pass (else nothing in it is simulated), and (for the
+first prompt) the log shows its start: the importer warns when prompt 1
 began before the log did. Logs are read, never copied: docs/FIDELITY.md keeps
 only the figures.
 
@@ -34,6 +35,16 @@ def run(args, log, tmp):
     failed = {int(m.group(1)) for m in re.finditer(r"prompt (\d+) failed", imp.stderr)}
     with open(out) as f:
         header = json.loads(f.readline())
+        events = [json.loads(line) for line in f]
+    # Prompts with no load or compute in the trace: nothing to simulate.
+    empty, current, busy = set(), None, False
+    for e in events:
+        if e["type"] == "prompt_begin":
+            current, busy = e["prompt"], False
+        elif e["type"] in ("load", "compute"):
+            busy = True
+        elif e["type"] == "prompt_end" and not busy:
+            empty.add(e["prompt"])
     machine = header.get("machine")
     row["machine"] = ("unified %d GB" % (machine["ram"] >> 30) if machine and machine.get("unified") else
                       "%d GB VRAM, %d GB RAM" % (machine["vram"] >> 30, machine["ram"] >> 30) if machine else "not in log")
@@ -49,7 +60,7 @@ def run(args, log, tmp):
     errors, sim_failed = [], []
     for p in result["prompts"]:
         measured = p.get("measured_wall_ns", -1)
-        if measured <= 0 or p["prompt"] in failed or (p["prompt"] == 1 and not whole_first):
+        if measured <= 0 or p["prompt"] in failed or p["prompt"] in empty or (p["prompt"] == 1 and not whole_first):
             continue
         if p.get("failed"):
             sim_failed.append(p["prompt"])  # the real prompt finished; the simulated one did not

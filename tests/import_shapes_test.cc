@@ -9,6 +9,7 @@
 #include <map>
 #include <sstream>
 
+#include "harness/import/comfy_class_sizes.h"
 #include "harness/import/comfy_log.h"
 
 namespace residency {
@@ -238,6 +239,99 @@ TEST(ComfyLogShapes, APlaceholderVramIsRaisedToWhatTheLogLoads) {
   auto fits = import::ImportComfyLog(Log("format-2024.txt"), "x");
   ASSERT_TRUE(fits.ok());
   EXPECT_EQ(fits->trace.header.machine->vram, 8192LL << 20);
+}
+
+// A bar copied without its block characters (and the '|' after them) is
+// still a bar; a final bar printed again on close with a later elapsed time
+// (the sampler finished after the last update) is the same pass, as long as
+// the second print comes right after the first.
+TEST(ComfyLogShapes, PlainBarsAndALaterCloseReprintAreOnePassEach) {
+  const Imported r = Import("bar-variants.txt");
+  ASSERT_EQ(r.prompts.size(), 2u);
+  EXPECT_EQ(r.prompts[0], (Steps{"+WAN21(full)", "WAN21:10@3050"}));
+  // 6 x 115.01 s = 690.06 s, within the close-print's 11:30: one pass, not
+  // 10:00 + 11:30.
+  EXPECT_EQ(r.prompts[1], (Steps{"+WAN21(full)", "WAN21:6@115010"}));
+  EXPECT_EQ(r.measured, (std::vector<Nanos>{41'000'000'000, 725'000'000'000}));
+  bool said = false;
+  for (const std::string& s : r.summary) said |= s.find("1 doubled final bars counted once") != std::string::npos;
+  EXPECT_TRUE(said);
+}
+
+// Two finished bars of one length that are not adjacent are two passes.
+TEST(ComfyLogShapes, TwoPassesOfOneLengthApartAreTwoPasses) {
+  auto r = import::ImportComfyLog(
+      "got prompt\nRequested to load SDXL\nloaded completely 9000.00 4897.05 True\n"
+      "100%|##########| 20/20 [00:10<00:00,  1.90it/s]\nRequested to load AutoencoderKL\n"
+      "loaded completely 9000.00 159.56 True\n100%|##########| 20/20 [00:12<00:00,  1.62it/s]\n"
+      "Prompt executed in 30.00 seconds\n",
+      "two.log");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  int computes = 0;
+  for (const auto& e : r->trace.events) computes += e.type == EventType::kCompute;
+  EXPECT_EQ(computes, 2);
+}
+
+// Dynamic VRAM's staged size of one model drifts by a few MB between
+// prompts: still one model, not a second one read from disk.
+TEST(ComfyLogShapes, DynamicStagedSizesThatDriftAreOneModel) {
+  const Imported r = Import("dynamic-staged-drift.txt");
+  EXPECT_EQ(r.sizes, (std::map<std::string, std::int64_t>{{"LTXAVTEModel_", MiB(12600)}, {"LTXAV", MiB(13300)}}));
+  ASSERT_EQ(r.prompts.size(), 2u);
+  EXPECT_EQ(r.prompts[1], (Steps{"+LTXAVTEModel_(dynamic)", "+LTXAV(dynamic)", "LTXAV:8@2000"}));
+}
+
+// Three requests, two load lines, no size known yet: each line goes to the
+// request whose class is typically its size, and the one left over (the text
+// encoder) was resident, sized by its class and marked inferred.
+TEST(ComfyLogShapes, FewerLoadLinesThanRequestsPairByTypicalSize) {
+  const Imported r = Import("fewer-loads-than-requests.txt");
+  EXPECT_EQ(r.sizes.at("ControlNet"), MiB(2390.50));
+  EXPECT_EQ(r.sizes.at("SDXL"), MiB(4897.05));
+  EXPECT_EQ(r.sizes.at("SDXLClipModel"), MiB(1560));
+  EXPECT_EQ(r.inferred.at("SDXLClipModel"), (std::vector<std::string>{"tensors", "bytes"}));
+  EXPECT_EQ(r.inferred.at("SDXL"), (std::vector<std::string>{"tensors"}));
+  ASSERT_EQ(r.prompts.size(), 1u);
+  EXPECT_EQ(r.prompts[0], (Steps{"+ControlNet(full)", "+SDXL(full)", "+SDXLClipModel(full)", "SDXL:25@408"}));
+}
+
+// A load line no request named becomes 'unnamed'; a later request of the
+// same size names it, everywhere, instead of making a second model.
+TEST(ComfyLogShapes, AnUnnamedModelTakesTheNameOfALaterRequestOfItsSize) {
+  const Imported r = Import("unnamed-then-named.txt");
+  EXPECT_EQ(r.sizes.size(), 2u);
+  EXPECT_EQ(r.sizes.at("FluxClipModel_"), MiB(4780.25));
+  ASSERT_EQ(r.prompts.size(), 2u);
+  EXPECT_EQ(r.prompts[0].front(), "+FluxClipModel_(full)");
+  EXPECT_EQ(r.prompts[1].front(), "+FluxClipModel_(full)");
+  bool said = false;
+  for (const std::string& w : r.warnings) said |= w.find("was 'FluxClipModel_'") != std::string::npos;
+  EXPECT_TRUE(said);
+}
+
+// "Processing interrupted" fails its prompt like an exception; requests an
+// exception cut off were never loaded; a prompt with no model line (loading
+// images) is said to hold nothing to simulate.
+TEST(ComfyLogShapes, InterruptionsFailuresAndIdlePrompts) {
+  const Imported r = Import("failures-and-idle-prompts.txt");
+  ASSERT_EQ(r.prompts.size(), 3u);
+  EXPECT_EQ(r.prompts[0], (Steps{"+SD1ClipModel(full)", "+BaseModel(full)"}));
+  EXPECT_EQ(r.prompts[1], Steps{}) << "WAN21_Vace was requested, then the exception: no load";
+  EXPECT_EQ(r.prompts[2], Steps{});
+  EXPECT_EQ(r.sizes.count("WAN21_Vace"), 0u);
+  EXPECT_EQ(r.measured, (std::vector<Nanos>{6'400'000'000, 1'200'000'000, 16'300'000'000}));
+  auto warned = [&](const std::string& what) {
+    for (const std::string& w : r.warnings)
+      if (w.find(what) != std::string::npos) return true;
+    return false;
+  };
+  EXPECT_TRUE(warned("prompt 1 failed (interrupted)"));
+  EXPECT_TRUE(warned("prompt 2 failed (an exception)"));
+  EXPECT_TRUE(warned("cut off by the failure ('WAN21_Vace' first): not loaded"));
+  EXPECT_TRUE(warned("prompt 3: 16.30 s measured with no model line in it"));
+  // A variant of a listed class takes its base class's typical size.
+  EXPECT_EQ(import::TypicalClassMiB("WAN21_Vace"), import::TypicalClassMiB("WAN21"));
+  EXPECT_EQ(import::TypicalClassMiB("NoSuchClass_x"), 0);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <deque>
 #include <map>
 #include <optional>
@@ -20,6 +21,12 @@ using traces::EventType;
 using traces::TraceEvent;
 constexpr double kMiB = 1 << 20;
 constexpr double kSameSizeMiB = 1.5;  // logs print two decimals of MB; sizes move a little with patches
+// Dynamic VRAM's staged size of one model moves by a few MB between prompts
+// (13279 then 13282 MB): within this fraction it is still the same model.
+constexpr double kSameSizeFraction = 0.0025;
+// A stated size this close to a class's typical size names that class among
+// several pending requests (SDXL's 4897 MB, ControlNet's 2397 MB).
+constexpr double kTypicalSizeFraction = 0.05;
 
 std::int64_t MiBToBytes(double mib) {
   if (!(mib > 0) || mib > 1e9) return 0;  // over a petabyte: a sentinel such as 1e32, not a size
@@ -57,7 +64,13 @@ class Importer {
 
   void Line(const std::string& raw, int number) {
     number_ = number;
-    for (const LogLine& l : ClassifyLine(raw)) Handle(l);
+    const std::vector<LogLine> lines = ClassifyLine(raw);
+    if (lines.empty() && StripPrefixes(raw).find_first_not_of(" \t\r") == std::string::npos) return;  // blank
+    // tqdm prints a finished bar again when it closes, on the very next line.
+    after_finished_bar_ = this_line_finished_bar_;
+    this_line_finished_bar_ = lines.size() == 1 && lines[0].kind == LineKind::kProgress &&
+                              lines[0].count == lines[0].total && !lines[0].labelled;
+    for (const LogLine& l : lines) Handle(l);
   }
 
   Result<ImportResult> Finish() {
@@ -184,9 +197,16 @@ class Importer {
         break;
       }
       case LineKind::kException:
+        if (!pending_.empty() && loads_since_request_ == 0) {
+          // The failure came before these loads: nothing was loaded.
+          Warn(pending_.front().second, std::to_string(pending_.size()) + " request(s) cut off by the failure ('" +
+                                            pending_.front().first + "' first): not loaded");
+          pending_.clear();
+          legacy_open_ = false;
+        }
         if (prompt_open_) {
           failed_prompts_.insert(prompt_);
-          Warn("prompt " + std::to_string(prompt_) + " failed (an exception); its time runs only to the failure");
+          Warn("prompt " + std::to_string(prompt_) + " failed (" + l.text + "); its time runs only to the failure");
         }
         break;
     }
@@ -199,6 +219,7 @@ class Importer {
   void BeginPrompt() {
     ++prompt_;
     prompt_open_ = true;
+    model_events_in_prompt_ = 0;
     used_in_prompt_.clear();
     last_model_.reset();
     bar_seconds_ = 0;
@@ -217,6 +238,16 @@ class Importer {
   }
   void EndPrompt(Nanos measured) {
     FlushBatch();
+    if (measured > 0 && model_events_in_prompt_ == 0) {
+      // Only work no line describes (loading images, a cached graph): there is
+      // nothing in it to simulate, and comparisons should leave it out.
+      char what[160];
+      std::snprintf(what, sizeof what,
+                    "prompt %d: %.2f s measured with no model line in it (work the log does not describe); nothing "
+                    "in it to simulate",
+                    prompt_, static_cast<double>(measured) / 1e9);
+      Warn(what);
+    }
     for (const auto& [name, handles] : handles_) {
       for (int i = 0; i < handles; ++i) {
         TraceEvent r;
@@ -243,7 +274,9 @@ class Importer {
       if (m.name == name) return &m;
     return nullptr;
   }
-  static bool SameSize(double a, double b) { return std::fabs(a - b) <= kSameSizeMiB; }
+  static bool SameSize(double a, double b) {
+    return std::fabs(a - b) <= std::max(kSameSizeMiB, kSameSizeFraction * std::max(a, b));
+  }
   // Whether `m` (of the requested class) can be the model a load of `load` brings.
   static bool Fits(const Model& m, const LoadLine& load) {
     if (load.exact && m.from == SizeFrom::kStated) return SameSize(m.mib, load.mib);
@@ -266,6 +299,14 @@ class Importer {
     for (Model* m : fits)
       if (!used_in_prompt_.count(m->name) || !another) return *m;
     if (!fits.empty()) multi_instance_.insert(cls);
+    // A model first seen by a load line no request named, now requested by
+    // name at the same size: the same model, and it takes the name.
+    if (cls != "unnamed" && load.exact)
+      for (Model& m : models_)
+        if (m.cls == "unnamed" && m.from == SizeFrom::kStated && SameSize(m.mib, load.mib)) {
+          Rename(m, cls);
+          return m;
+        }
     int same_class = 0;
     for (const Model& m : models_) same_class += m.cls == cls;
     Model m;
@@ -290,6 +331,33 @@ class Importer {
     }
     if (best) return *best;
     return ModelFor(load.cls.empty() ? "unnamed" : load.cls, load);
+  }
+  // Gives `m` class `cls` and a name of it, everywhere it was named so far.
+  void Rename(Model& m, const std::string& cls) {
+    int same_class = 0;
+    for (const Model& k : models_) same_class += k.cls == cls;
+    const std::string from = m.name;
+    const std::string to = same_class == 0 ? cls : cls + "#" + std::to_string(same_class + 1);
+    for (TraceEvent& e : result_.trace.events) {
+      if (e.model == from) e.model = to;
+      for (std::string& n : e.models)
+        if (n == from) n = to;
+    }
+    auto rename_in = [&](auto& set) {
+      if (set.erase(from)) set.insert(to);
+    };
+    rename_in(used_in_prompt_);
+    rename_in(sampled_);
+    if (auto h = handles_.find(from); h != handles_.end()) {
+      const int n = h->second;
+      handles_.erase(h);
+      handles_[to] += n;
+    }
+    if (last_model_ == from) last_model_ = to;
+    if (last_sampled_ == from) last_sampled_ = to;
+    Warn(m.first_line, "the load line taken as 'unnamed' was '" + to + "': a later request of the same size names it");
+    m.cls = cls;
+    m.name = to;
   }
   void Learn(Model& m, const LoadLine& load) {
     if (load.exact && m.from != SizeFrom::kStated) {
@@ -320,6 +388,16 @@ class Importer {
     for (std::size_t i = 0; i < pending_.size() && !pick; ++i)
       if (!load.cls.empty() ? pending_[i].first == load.cls : known_fit(pending_[i].first)) pick = i;
     if (lowvram_2024 && !pick && !pending_.empty()) pick = pending_.size() - 1;
+    // Several requests, fewer load lines (the others were resident): the
+    // request whose class is typically this size, when only one is close.
+    if (!pick && load.exact && load.cls.empty() && pending_.size() > 1) {
+      std::vector<std::size_t> close;
+      for (std::size_t i = 0; i < pending_.size(); ++i) {
+        const double typical = TypicalClassMiB(pending_[i].first);
+        if (typical > 0 && std::fabs(typical - load.mib) <= kTypicalSizeFraction * load.mib) close.push_back(i);
+      }
+      if (close.size() == 1) pick = close[0];
+    }
     for (std::size_t i = 0; i < pending_.size() && !pick && load.cls.empty(); ++i)
       if (!resident(pending_[i].first)) pick = i;
     // A line that names its model otherwise than its request did still
@@ -428,11 +506,17 @@ class Importer {
     if (l.count != l.total) return;
     if (l.labelled) return void(++labelled_bars_);
     if (l.elapsed_s < 0) return Warn("a finished progress bar without a readable elapsed time (or over a year long); ignored");
-    if (last_bar_ && last_bar_->first == l.total && last_bar_->second == l.elapsed_s) {
-      // The bar printed again on close: the same pass, now with the whole
-      // pass's average rate, the better figure for its length.
+    // The bar printed again on close: the same pass, now with the whole pass's
+    // average rate, the better figure for its length. The close-print comes
+    // right after the last update and reads the same elapsed time, or a later
+    // one when the sampler finished after that update.
+    const bool reprint = last_bar_ && last_bar_->first == l.total &&
+                         (last_bar_->second == l.elapsed_s || (after_finished_bar_ && l.elapsed_s > last_bar_->second));
+    if (reprint) {
       ++doubled_bars_;
-      if (last_compute_ && l.seconds_per_it > 0) {
+      const bool later = l.elapsed_s != last_bar_->second;
+      last_bar_->second = l.elapsed_s;
+      if (last_compute_ && (l.seconds_per_it > 0 || later)) {
         TraceEvent& e = result_.trace.events[*last_compute_];
         const double before = static_cast<double>(e.step_ns) * e.steps / 1e9;
         const double now = PassSeconds(l);
@@ -570,12 +654,15 @@ class Importer {
   }
   void Emit(TraceEvent e) {
     e.line = number_;
+    if (e.type == EventType::kLoad || e.type == EventType::kCompute) ++model_events_in_prompt_;
     result_.trace.events.push_back(std::move(e));
   }
 
   std::string origin_;
   ImportResult result_;
   int number_ = 0;
+  int model_events_in_prompt_ = 0;
+  bool after_finished_bar_ = false, this_line_finished_bar_ = false;  // the previous non-blank line, this one
   std::map<LineKind, int> seen_;
   std::string device_, vram_state_, torch_, server_;
   int prompt_ = 0, queued_ = 0;

@@ -213,8 +213,11 @@ double ClockSeconds(const std::string& t) {
 std::optional<std::size_t> ParseBar(const std::string& s, LogLine& out) {
   const std::size_t pct = s.find("%|");
   if (pct == std::string::npos) return std::nullopt;
-  const std::size_t bar_end = s.find('|', pct + 2);
-  if (bar_end == std::string::npos) return std::nullopt;
+  // The bar's closing '|'; some copies lose the block characters and that
+  // '|' with them ("100%| 8/8 [00:23<00:00, 2.94s/it]").
+  const std::size_t first_open = s.find('[', pct + 2);
+  std::size_t bar_end = s.find('|', pct + 2);
+  if (bar_end == std::string::npos || (first_open != std::string::npos && bar_end > first_open)) bar_end = pct + 1;
   const std::size_t open = s.find('[', bar_end);
   const std::size_t slash = s.find('/', bar_end);
   if (open == std::string::npos || slash == std::string::npos || slash > open) return std::nullopt;
@@ -314,7 +317,9 @@ void ClassifyText(const std::string& s, std::vector<LogLine>& out) {
   } else if (s.rfind("model_type ", 0) == 0) {
     add(LineKind::kDiskRead);
   } else if (s.find("!!! Exception during processing") != std::string::npos) {
-    add(LineKind::kException);
+    add(LineKind::kException).text = "an exception";
+  } else if (s.find("Processing interrupted") != std::string::npos) {
+    add(LineKind::kException).text = "interrupted";
   }
 }
 

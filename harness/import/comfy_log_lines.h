@@ -28,7 +28,7 @@ enum class LineKind {
   kDiskRead,          // "model_type FLOW": a diffusion model read from its file
   kProgress,          // a finished-or-not tqdm bar: count/total, elapsed seconds
   kPromptExecuted,    // a = seconds (either form)
-  kException,         // "!!! Exception during processing !!!"
+  kException,         // "!!! Exception during processing !!!" or "Processing interrupted" (text: which)
 };
 
 struct LogLine {
