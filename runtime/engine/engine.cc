@@ -84,25 +84,6 @@ void Engine::Then(std::function<Status(Outbox&)> fn) {
   staged_steps_.push_back(std::move(s));
 }
 
-void Engine::PendingDelta(const Command& cmd, int sign) {
-  switch (cmd.kind) {
-    case CommandKind::kAllocHost: pending_.host_alloc += sign * cmd.bytes; break;
-    case CommandKind::kFreeHost: pending_.host_free += sign * cmd.bytes; break;
-    case CommandKind::kAllocDevice: pending_.device_alloc += sign * cmd.bytes; break;
-    case CommandKind::kFreeDevice: pending_.device_free += sign * cmd.bytes; break;
-    case CommandKind::kPin: pending_.pin_alloc += sign * cmd.bytes; break;
-    case CommandKind::kUnpin: pending_.pin_free += sign * cmd.bytes; break;
-    default: break;
-  }
-}
-
-void Engine::StagedRefs(const Command& cmd, int sign) {
-  for (BufferId b : {cmd.buffer, cmd.device_buffer}) {
-    if (!b) continue;
-    if ((staged_refs_[b] += sign) <= 0) staged_refs_.erase(b);
-  }
-}
-
 void Engine::Note(Outbox& out, NoticeKind kind, ModelId id, Tier tier, EvictReason reason,
                   Bytes bytes) {
   out.notices.push_back({kind, id, tier, reason, bytes});
@@ -110,10 +91,7 @@ void Engine::Note(Outbox& out, NoticeKind kind, ModelId id, Tier tier, EvictReas
 
 void Engine::Batch(std::vector<Command> batch) {
   if (batch.empty()) return;
-  for (const Command& c : batch) {
-    PendingDelta(c, +1);
-    StagedRefs(c, +1);
-  }
+  for (const Command& c : batch) ledger_.Stage(c);
   Step s;
   s.batch = std::move(batch);
   staged_steps_.push_back(std::move(s));
@@ -190,7 +168,7 @@ void Engine::Advance(Outbox& out) {
     std::vector<Command> batch = std::move(front.batch);
     t.steps.pop_front();
     for (Command& c : batch) {
-      StagedRefs(c, -1);
+      ledger_.Unhold(c);
       const std::size_t faults = faults_.size();
       if (const CommandId id = Issue(std::move(c), out)) t.waiting.push_back(id);
       else if (faults_.size() > faults && t.status.ok()) t.status = Internal("engine fault: " + faults_.back());
@@ -216,11 +194,8 @@ void Engine::FailTask(Status status, Outbox& out) {
         releases.push_back(std::move(c));
         continue;
       }
-      PendingDelta(c, -1);
-      StagedRefs(c, -1);
       // Its allocation never happens: the undo hooks' free of it is moot.
-      if (c.kind == CommandKind::kAllocHost || c.kind == CommandKind::kMapFile) never_allocated_.insert(c.buffer);
-      if (c.kind == CommandKind::kAllocDevice) never_allocated_.insert(c.device_buffer);
+      ledger_.Discard(c);
     }
   t.steps.clear();
   // Undo hooks free what the failed op allocated; nothing is in flight now.
@@ -231,151 +206,27 @@ void Engine::FailTask(Status status, Outbox& out) {
   // buffer). No undo hook frees what a decided release frees: the hooks free
   // what the op allocated, the releases what it evicted.
   for (Command& c : releases) {
-    StagedRefs(c, -1);
+    ledger_.Unhold(c);
     Issue(std::move(c), out);
   }
   for (Step& s : staged_steps_) {
     for (Command& c : s.batch) {
-      StagedRefs(c, -1);
+      ledger_.Unhold(c);
       Issue(std::move(c), out);
     }
   }
   staged_steps_.clear();
 }
 
-// The buffers a command acts on that must already exist (an allocation
-// creates its own). None missing, or the first that is.
-std::optional<BufferId> Engine::MissingBuffer(const Command& cmd) const {
-  auto missing = [this](BufferId id) { return buffers_.find(id) == buffers_.end(); };
-  switch (cmd.kind) {
-    case CommandKind::kPin:
-    case CommandKind::kUnpin:
-    case CommandKind::kFreeHost:
-    case CommandKind::kUnmapFile:
-    case CommandKind::kPrefault:
-    case CommandKind::kReadFile:
-    case CommandKind::kSpillWrite:
-    case CommandKind::kSpillRead:
-    case CommandKind::kAdoptHost:
-      if (missing(cmd.buffer)) return cmd.buffer;
-      return std::nullopt;
-    case CommandKind::kFreeDevice:
-      if (missing(cmd.device_buffer)) return cmd.device_buffer;
-      return std::nullopt;
-    case CommandKind::kCopyToDevice:
-    case CommandKind::kCopyToHost:
-      if (missing(cmd.buffer)) return cmd.buffer;
-      if (missing(cmd.device_buffer)) return cmd.device_buffer;
-      return std::nullopt;
-    default:
-      return std::nullopt;
-  }
-}
-
-CommandId Engine::Issue(Command cmd, Outbox& out) {
+CommandId Engine::Issue(Command cmd, Outbox& out, BufferLedger::Route route) {
   if (cmd.id == 0) cmd.id = ids_.Take();  // pipelines number their own commands
-  PendingDelta(cmd, -1);
-  // The free of an allocation a failed op discarded before issuing it: nothing
-  // to free, nothing to send.
-  const bool frees = cmd.kind == CommandKind::kFreeHost || cmd.kind == CommandKind::kUnmapFile ||
-                     cmd.kind == CommandKind::kFreeDevice;
-  if (frees && never_allocated_.erase(cmd.kind == CommandKind::kFreeDevice ? cmd.device_buffer : cmd.buffer))
-    return 0;
   // A command on a buffer that is gone is never sent: it is a fault of the
   // engine's own bookkeeping, reported by CheckInvariants, and the op fails
   // with a typed error instead of the process throwing or aborting.
-  if (const std::optional<BufferId> gone = MissingBuffer(cmd)) {
-    faults_.push_back(std::string(ToString(cmd.kind)) + " of model " + std::to_string(cmd.model) +
-                      " names buffer " + std::to_string(*gone) + ", which does not exist");
-    return 0;
-  }
-  Inflight f{cmd.kind, cmd.buffer, cmd.device_buffer, cmd.model};
-  switch (cmd.kind) {
-    case CommandKind::kAllocHost: {
-      BufferState& b = buffers_[cmd.buffer];
-      b.bytes = cmd.bytes;
-      b.owner = cmd.model;
-      b.staging = cmd.staging;
-      acct_.pageable_bytes += cmd.bytes;
-      if (cmd.staging) acct_.staging_bytes += cmd.bytes;
-      break;
-    }
-    case CommandKind::kMapFile: {
-      BufferState& b = buffers_[cmd.buffer];
-      b.bytes = cmd.bytes;
-      b.owner = cmd.model;
-      b.mapped = true;
-      acct_.mapped_bytes += cmd.bytes;
-      break;
-    }
-    case CommandKind::kAllocDevice: {
-      BufferState& b = buffers_[cmd.device_buffer];
-      b.bytes = cmd.bytes;
-      b.owner = cmd.model;
-      b.device = true;
-      b.activation = cmd.activation;
-      acct_.device_bytes += cmd.bytes;
-      if (b.activation) acct_.activation_bytes += cmd.bytes;
-      break;
-    }
-    case CommandKind::kPin: {
-      BufferState& b = buffers_.find(cmd.buffer)->second;
-      RESIDENCY_CHECK(!b.pinned && !b.device && !b.mapped);
-      b.pinned = true;
-      acct_.pageable_bytes -= b.bytes;
-      acct_.pinned_bytes += b.bytes;
-      ++b.inflight;
-      break;
-    }
-    case CommandKind::kUnpin: {
-      BufferState& b = buffers_.find(cmd.buffer)->second;
-      RESIDENCY_CHECK(b.pinned && b.inflight == 0);
-      b.pinned = false;
-      acct_.pinned_bytes -= b.bytes;
-      acct_.pageable_bytes += b.bytes;
-      break;
-    }
-    case CommandKind::kFreeHost:
-    case CommandKind::kUnmapFile: {
-      auto it = buffers_.find(cmd.buffer);
-      const BufferState& b = it->second;
-      RESIDENCY_CHECK_MSG(b.inflight == 0, "freeing a host buffer with a command in flight");
-      if (b.mapped) acct_.mapped_bytes -= b.bytes;
-      else if (b.pinned) acct_.pinned_bytes -= b.bytes;
-      else acct_.pageable_bytes -= b.bytes;
-      if (b.staging) acct_.staging_bytes -= b.bytes;
-      buffers_.erase(it);
-      break;
-    }
-    case CommandKind::kFreeDevice: {
-      auto it = buffers_.find(cmd.device_buffer);
-      const BufferState& b = it->second;
-      RESIDENCY_CHECK_MSG(b.inflight == 0, "freeing a device buffer with a command in flight");
-      acct_.device_bytes -= b.bytes;
-      if (b.activation) acct_.activation_bytes -= b.bytes;
-      buffers_.erase(it);
-      break;
-    }
-    case CommandKind::kPrefault:
-    case CommandKind::kReadFile:
-    case CommandKind::kSpillWrite:
-    case CommandKind::kSpillRead:
-      ++buffers_.find(cmd.buffer)->second.inflight;
-      break;
-    case CommandKind::kCopyToDevice:
-    case CommandKind::kCopyToHost:
-      ++buffers_.find(cmd.buffer)->second.inflight;
-      ++buffers_.find(cmd.device_buffer)->second.inflight;
-      break;
-    case CommandKind::kDropPageCache:
-    case CommandKind::kCompute:
-    case CommandKind::kRunFinalizer:
-      break;
-    case CommandKind::kAdoptHost:
-      buffers_.find(cmd.buffer)->second.owner = cmd.model;
-      break;
-  }
-  inflight_.emplace(cmd.id, f);
+  const BufferLedger::Issued issued = ledger_.Issue(cmd, route);
+  if (!issued.fault.empty()) faults_.push_back(issued.fault);
+  if (!issued.send) return 0;
+  inflight_.emplace(cmd.id, Inflight{cmd.kind, cmd.buffer, cmd.device_buffer, cmd.model});
   out.commands.push_back(std::move(cmd));
   return out.commands.back().id;
 }
@@ -385,32 +236,12 @@ void Engine::Complete(const Completion& completion, Outbox& out) {
   if (it == inflight_.end()) return;  // unknown or duplicate: ignored, never fatal
   const Inflight f = it->second;
   inflight_.erase(it);
-  auto release = [this](BufferId id) {
-    auto b = buffers_.find(id);
-    if (b != buffers_.end() && b->second.inflight > 0) --b->second.inflight;
-  };
-  switch (f.kind) {
-    case CommandKind::kPin:
-    case CommandKind::kPrefault:
-    case CommandKind::kReadFile:
-    case CommandKind::kSpillWrite:
-    case CommandKind::kSpillRead:
-      release(f.buffer);
-      break;
-    case CommandKind::kCopyToDevice:
-    case CommandKind::kCopyToHost:
-      release(f.buffer);
-      release(f.device_buffer);
-      break;
-    case CommandKind::kRunFinalizer:
-      if (ModelState* m = Find(f.model)) {
-        ++m->finalizer_runs;
-        out.notices.push_back({NoticeKind::kFinalized, f.model, Tier::kDisk,
-                               EvictReason::kDeleted, m->bytes});
-      }
-      break;
-    default:
-      break;
+  ledger_.Settle(f.kind, f.buffer, f.device_buffer);
+  if (f.kind == CommandKind::kRunFinalizer) {
+    if (ModelState* m = Find(f.model)) {
+      ++m->finalizer_runs;
+      out.notices.push_back({NoticeKind::kFinalized, f.model, Tier::kDisk, EvictReason::kDeleted, m->bytes});
+    }
   }
   if (task_) {
     Task& t = *task_;
@@ -471,42 +302,7 @@ std::vector<std::string> Engine::CheckInvariants() const {
   std::vector<std::string> v;
   for (const std::string& f : faults_) v.push_back("engine fault: " + f);
   auto num = [](Bytes b) { return std::to_string(b); };
-  // Counters never negative and equal to the sum of what is held.
-  Accounting sum;
-  for (const auto& [id, b] : buffers_) {
-    if (b.device) {
-      sum.device_bytes += b.bytes;
-      if (b.activation) sum.activation_bytes += b.bytes;
-    } else if (b.mapped) {
-      sum.mapped_bytes += b.bytes;
-    } else if (b.pinned) {
-      sum.pinned_bytes += b.bytes;
-    } else {
-      sum.pageable_bytes += b.bytes;
-    }
-    if (b.staging && !b.device) sum.staging_bytes += b.bytes;
-    if (b.inflight < 0) v.push_back("buffer " + std::to_string(id) + " has negative in-flight count");
-  }
-  auto drift = [&](const char* name, Bytes counter, Bytes held) {
-    if (counter < 0) v.push_back(std::string(name) + " counter is negative: " + num(counter));
-    if (counter != held)
-      v.push_back(std::string(name) + " counter " + num(counter) + " drifted from held " + num(held));
-  };
-  drift("pageable", acct_.pageable_bytes, sum.pageable_bytes);
-  drift("pinned", acct_.pinned_bytes, sum.pinned_bytes);
-  drift("device", acct_.device_bytes, sum.device_bytes);
-  drift("activation", acct_.activation_bytes, sum.activation_bytes);
-  drift("mapped", acct_.mapped_bytes, sum.mapped_bytes);
-  drift("staging", acct_.staging_bytes, sum.staging_bytes);
-  if (acct_.pinned_bytes > budgets_.pin_budget_bytes)
-    v.push_back("pinned " + num(acct_.pinned_bytes) + " exceeds pin budget " +
-                num(budgets_.pin_budget_bytes));
-  if (acct_.device_bytes > budgets_.device_limit_bytes)
-    v.push_back("device " + num(acct_.device_bytes) + " exceeds device limit " +
-                num(budgets_.device_limit_bytes));
-  const Bytes host = acct_.host_bytes() + (budgets_.unified ? acct_.device_bytes : 0);
-  if (host > budgets_.host_limit_bytes)
-    v.push_back("host " + num(host) + " exceeds host limit " + num(budgets_.host_limit_bytes));
+  for (std::string& problem : ledger_.Check(budgets_)) v.push_back(std::move(problem));
   if (Idle() && RamCacheBytes() > budgets_.ram_cache_bytes)
     v.push_back("RAM cache " + num(RamCacheBytes()) + " exceeds its budget " +
                 num(budgets_.ram_cache_bytes));

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/engine/buffer_ledger.h"
 #include "runtime/engine/commands.h"
 #include "runtime/engine/ops.h"
 #include "runtime/engine/policy.h"
@@ -27,20 +28,6 @@
 #include "runtime/engine/transfer_pipeline.h"
 
 namespace residency::engine {
-
-// Bytes the engine holds, by kind. Updated when a command is issued (an
-// allocation counts from the moment it is asked for, a free from the moment
-// it is issued), so the numbers are an upper bound of what executors hold.
-struct Accounting {
-  Bytes pageable_bytes = 0;    // host memory, not page-locked
-  Bytes pinned_bytes = 0;      // page-locked host memory (staging included)
-  Bytes staging_bytes = 0;     // of the two above, the staging ring
-  Bytes device_bytes = 0;      // device allocations (weights + activations)
-  Bytes activation_bytes = 0;  // of device_bytes, activations
-  Bytes mapped_bytes = 0;      // file mappings (page cache, not anonymous)
-  Bytes spilled_bytes = 0;     // dirty weights in scratch files
-  Bytes host_bytes() const { return pageable_bytes + pinned_bytes; }
-};
 
 struct FileEntry {
   std::string path;
@@ -86,7 +73,7 @@ class Engine {
   // What keeps the engine busy, for liveness reports.
   std::string DescribeOutstanding() const;
 
-  const Accounting& accounting() const { return acct_; }
+  const Accounting& accounting() const { return ledger_.totals(); }
   const Budgets& budgets() const { return budgets_; }
   const Policy& policy() const { return policy_; }
   const MachineLimits& machine() const { return machine_; }
@@ -99,16 +86,6 @@ class Engine {
   std::vector<std::string> CheckInvariants() const;
 
  private:
-  struct BufferState {
-    Bytes bytes = 0;
-    ModelId owner = 0;
-    bool device = false;
-    bool pinned = false;
-    bool staging = false;
-    bool mapped = false;
-    bool activation = false;
-    int inflight = 0;
-  };
   struct ModelState {
     std::string name;
     std::vector<FileId> files;
@@ -158,12 +135,6 @@ class Engine {
     // Engine; emplace() value-initializes it to false.
     bool cache_trimmed;
   };
-  // Allocations and frees decided but not yet issued (staged in a step).
-  struct Pending {
-    Bytes host_alloc = 0, host_free = 0;
-    Bytes device_alloc = 0, device_free = 0;
-    Bytes pin_alloc = 0, pin_free = 0;
-  };
   struct Inflight {
     CommandKind kind;
     BufferId buffer = 0;
@@ -177,15 +148,9 @@ class Engine {
   void Advance(Outbox& out);
   void StartTask(const Op& op);
   void FailTask(Status status, Outbox& out);
-  CommandId Issue(Command cmd, Outbox& out);
+  CommandId Issue(Command cmd, Outbox& out, BufferLedger::Route route = BufferLedger::Route::kStaged);
   void Then(std::function<Status(Outbox&)> fn);
   void Batch(std::vector<Command> batch);
-  void PendingDelta(const Command& cmd, int sign);
-  // A command staged in a batch holds its buffers until it is issued, so that
-  // nothing outside the op (host pressure) frees them first.
-  void StagedRefs(const Command& cmd, int sign);
-  bool HeldByStagedCommand(BufferId id) const { return staged_refs_.count(id) > 0; }
-  std::optional<BufferId> MissingBuffer(const Command& cmd) const;
   // A device copy smaller than the model streams the rest from a host copy;
   // without a complete one it cannot serve a compute.
   static bool Streamable(const ModelState& m) {
@@ -232,15 +197,35 @@ class Engine {
   // `same_pool`: bytes about to be allocated on the device, which on unified
   // memory come out of the same pool as the ring.
   Status EnsureStagingRing(Outbox& out, Bytes same_pool = 0);
-  std::vector<TransferChunk> FileWindows(const ModelState& m, ModelId id, Bytes window,
-                                         Bytes device_limit, BufferId device_buffer,
-                                         BufferId host_buffer, bool host_pinned, bool staging);
+  // How FileWindows cuts a model's files: chunks of `window` bytes, copied to
+  // the device below `device_limit` (model offset), read into `host_buffer`
+  // (kept as the host copy) or into staging-ring slots (`staging`: nothing
+  // past the device part is read).
+  struct WindowPlan {
+    Bytes window = 0;
+    Bytes device_limit = 0;
+    BufferId device_buffer = 0;
+    BufferId host_buffer = 0;
+    bool host_pinned = false;
+    bool staging = false;
+  };
+  std::vector<TransferChunk> FileWindows(const ModelState& m, ModelId id, const WindowPlan& plan);
+  // The threaded loader's pipeline: the policy's read threads and read size,
+  // two copies in flight.
+  PipelineLimits ThreadedLimits() const {
+    return {.reads_in_flight_max = policy_.read_threads,
+            .copies_in_flight_max = 2,
+            .read_bytes_max = policy_.chunk_bytes,
+            .serial = false};
+  }
   // Copy-only chunks of `window` bytes over [begin, end) of m's host copy.
-  // The device side starts at `begin` (same layout) unless `device_at_zero`
-  // (a streaming window reused for every chunk).
-  std::vector<TransferChunk> HostDeviceChunks(const ModelState& m, ModelId id, Bytes begin,
-                                              Bytes end, Bytes window, BufferId device_buffer,
-                                              bool device_at_zero, bool to_device) const;
+  // The device side starts at `begin` (same layout), or at zero (a streaming
+  // window reused for every chunk).
+  enum class DeviceSide { kSameOffsets, kAtZero };
+  enum class Direction { kToDevice, kToHost };
+  std::vector<TransferChunk> HostDeviceChunks(const ModelState& m, ModelId id, Bytes begin, Bytes end, Bytes window,
+                                              BufferId device_buffer, DeviceSide device_side,
+                                              Direction direction) const;
   // The command that releases m's host copy (a free, or an unmap for a mapping).
   Command FreeHostCommand(const ModelState& m, ModelId id) const;
   bool HoldsMapping() const;
@@ -265,16 +250,12 @@ class Engine {
   MachineLimits machine_;
   Policy policy_;
   Budgets budgets_;
-  Accounting acct_;
-  Pending pending_;
+  BufferLedger ledger_;  // buffers, staged bytes, in-flight counts, their counters
   std::vector<FileEntry> files_;
   std::map<std::string, FileId> file_index_;
   std::map<ModelId, ModelState> models_;
-  std::map<BufferId, BufferState> buffers_;
   std::map<CommandId, Inflight> inflight_;
-  std::map<BufferId, int> staged_refs_;  // commands staged, not yet issued
-  std::vector<std::string> faults_;      // commands refused: own bookkeeping broke
-  std::set<BufferId> never_allocated_;   // allocations a failed op discarded unissued
+  std::vector<std::string> faults_;  // commands refused: own bookkeeping broke
   StagingRing ring_;
   bool ring_planned_ = false;
   std::deque<Op> queue_;

@@ -6,9 +6,7 @@
 #include "runtime/engine/engine.h"
 
 namespace residency::engine {
-Bytes Engine::DeviceHeld() const {
-  return acct_.device_bytes + pending_.device_alloc - pending_.device_free;
-}
+Bytes Engine::DeviceHeld() const { return ledger_.DeviceHeld(); }
 
 Bytes Engine::DeviceFree() const {
   Bytes free = budgets_.device_limit_bytes - DeviceHeld();
@@ -17,7 +15,7 @@ Bytes Engine::DeviceFree() const {
 }
 
 Bytes Engine::HostFree() const {
-  Bytes held = acct_.host_bytes() + pending_.host_alloc - pending_.host_free;
+  Bytes held = ledger_.HostHeld();
   if (budgets_.unified) held += DeviceHeld();
   return budgets_.host_limit_bytes - held;
 }
@@ -116,17 +114,16 @@ Status Engine::MakeHostRoom(Bytes needed, const std::vector<ModelId>& protect, O
     chosen.push_back(id);
   }
   if (free + gain < needed)
-    return ResourceExhausted("working set needs " + FormatMiB(needed) + " of host memory; " +
-                             FormatMiB(free + gain) + " obtainable (host limit " +
-                             FormatMiB(budgets_.host_limit_bytes) + ", pinned " +
-                             FormatMiB(acct_.pinned_bytes) + ", pageable " +
-                             FormatMiB(acct_.pageable_bytes) + ")");
+    return ResourceExhausted("working set needs " + FormatMiB(needed) + " of host memory; " + FormatMiB(free + gain) +
+                             " obtainable (host limit " + FormatMiB(budgets_.host_limit_bytes) + ", pinned " +
+                             FormatMiB(ledger_.totals().pinned_bytes) + ", pageable " +
+                             FormatMiB(ledger_.totals().pageable_bytes) + ")");
   for (ModelId id : chosen) EvictHost(id, EvictReason::kHostPressure, out);
   return Status::Ok();
 }
 
 bool Engine::PinRoom(Bytes needed, const std::vector<ModelId>& protect, Outbox& out) {
-  auto pinned = [this] { return acct_.pinned_bytes + pending_.pin_alloc - pending_.pin_free; };
+  auto pinned = [this] { return ledger_.PinnedHeld(); };
   if (pinned() + needed <= budgets_.pin_budget_bytes) return true;
   if (needed > budgets_.pin_budget_bytes) return false;
   // Priority: staging > pins of active models > pins of inactive models.
@@ -183,9 +180,9 @@ void Engine::EvictDevice(ModelId id, EvictReason reason, Outbox& out) {
     // Patched weights cannot be re-read from the file: keep them if we can.
     if (KeepsHostCopies(policy_.eviction) && m.host_buffer && !m.host_mapped &&
         m.host_bytes == m.bytes) {
-      Pipe(HostDeviceChunks(m, id, 0, m.bytes, policy_.staging_bytes, m.device_buffer, false,
-                            false),
-           {1, 2, policy_.staging_bytes, false});
+      Pipe(HostDeviceChunks(m, id, 0, m.bytes, policy_.staging_bytes, m.device_buffer, DeviceSide::kSameOffsets,
+                            Direction::kToHost),
+           {.reads_in_flight_max = 1, .copies_in_flight_max = 2, .read_bytes_max = policy_.staging_bytes});
       m.host_valid = true;
       m.host_dirty = true;
     } else if (m.spilled) {
@@ -208,9 +205,10 @@ void Engine::EvictDevice(ModelId id, EvictReason reason, Outbox& out) {
         chunks.push_back(c);
         off += c.bytes;
       }
-      Pipe(std::move(chunks), {1, 2, ring_.slot_bytes(), false});
+      Pipe(std::move(chunks),
+           {.reads_in_flight_max = 1, .copies_in_flight_max = 2, .read_bytes_max = ring_.slot_bytes()});
       m.spilled = true;
-      acct_.spilled_bytes += m.bytes;
+      ledger_.AddSpilled(m.bytes);
       ForgetSpillOnFail(id);
       Note(out, NoticeKind::kSpilled, id, Tier::kDisk, reason, m.bytes);
     }
@@ -235,7 +233,7 @@ void Engine::ForgetSpillOnFail(ModelId id) {
     ModelState* m = Find(id);
     if (!m || !m->spilled) return;
     m->spilled = false;
-    acct_.spilled_bytes -= m->bytes;
+    ledger_.AddSpilled(-m->bytes);
   });
 }
 
@@ -251,9 +249,9 @@ void Engine::EvictHost(ModelId id, EvictReason reason, Outbox& out) {
     c.host_pinned = m.host_pinned;
     c.has_write = true;
     c.write_file = SpillFile(id);
-    Pipe({c}, {1, 1, m.host_bytes, false});
+    Pipe({c}, {.reads_in_flight_max = 1, .copies_in_flight_max = 1, .read_bytes_max = m.host_bytes});
     m.spilled = true;
-    acct_.spilled_bytes += m.bytes;
+    ledger_.AddSpilled(m.bytes);
     ForgetSpillOnFail(id);
     Note(out, NoticeKind::kSpilled, id, Tier::kDisk, reason, m.bytes);
   }
@@ -279,19 +277,17 @@ void Engine::HostPressure(Bytes bytes, Outbox& out) {
     // Only complete copies go: one still being built may have steps queued
     // behind its allocation (prefault, pin) that would land on a freed buffer.
     if (!m.host_valid) continue;
-    // A buffer with a command in flight (or not yet allocated) is never freed.
-    auto b = buffers_.find(m.host_buffer);
-    if (b == buffers_.end() || b->second.inflight > 0) continue;
-    // Nor one a staged command of the running op still acts on (an unpin that
-    // a pin-room squeeze staged: found by the property tests with seed 6).
-    if (HeldByStagedCommand(m.host_buffer)) continue;
+    // A buffer with a command in flight (or not yet allocated) is never
+    // freed, nor one a staged command of the running op still acts on (an
+    // unpin that a pin-room squeeze staged: found by the property tests with
+    // seed 6).
+    if (ledger_.Busy(m.host_buffer)) continue;
     if (task_ && (task_->op.model == id || task_->op.patch_model == id ||
                   std::find(task_->op.models.begin(), task_->op.models.end(), id) != task_->op.models.end()))
       continue;
     gain += m.host_bytes;
     const Command c = FreeHostCommand(m, id);  // an unmap for a held mapping
-    PendingDelta(c, +1);
-    Issue(c, out);
+    Issue(c, out, BufferLedger::Route::kDirect);
     Note(out, NoticeKind::kEvicted, id, m.host_pinned ? Tier::kPinned : Tier::kHost,
          EvictReason::kHostPressure, m.host_bytes);
     m.host_buffer = 0;

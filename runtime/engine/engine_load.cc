@@ -18,10 +18,9 @@ bool Engine::WantsHostCopy(const ModelState& m) const {
   return KeepsHostCopies(policy_.eviction);
 }
 
-std::vector<TransferChunk> Engine::HostDeviceChunks(const ModelState& m, ModelId id, Bytes begin,
-                                                    Bytes end, Bytes window,
-                                                    BufferId device_buffer, bool device_at_zero,
-                                                    bool to_device) const {
+std::vector<TransferChunk> Engine::HostDeviceChunks(const ModelState& m, ModelId id, Bytes begin, Bytes end,
+                                                    Bytes window, BufferId device_buffer, DeviceSide device_side,
+                                                    Direction direction) const {
   std::vector<TransferChunk> chunks;
   for (Bytes off = begin; off < end;) {
     TransferChunk c;
@@ -31,9 +30,9 @@ std::vector<TransferChunk> Engine::HostDeviceChunks(const ModelState& m, ModelId
     c.host_offset = off;
     c.host_pinned = m.host_pinned;
     c.has_copy = true;
-    c.to_device = to_device;
+    c.to_device = direction == Direction::kToDevice;
     c.device_buffer = device_buffer;
-    c.device_offset = device_at_zero ? 0 : off;
+    c.device_offset = device_side == DeviceSide::kAtZero ? 0 : off;
     chunks.push_back(c);
     off += c.bytes;
   }
@@ -103,20 +102,17 @@ Status Engine::EnsureStagingRing(Outbox& out, Bytes same_pool) {
   return Status::Ok();
 }
 
-std::vector<TransferChunk> Engine::FileWindows(const ModelState& m, ModelId id, Bytes window,
-                                               Bytes device_limit, BufferId device_buffer,
-                                               BufferId host_buffer, bool host_pinned,
-                                               bool staging) {
+std::vector<TransferChunk> Engine::FileWindows(const ModelState& m, ModelId id, const WindowPlan& plan) {
   std::vector<TransferChunk> chunks;
   const ReadMode mode = policy_.direct_io ? ReadMode::kDirect : ReadMode::kBuffered;
   Bytes model_offset = 0;
   for (FileId file : m.files) {
     const Bytes file_bytes = files_[file].bytes;
     for (Bytes off = 0; off < file_bytes;) {
-      Bytes len = std::min(window, file_bytes - off);
+      Bytes len = std::min(plan.window, file_bytes - off);
       const Bytes mo = model_offset + off;
-      if (mo < device_limit) len = std::min(len, device_limit - mo);  // split at the limit
-      if (staging && mo >= device_limit) break;  // nothing to keep beyond the device part
+      if (mo < plan.device_limit) len = std::min(len, plan.device_limit - mo);  // split at the limit
+      if (plan.staging && mo >= plan.device_limit) break;  // nothing to keep beyond the device part
       TransferChunk c;
       c.model = id;
       c.bytes = len;
@@ -124,12 +120,12 @@ std::vector<TransferChunk> Engine::FileWindows(const ModelState& m, ModelId id, 
       c.file = file;
       c.file_offset = off;
       c.read_mode = mode;
-      c.host_buffer = host_buffer;
+      c.host_buffer = plan.host_buffer;
       c.host_offset = mo;
-      c.host_pinned = host_pinned;
-      c.staging = staging;
-      c.has_copy = mo < device_limit;
-      c.device_buffer = device_buffer;
+      c.host_pinned = plan.host_pinned;
+      c.staging = plan.staging;
+      c.has_copy = mo < plan.device_limit;
+      c.device_buffer = plan.device_buffer;
       c.device_offset = mo;
       chunks.push_back(c);
       off += len;
@@ -241,10 +237,13 @@ Status Engine::PlanFromFile(ModelId id, bool keep_host, Outbox& out) {
   ModelState& m = *Find(id);
   const Bytes target = m.device_target;
   if (policy_.loader == LoaderKind::kThreadedPinned) {
-    PipelineLimits limits{policy_.read_threads, 2, policy_.chunk_bytes, false};
     if (!keep_host) {
-      Pipe(FileWindows(m, id, ring_.slot_bytes(), target, m.device_buffer, 0, false, true),
-           limits);
+      Pipe(FileWindows(m, id,
+                       {.window = ring_.slot_bytes(),
+                        .device_limit = target,
+                        .device_buffer = m.device_buffer,
+                        .staging = true}),
+           ThreadedLimits());
       return Status::Ok();
     }
     const bool pin = PinRoom(m.bytes, {id}, out);
@@ -254,9 +253,13 @@ Status Engine::PlanFromFile(ModelId id, bool keep_host, Outbox& out) {
     m.host_pinned = pin;
     m.host_mapped = false;
     m.host_valid = false;
-    Pipe(FileWindows(m, id, policy_.staging_bytes, target, m.device_buffer, m.host_buffer, pin,
-                     false),
-         limits);
+    Pipe(FileWindows(m, id,
+                     {.window = policy_.staging_bytes,
+                      .device_limit = target,
+                      .device_buffer = m.device_buffer,
+                      .host_buffer = m.host_buffer,
+                      .host_pinned = pin}),
+         ThreadedLimits());
     return Status::Ok();
   }
   // Per-tensor loaders: one read per tensor, then its copy, one at a time.
@@ -306,15 +309,18 @@ Status Engine::PlanFromFile(ModelId id, bool keep_host, Outbox& out) {
     }
     model_offset += files_[m.files[f]].bytes;
   }
-  Pipe(std::move(chunks), {1, 1, std::numeric_limits<Bytes>::max(), true});
+  Pipe(std::move(chunks), {.reads_in_flight_max = 1,
+                           .copies_in_flight_max = 1,
+                           .read_bytes_max = std::numeric_limits<Bytes>::max(),
+                           .serial = true});
   return Status::Ok();
 }
 
 void Engine::PlanFromHost(ModelId id) {
   const ModelState& m = *Find(id);
-  Pipe(HostDeviceChunks(m, id, 0, m.device_target, policy_.staging_bytes, m.device_buffer, false,
-                        true),
-       {1, 2, policy_.staging_bytes, false});
+  Pipe(HostDeviceChunks(m, id, 0, m.device_target, policy_.staging_bytes, m.device_buffer, DeviceSide::kSameOffsets,
+                        Direction::kToDevice),
+       {.reads_in_flight_max = 1, .copies_in_flight_max = 2, .read_bytes_max = policy_.staging_bytes});
 }
 
 FileId Engine::SpillFile(ModelId id) {
@@ -347,11 +353,10 @@ Status Engine::PlanFromSpill(ModelId id, Outbox& out) {
   whole.host_buffer = m.host_buffer;
   chunks.push_back(whole);
   // Copies wait for the whole read: the pipeline issues copies in chunk order.
-  for (const TransferChunk& c : HostDeviceChunks(m, id, 0, m.device_target,
-                                                 policy_.staging_bytes, m.device_buffer, false,
-                                                 true))
+  for (const TransferChunk& c : HostDeviceChunks(m, id, 0, m.device_target, policy_.staging_bytes, m.device_buffer,
+                                                 DeviceSide::kSameOffsets, Direction::kToDevice))
     chunks.push_back(c);
-  Pipe(std::move(chunks), {1, 2, m.bytes, false});
+  Pipe(std::move(chunks), {.reads_in_flight_max = 1, .copies_in_flight_max = 2, .read_bytes_max = m.bytes});
   Then([this, id](Outbox&) {
     ModelState& mm = *Find(id);
     // The scratch copy stays valid until a new patch makes it stale, so a
@@ -375,13 +380,16 @@ Status Engine::PlanPatchApply(ModelId id, Outbox& out) {
   for (ModelId p : m.patches) {
     const ModelState& patch = *Find(p);
     // Patch bytes land in the device copy they modify (offset 0 onward, wrapping).
-    for (TransferChunk c : FileWindows(patch, id, window, std::numeric_limits<Bytes>::max(),
-                                       m.device_buffer, 0, false, true)) {
+    for (TransferChunk c : FileWindows(patch, id,
+                                       {.window = window,
+                                       .device_limit = std::numeric_limits<Bytes>::max(),
+                                       .device_buffer = m.device_buffer,
+                                       .staging = true})) {
       c.device_offset = c.device_offset % std::max<Bytes>(1, m.device_bytes - c.bytes + 1);
       chunks.push_back(c);
     }
   }
-  Pipe(std::move(chunks), {policy_.read_threads, 2, policy_.chunk_bytes, false});
+  Pipe(std::move(chunks), ThreadedLimits());
   // Patch files fill the page cache like any read; on unified memory it must
   // go (found by the property tests; traces/regressions/unified-patch-page-cache).
   if (policy_.drop_page_cache_after_load || budgets_.unified) {
@@ -429,11 +437,15 @@ void Engine::PlanStream(const ModelState& m, ModelId id, BufferId stream_buffer,
       }
       model_offset += file_bytes;
     }
-    Pipe(std::move(chunks), {1, 1, std::numeric_limits<Bytes>::max(), true});
+    Pipe(std::move(chunks), {.reads_in_flight_max = 1,
+                             .copies_in_flight_max = 1,
+                             .read_bytes_max = std::numeric_limits<Bytes>::max(),
+                             .serial = true});
     return;
   }
-  Pipe(HostDeviceChunks(m, id, m.device_bytes, m.bytes, window, stream_buffer, true, true),
-       {1, 1, window, false});
+  Pipe(HostDeviceChunks(m, id, m.device_bytes, m.bytes, window, stream_buffer, DeviceSide::kAtZero,
+                        Direction::kToDevice),
+       {.reads_in_flight_max = 1, .copies_in_flight_max = 1, .read_bytes_max = window});
 }
 
 Status Engine::FinishLoad(ModelId id, Outbox& out) {

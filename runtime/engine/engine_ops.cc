@@ -327,7 +327,7 @@ void Engine::MaybeFinalize(ModelId id) {
     frees.push_back(c);
   }
   if (m.host_buffer) frees.push_back(FreeHostCommand(m, id));
-  if (m.spilled) acct_.spilled_bytes -= m.bytes;
+  if (m.spilled) ledger_.AddSpilled(-m.bytes);
   m.device_buffer = 0;
   m.device_bytes = 0;
   m.device_valid = m.device_dirty = false;
@@ -357,7 +357,7 @@ Status Engine::DoPatch(const Op& op, Outbox& out) {
   if (m->host_dirty) EvictHost(op.model, EvictReason::kNotCached, out);
   if (m->spilled) {
     m->spilled = false;
-    acct_.spilled_bytes -= m->bytes;
+    ledger_.AddSpilled(-m->bytes);
   }
   if (m->device_valid) {
     RESIDENCY_RETURN_IF_ERROR(PlanPatchApply(op.model, out));
