@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "runtime/engine/commands.h"
+#include "runtime/engine/run_tally.h"
 #include "runtime/engine/types.h"
 
 namespace residency::sim {
@@ -54,10 +55,7 @@ struct OomReport {
   std::vector<std::string> holders;  // "who held what" at the moment of death
 };
 
-struct EvictionStat {
-  std::int64_t count = 0;
-  Bytes bytes = 0;
-};
+using engine::EvictionStat;
 
 struct SimResult {
   std::string trace;
@@ -68,21 +66,10 @@ struct SimResult {
   std::uint64_t seed = 0;
   Nanos makespan_ns = 0;
   Nanos load_ns = 0;
-  Bytes disk_read_bytes = 0;
-  Bytes page_cache_read_bytes = 0;
-  Bytes h2d_bytes = 0;
-  Bytes d2h_bytes = 0;
-  Bytes spill_write_bytes = 0;
-  std::int64_t ram_cache_hits = 0;
-  std::int64_t device_hits = 0;
-  std::int64_t disk_loads = 0;        // loads that read some bytes from the disk
-  std::int64_t page_cache_loads = 0;  // loads whose file reads all hit the page cache
-  std::int64_t spill_loads = 0;
-  std::int64_t pin_fallbacks = 0;
-  std::int64_t finalizers = 0;
-  Bytes peak_host_bytes = 0;  // pageable + pinned
-  Bytes peak_pinned_bytes = 0;
-  Bytes peak_device_bytes = 0;
+  // Hits, loads, evictions, notices, failed ops, command times, budgets,
+  // bytes moved and the host, pinned and device peaks: one tally, as a real
+  // run keeps it.
+  engine::RunTally tally;
   Bytes peak_page_cache_bytes = 0;
   // Pageable + pinned + page cache at one instant: all the RAM a run takes,
   // however it holds its weights (mmap'd weights are page cache, not host).
@@ -91,15 +78,11 @@ struct SimResult {
   Bytes peak_unified_bytes = 0;  // unified: host + device out of the one pool (page cache apart)
   OomReport oom;
   std::vector<std::string> violations;
-  std::vector<std::string> failed_ops;
-  std::map<std::string, EvictionStat> evictions;  // "tier/reason"
-  engine::CommandTimesByPrompt command_times;
   std::vector<PromptTiming> prompts;
   std::uint64_t event_log_hash = 0;
   // engine::AppendDecisions lines, when SimOptions::record_decisions.
   std::vector<std::string> decisions;
   std::uint64_t events = 0;    // simulator events processed
-  std::uint64_t commands = 0;  // engine commands executed
   std::vector<TierSample> samples;
   std::vector<Slice> slices;
   std::vector<std::string> event_log;  // only with SimOptions::keep_event_log

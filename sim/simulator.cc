@@ -59,6 +59,7 @@ class Simulator {
     result_.trace = w.name;
     result_.profile = p.name;
     result_.policy = policy.name;
+    result_.tally.budgets = engine_->budgets();
     result_.seed = o.seed;
     result_.unified = p.unified;
     result_.ram_bytes = p.ram_bytes;
@@ -144,6 +145,7 @@ SimResult Simulator::Run() {
       const Bytes bytes = pressure_;
       pressure_ = 0;
       log_.Pressure(now_, bytes);
+      ++result_.tally.host_pressure_signals;
       engine_->HostPressure(bytes, out);
       Drain(out);
       continue;
@@ -193,7 +195,7 @@ SimResult Simulator::Run() {
         if (it == pending_.end()) break;
         const Command cmd = it->second.cmd;
         timeline_.CommandDone(cmd, it->second.start, now_);
-        engine::AddCommandTime(result_.command_times[it->second.prompt], cmd, now_ - it->second.start);
+        engine::AddCommandTime(result_.tally.command_times[it->second.prompt], cmd, now_ - it->second.start);
         pending_.erase(it);
         log_.Completion(now_, cmd.id);
         const bool fail = options_.fail_permille > 0 && engine::CanFail(cmd.kind) &&
@@ -244,33 +246,18 @@ void Simulator::Drain(Outbox& out) {
 
 void Simulator::Observe(const Outbox& out) {
   if (options_.record_decisions) engine::AppendDecisions(out, result_.decisions);
+  result_.tally.Observe(out);
   for (const Notice& n : out.notices) {
     log_.NoticeLine(now_, n);
     timeline_.Notice(now_, n);
     switch (n.kind) {
-      case NoticeKind::kEvicted: {
-        EvictionStat& s = result_.evictions[std::string(engine::ToString(n.tier)) + "/" +
-                                            std::string(engine::ToString(n.reason))];
-        ++s.count;
-        s.bytes += n.bytes;
-        break;
-      }
-      case NoticeKind::kRamCacheHit: ++result_.ram_cache_hits; break;
-      case NoticeKind::kDeviceHit: ++result_.device_hits; break;
       case NoticeKind::kDiskLoad:
-        ++result_.disk_loads;
         load_cold_bytes_[n.model] = 0;  // sorted into disk or page cache when it ends
         break;
-      case NoticeKind::kSpillLoad: ++result_.spill_loads; break;
-      case NoticeKind::kPinFallback: ++result_.pin_fallbacks; break;
-      case NoticeKind::kFinalized: ++result_.finalizers; break;
       case NoticeKind::kLoadStarted: load_begin_[n.model] = now_; break;
       case NoticeKind::kLoadFinished: {
         if (auto cold = load_cold_bytes_.find(n.model); cold != load_cold_bytes_.end()) {
-          if (cold->second == 0) {
-            --result_.disk_loads;
-            ++result_.page_cache_loads;
-          }
+          if (cold->second == 0) result_.tally.ServedByPageCache();
           load_cold_bytes_.erase(cold);
         }
         auto it = load_begin_.find(n.model);
@@ -287,9 +274,6 @@ void Simulator::Observe(const Outbox& out) {
     log_.OpFinished(now_, r);
     const engine::Op& op = *ops_by_id_.at(r.op);
     if (!r.status.ok()) {
-      result_.failed_ops.push_back("op " + std::to_string(op.id) + " (" +
-                                   std::string(engine::ToString(op.kind)) + "): " +
-                                   r.status.ToString());
       // The load that failed never finishes; its open span is dropped.
       load_begin_.erase(op.model);
       timeline_.LoadFailed(op.model);
@@ -396,10 +380,10 @@ void Simulator::ExecuteRead(const Command& cmd) {
       StartActivity(cmd.id, s, 0);
     }
   }
-  result_.disk_read_bytes += cold;
+  result_.tally.disk_read_bytes += cold;
   if (!result_.prompts.empty()) result_.prompts.back().disk_read_bytes += cold;
   if (auto load = load_cold_bytes_.find(cmd.model); load != load_cold_bytes_.end()) load->second += cold;
-  result_.page_cache_read_bytes += cached;
+  result_.tally.page_cache_read_bytes += cached;
   if (!direct) {
     cache.Insert(cmd.file, file.bytes, cmd.file_offset, cmd.bytes, memory_.PageCacheLimit());
   }
@@ -430,12 +414,12 @@ void Simulator::ExecuteCopy(const Command& cmd) {
     if (profile_.device_copies_on_cpu)  // the host device: every copy is a memcpy on a core
       s.weight[kCpu] = 1.0 / static_cast<double>(profile_.memcpy_bytes_per_second_per_thread);
   }
-  (h2d ? result_.h2d_bytes : result_.d2h_bytes) += cmd.bytes;
+  (h2d ? result_.tally.h2d_bytes : result_.tally.d2h_bytes) += cmd.bytes;
   StartActivity(cmd.id, s, 0);
 }
 
 void Simulator::Execute(const Command& cmd) {
-  ++result_.commands;
+  ++result_.tally.commands;
   log_.Issue(now_, cmd);
   pending_[cmd.id] = {cmd, 0, now_, result_.prompts.empty() ? 0 : result_.prompts.back().prompt};
   switch (cmd.kind) {
@@ -508,8 +492,8 @@ void Simulator::Execute(const Command& cmd) {
                                                        ? profile_.disk_write_bytes_per_second
                                                        : profile_.DiskReadBytesPerSecond(1));
       s.weight[kDisk] = 1;
-      if (cmd.kind == CommandKind::kSpillWrite) result_.spill_write_bytes += cmd.bytes;
-      else result_.disk_read_bytes += cmd.bytes;
+      if (cmd.kind == CommandKind::kSpillWrite) result_.tally.spill_write_bytes += cmd.bytes;
+      else result_.tally.disk_read_bytes += cmd.bytes;
       StartActivity(cmd.id, s, profile_.disk_read_latency_ns);
           break;
     }
@@ -565,9 +549,9 @@ void Simulator::AfterMemoryChange() {
     return;
   }
   const Bytes host = memory_.pageable() + memory_.pinned();
-  result_.peak_host_bytes = std::max(result_.peak_host_bytes, host);
-  result_.peak_pinned_bytes = std::max(result_.peak_pinned_bytes, memory_.pinned());
-  result_.peak_device_bytes = std::max(result_.peak_device_bytes, memory_.device());
+  result_.tally.peak_host_bytes = std::max(result_.tally.peak_host_bytes, host);
+  result_.tally.peak_pinned_bytes = std::max(result_.tally.peak_pinned_bytes, memory_.pinned());
+  result_.tally.peak_device_bytes = std::max(result_.tally.peak_device_bytes, memory_.device());
   result_.peak_page_cache_bytes =
       std::max(result_.peak_page_cache_bytes, memory_.page_cache().total());
   result_.peak_ram_bytes = std::max(result_.peak_ram_bytes, host + memory_.page_cache().total());

@@ -90,12 +90,15 @@ TEST_P(Differential, RealRunMakesTheSimulatorsDecisions) {
   options.models_dir = dir.path();
   options.time_scale = 0.1;
   options.record_timeline = true;  // recorded from the worker threads too (TSan runs this)
+  // Plenty of free RAM, whatever this machine has: the simulated machine
+  // sends no host pressure either, so the decisions must match.
+  options.available_memory = [] { return std::int64_t{1} << 40; };
   auto real = executor::RunWorkload(w, profile.Limits(), policy, *dev, options);
   ASSERT_TRUE(real.ok()) << real.status().message();
   // The timeline's record: every command once, in completion order, inside
   // the run; the memory tracks reach the executor's own peaks.
   const executor::RunTimeline& tl = real->timeline;
-  EXPECT_EQ(tl.commands.size(), real->commands);
+  EXPECT_EQ(tl.commands.size(), real->tally.commands);
   std::int64_t last_end = 0;
   for (const auto& c : tl.commands) {
     EXPECT_LE(c.start_ns, c.end_ns);
@@ -111,27 +114,44 @@ TEST_P(Differential, RealRunMakesTheSimulatorsDecisions) {
     device_peak = std::max(device_peak, m.device_bytes);
     pinned_peak = std::max(pinned_peak, m.pinned_bytes);
   }
-  EXPECT_EQ(device_peak, real->peak_device_bytes);
-  EXPECT_EQ(pinned_peak, real->peak_pinned_bytes);
-  const auto notices = std::count_if(real->decisions.begin(), real->decisions.end(),
-                                     [](const std::string& d) { return d.rfind("notice ", 0) == 0; });
-  EXPECT_EQ(static_cast<std::ptrdiff_t>(tl.notices.size()), notices);
+  EXPECT_EQ(device_peak, real->tally.peak_device_bytes);
+  EXPECT_EQ(pinned_peak, real->tally.peak_pinned_bytes);
+  std::int64_t notices = 0;
+  for (const auto& [kind, n] : real->tally.notices) notices += n;
+  EXPECT_EQ(static_cast<std::int64_t>(tl.notices.size()), notices);
+  // One tally on both sides: the same notices by kind, hits, evictions by
+  // tier and reason, and budgets.
+  EXPECT_EQ(real->tally.notices, simulated->tally.notices);
+  EXPECT_EQ(real->tally.ram_cache_hits, simulated->tally.ram_cache_hits);
+  EXPECT_EQ(real->tally.device_hits, simulated->tally.device_hits);
+  EXPECT_EQ(real->tally.spill_loads, simulated->tally.spill_loads);
+  EXPECT_EQ(real->tally.disk_loads, simulated->tally.disk_loads + simulated->tally.page_cache_loads)
+      << "the real side cannot tell a page-cache read from a disk read";
+  ASSERT_EQ(real->tally.evictions.size(), simulated->tally.evictions.size());
+  for (const auto& [key, e] : simulated->tally.evictions) {
+    EXPECT_EQ(real->tally.evictions.at(key).count, e.count) << key;
+    EXPECT_EQ(real->tally.evictions.at(key).bytes, e.bytes) << key;
+  }
+  EXPECT_EQ(real->tally.budgets.host_limit_bytes, simulated->tally.budgets.host_limit_bytes);
+  EXPECT_EQ(real->tally.budgets.pin_budget_bytes, simulated->tally.budgets.pin_budget_bytes);
+  EXPECT_EQ(real->tally.budgets.device_limit_bytes, simulated->tally.budgets.device_limit_bytes);
+  EXPECT_EQ(real->tally.host_pressure_signals, 0);
   EXPECT_TRUE(real->violations.empty()) << real->violations.front();
-  EXPECT_EQ(real->failed_ops, simulated->failed_ops);
+  EXPECT_EQ(real->tally.failed_ops, simulated->tally.failed_ops);
   EXPECT_EQ(real->decisions, simulated->decisions) << FirstDivergence(simulated->decisions, real->decisions);
   // Every byte is accounted: the executor's own peaks equal the simulator's.
-  EXPECT_EQ(static_cast<engine::Bytes>(real->peak_device_bytes), simulated->peak_device_bytes);
-  EXPECT_EQ(static_cast<engine::Bytes>(real->peak_pinned_bytes), simulated->peak_pinned_bytes);
-  EXPECT_EQ(static_cast<engine::Bytes>(real->peak_host_bytes), simulated->peak_host_bytes);
-  EXPECT_GT(real->read_bytes, 0u);
+  EXPECT_EQ(static_cast<engine::Bytes>(real->tally.peak_device_bytes), simulated->tally.peak_device_bytes);
+  EXPECT_EQ(static_cast<engine::Bytes>(real->tally.peak_pinned_bytes), simulated->tally.peak_pinned_bytes);
+  EXPECT_EQ(static_cast<engine::Bytes>(real->tally.peak_host_bytes), simulated->tally.peak_host_bytes);
+  EXPECT_GT(real->tally.disk_read_bytes, 0u);
   // The same commands, attributed to the same prompts, on both sides.
-  const auto counts = CommandCounts(real->command_times);
-  EXPECT_EQ(counts, CommandCounts(simulated->command_times));
+  const auto counts = CommandCounts(real->tally.command_times);
+  EXPECT_EQ(counts, CommandCounts(simulated->tally.command_times));
   std::int64_t total = 0;
   for (const auto& [key, c] : counts) total += c.first;
-  EXPECT_EQ(static_cast<std::uint64_t>(total), real->commands);
+  EXPECT_EQ(static_cast<std::uint64_t>(total), real->tally.commands);
   EXPECT_GT(counts.size(), 4u) << "commands from several prompts and kinds";
-  EXPECT_EQ(real->finalizers, 1) << "model b is deleted once";
+  EXPECT_EQ(real->tally.finalizers, 1) << "model b is deleted once";
   EXPECT_EQ(dev->used_bytes(), 0u) << "device memory left behind";
 }
 
@@ -143,6 +163,39 @@ INSTANTIATE_TEST_SUITE_P(Policies, Differential,
                            std::replace(n.begin(), n.end(), '-', '_');
                            return n;
                          });
+
+// Free RAM below the policy's headroom reaches the engine from a real run as
+// from a simulated one: cached host copies go, named as host pressure.
+TEST(RealExecutor, LowFreeMemoryTellsTheEngineAndCachedCopiesGo) {
+  const engine::Workload w = TinyWorkload();
+  ScratchDir dir("pressure");
+  testing::WriteModelFiles(w, dir);
+  if (::testing::Test::HasFatalFailure()) return;
+  auto dev = device::MakeHostDevice(64 << 20);
+  executor::RunOptions options;
+  options.models_dir = dir.path();
+  options.time_scale = 0;
+  int asked = 0;
+  options.available_memory = [&asked] {
+    ++asked;
+    return std::int64_t{16} << 20;  // 16 MiB free: below the 256 MiB headroom
+  };
+  auto r = executor::RunWorkload(w, SmallProfile().Limits(), SmallPolicy("ram-lru"), *dev, options);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_GT(asked, 0);
+  EXPECT_GT(r->tally.host_pressure_signals, 0);
+  std::int64_t by_pressure = 0;
+  for (const auto& [key, e] : r->tally.evictions)
+    if (key.find("host-pressure") != std::string::npos) by_pressure += e.count;
+  EXPECT_GT(by_pressure, 0) << "a cached host copy should have gone";
+  EXPECT_TRUE(r->violations.empty()) << r->violations.front();
+  // With free memory to spare nothing is signalled.
+  options.available_memory = [] { return std::int64_t{1} << 40; };
+  auto calm = executor::RunWorkload(w, SmallProfile().Limits(), SmallPolicy("ram-lru"), *dev, options);
+  ASSERT_TRUE(calm.ok()) << calm.status().message();
+  EXPECT_EQ(calm->tally.host_pressure_signals, 0);
+  for (const auto& [key, e] : calm->tally.evictions) EXPECT_EQ(key.find("host-pressure"), std::string::npos) << key;
+}
 
 TEST(RealExecutor, MissingModelFileIsAClearError) {
   const engine::Workload w = TinyWorkload();
@@ -168,8 +221,8 @@ TEST(RealExecutor, AnInfeasibleLoadFailsTypedAndTheRunGoesOn) {
   options.time_scale = 0;
   auto r = executor::RunWorkload(w, limits, SmallPolicy("drop"), *dev, options);
   ASSERT_TRUE(r.ok()) << r.status().message();
-  ASSERT_FALSE(r->failed_ops.empty());
-  EXPECT_NE(r->failed_ops.front().find("MiB"), std::string::npos) << r->failed_ops.front();
+  ASSERT_FALSE(r->tally.failed_ops.empty());
+  EXPECT_NE(r->tally.failed_ops.front().find("MiB"), std::string::npos) << r->tally.failed_ops.front();
   EXPECT_TRUE(r->violations.empty());
 }
 

@@ -152,14 +152,14 @@ TEST(Simulation, InjectedFailuresFailTheirPromptsAndBreakNothing) {
   sim::SimOptions clean;
   auto a = sim::Simulate(*workload, *profile, *policy, clean);
   ASSERT_TRUE(a.ok());
-  EXPECT_TRUE(a->failed_ops.empty());
+  EXPECT_TRUE(a->tally.failed_ops.empty());
   for (const sim::PromptTiming& p : a->prompts) EXPECT_FALSE(p.failed()) << p.prompt;
   sim::SimOptions failing;
   failing.fail_permille = 30;
   auto b = sim::Simulate(*workload, *profile, *policy, failing);
   ASSERT_TRUE(b.ok());
-  ASSERT_FALSE(b->failed_ops.empty());
-  EXPECT_NE(b->failed_ops.front().find("injected failure of a "), std::string::npos) << b->failed_ops.front();
+  ASSERT_FALSE(b->tally.failed_ops.empty());
+  EXPECT_NE(b->tally.failed_ops.front().find("injected failure of a "), std::string::npos) << b->tally.failed_ops.front();
   int failed_prompts = 0;
   for (const sim::PromptTiming& p : b->prompts) failed_prompts += p.failed();
   EXPECT_GT(failed_prompts, 0);
@@ -175,8 +175,8 @@ TEST(Simulation, RamCacheAvoidsDiskReadsOnAWorkstation) {
   auto drop = harness::Replay(Request("wan22-14b-t2v", "rtx5090-96g", "drop"));
   auto lru = harness::Replay(Request("wan22-14b-t2v", "rtx5090-96g", "ram-lru"));
   ASSERT_TRUE(drop.ok() && lru.ok());
-  EXPECT_EQ(drop->ram_cache_hits, 0);
-  EXPECT_GT(lru->ram_cache_hits, 0);
+  EXPECT_EQ(drop->tally.ram_cache_hits, 0);
+  EXPECT_GT(lru->tally.ram_cache_hits, 0);
   EXPECT_LT(lru->load_ns, drop->load_ns);
   EXPECT_FALSE(drop->oom.happened);
   EXPECT_FALSE(lru->oom.happened);
@@ -192,11 +192,11 @@ TEST(Simulation, PeakRamCountsMappedWeightsLikeCopiedOnes) {
   auto copied = harness::Replay(Request("sdxl-txt2img", "rtx4090-64g", "ram-lru"));
   ASSERT_TRUE(mapped.ok() && copied.ok());
   const engine::Bytes checkpoint = 6'938'000'000;  // about: sdxl's one 6.94 GB file
-  EXPECT_LT(mapped->peak_host_bytes, checkpoint / 10) << "the mapped checkpoint is not host memory";
+  EXPECT_LT(mapped->tally.peak_host_bytes, checkpoint / 10) << "the mapped checkpoint is not host memory";
   EXPECT_GE(mapped->peak_ram_bytes, checkpoint * 99 / 100) << "but it is RAM";
-  EXPECT_GE(copied->peak_ram_bytes, copied->peak_host_bytes);
+  EXPECT_GE(copied->peak_ram_bytes, copied->tally.peak_host_bytes);
   EXPECT_GE(copied->peak_ram_bytes, copied->peak_page_cache_bytes);
-  EXPECT_LE(copied->peak_ram_bytes, copied->peak_host_bytes + copied->peak_page_cache_bytes);
+  EXPECT_LE(copied->peak_ram_bytes, copied->tally.peak_host_bytes + copied->peak_page_cache_bytes);
   const std::string side = harness::FormatComparison(*copied, *mapped);
   EXPECT_NE(side.find("peak RAM (host + cache)"), std::string::npos) << side;
 }
@@ -209,7 +209,7 @@ TEST(Simulation, OnePrefaultUsesEveryCore) {
   ASSERT_GT(profile->cpu_cores, 1);
   auto res = harness::Replay(Request("sdxl-txt2img", "rtx4090-64g", "ram-lru"));
   ASSERT_TRUE(res.ok()) << res.status().ToString();
-  const auto& times = res->command_times.at(1);
+  const auto& times = res->tally.command_times.at(1);
   ASSERT_TRUE(times.count(engine::CommandKind::kPrefault)) << "ram-lru prefaults its host buffers";
   const engine::CommandTime& t = times.at(engine::CommandKind::kPrefault);
   ASSERT_EQ(t.count, 1);
@@ -243,7 +243,7 @@ TEST(Simulation, HeldMappingFaultsItsPagesOnce) {
     std::filesystem::remove(file);
     EXPECT_TRUE(res.ok()) << res.status().ToString();
     if (!res.ok()) return std::pair<double, double>{0, 0};
-    const auto& times = res->command_times.at(1);
+    const auto& times = res->tally.command_times.at(1);
     return std::pair<double, double>{times.at(engine::CommandKind::kReadFile).busy_ns / 1e9,
                                      times.at(engine::CommandKind::kCopyToDevice).busy_ns / 1e9};
   };
@@ -333,12 +333,12 @@ TEST(Simulation, AModelRebuiltFromItsFileReloadsFromThePageCache) {
   auto res = ReplayRebuiltModel("drop");
   ASSERT_TRUE(res.ok()) << res.status().ToString();
   EXPECT_TRUE(res->violations.empty()) << res->violations.front();
-  EXPECT_EQ(res->finalizers, 1);
-  EXPECT_EQ(res->disk_loads, 1);
-  EXPECT_EQ(res->page_cache_loads, 1);
-  EXPECT_EQ(res->ram_cache_hits, 0);
-  EXPECT_EQ(res->disk_read_bytes, 2147483648);
-  EXPECT_EQ(res->page_cache_read_bytes, 2147483648);
+  EXPECT_EQ(res->tally.finalizers, 1);
+  EXPECT_EQ(res->tally.disk_loads, 1);
+  EXPECT_EQ(res->tally.page_cache_loads, 1);
+  EXPECT_EQ(res->tally.ram_cache_hits, 0);
+  EXPECT_EQ(res->tally.disk_read_bytes, 2147483648);
+  EXPECT_EQ(res->tally.page_cache_read_bytes, 2147483648);
 }
 
 // The same switch under a RAM cache keyed by file: the deleted model's clean
@@ -350,10 +350,10 @@ TEST(Simulation, ARamCacheKeyedByFileKeepsARebuiltModelWarm) {
   auto res = ReplayRebuiltModel("ram-cache-14076");
   ASSERT_TRUE(res.ok()) << res.status().ToString();
   EXPECT_TRUE(res->violations.empty()) << res->violations.front();
-  EXPECT_EQ(res->finalizers, 1);
-  EXPECT_EQ(res->ram_cache_hits, 1);
-  EXPECT_EQ(res->disk_loads + res->page_cache_loads, 1);
-  EXPECT_EQ(res->disk_read_bytes + res->page_cache_read_bytes, 2147483648) << "the second load reads nothing";
+  EXPECT_EQ(res->tally.finalizers, 1);
+  EXPECT_EQ(res->tally.ram_cache_hits, 1);
+  EXPECT_EQ(res->tally.disk_loads + res->tally.page_cache_loads, 1);
+  EXPECT_EQ(res->tally.disk_read_bytes + res->tally.page_cache_read_bytes, 2147483648) << "the second load reads nothing";
 }
 
 }  // namespace

@@ -416,8 +416,7 @@ void Agent::RunOneSweep(std::int64_t sweep_id) {
   o.on_run = [&](const sweep::RunDone& d, std::size_t done, std::size_t) {
     stored = done;
     if (d.result) {
-      metrics_.RecordRun(metrics::SampleFromSim(*d.result, d.outcome, s.profiles[d.run->profile].profile,
-                                                s.policies[d.run->policy].policy, s.profiles[d.run->profile].name,
+      metrics_.RecordRun(metrics::SampleFromSim(*d.result, d.outcome, s.profiles[d.run->profile].name,
                                                 s.policies[d.run->policy].name));
     }
     (void)store_->UpdateSweep(sweep_id, "running", total, static_cast<std::int64_t>(done), "");

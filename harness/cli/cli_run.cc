@@ -53,30 +53,28 @@ int RunRun(const RunArgs& a) {
   if (!result.ok()) return Fail(result.status());
   const executor::RunResult& r = result.value();
 
-  std::map<std::string, int> notices;
-  for (const std::string& d : r.decisions)
-    if (d.rfind("notice ", 0) == 0) ++notices[d.substr(7, d.find(' ', 7) - 7)];
   std::printf("run %s: %zu ops, %llu commands, wall %s\n", trace->header.name.c_str(),
-              workload->ops.size(), static_cast<unsigned long long>(r.commands),
+              workload->ops.size(), static_cast<unsigned long long>(r.tally.commands),
               harness::HumanDuration(r.wall_ns).c_str());
   std::printf("  read %s from model files, %s host->device, %s device->host, %s spilled\n",
-              harness::HumanBytes(static_cast<engine::Bytes>(r.read_bytes)).c_str(),
-              harness::HumanBytes(static_cast<engine::Bytes>(r.h2d_bytes)).c_str(),
-              harness::HumanBytes(static_cast<engine::Bytes>(r.d2h_bytes)).c_str(),
-              harness::HumanBytes(static_cast<engine::Bytes>(r.spill_bytes)).c_str());
+              harness::HumanBytes(static_cast<engine::Bytes>(r.tally.disk_read_bytes)).c_str(),
+              harness::HumanBytes(static_cast<engine::Bytes>(r.tally.h2d_bytes)).c_str(),
+              harness::HumanBytes(static_cast<engine::Bytes>(r.tally.d2h_bytes)).c_str(),
+              harness::HumanBytes(static_cast<engine::Bytes>(r.tally.spill_write_bytes)).c_str());
   std::printf("  peak host %s, peak pinned %s, peak device %s, finalizers %d, pin fallbacks %llu\n",
-              harness::HumanBytes(static_cast<engine::Bytes>(r.peak_host_bytes)).c_str(),
-              harness::HumanBytes(static_cast<engine::Bytes>(r.peak_pinned_bytes)).c_str(),
-              harness::HumanBytes(static_cast<engine::Bytes>(r.peak_device_bytes)).c_str(),
-              r.finalizers, static_cast<unsigned long long>(r.pin_fallbacks));
+              harness::HumanBytes(static_cast<engine::Bytes>(r.tally.peak_host_bytes)).c_str(),
+              harness::HumanBytes(static_cast<engine::Bytes>(r.tally.peak_pinned_bytes)).c_str(),
+              harness::HumanBytes(static_cast<engine::Bytes>(r.tally.peak_device_bytes)).c_str(),
+              r.tally.finalizers, static_cast<unsigned long long>(r.tally.pin_fallbacks));
   std::printf("  decisions:");
-  for (const auto& [kind, count] : notices) std::printf(" %s=%d", kind.c_str(), count);
+  for (const auto& [kind, count] : r.tally.notices)
+    std::printf(" %s=%lld", std::string(engine::ToString(kind)).c_str(), static_cast<long long>(count));
   std::printf("\n");
   const traces::Trace captured = fidelity::CapturedTrace(trace.value(), r);
   for (const traces::TraceEvent& e : captured.events)
     if (e.type == traces::EventType::kPromptEnd && e.measured_wall_ns >= 0)
       std::printf("  prompt %d: %s\n", e.prompt, harness::HumanDuration(e.measured_wall_ns).c_str());
-  for (const std::string& f : r.failed_ops) std::printf("  FAILED %s\n", f.c_str());
+  for (const std::string& f : r.tally.failed_ops) std::printf("  FAILED %s\n", f.c_str());
   for (const std::string& v : r.violations) std::printf("  INVARIANT %s\n", v.c_str());
   if (!a.capture.empty()) {
     if (!WriteTextFile(a.capture, traces::WriteTrace(captured))) return 2;
@@ -91,10 +89,10 @@ int RunRun(const RunArgs& a) {
   }
   if (!a.metrics_file.empty()) {
     const std::string profile = a.profile.empty() ? "this-machine" : a.profile;
-    if (!WriteTextFile(a.metrics_file, metrics::RealRunMetricsText(r, workload.value(), machine, policy.value(), profile))) return 2;
+    if (!WriteTextFile(a.metrics_file, metrics::RealRunMetricsText(r, workload.value(), profile, policy->name))) return 2;
     std::fprintf(stderr, "metrics written to %s\n", a.metrics_file.c_str());
   }
-  return r.failed_ops.empty() && r.violations.empty() ? 0 : 1;
+  return r.tally.failed_ops.empty() && r.violations.empty() ? 0 : 1;
 }
 
 }  // namespace

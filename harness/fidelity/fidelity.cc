@@ -114,16 +114,16 @@ Status RunReal(const engine::Workload& w, const traces::Profile& profile, const 
     ro.record_timeline = o.timelines && run == 0;
     RESIDENCY_ASSIGN_OR_RETURN(executor::RunResult real,
                                executor::RunWorkload(w, profile.Limits(), policy, *device, ro));
-    if (!real.failed_ops.empty() || !real.violations.empty())
+    if (!real.tally.failed_ops.empty() || !real.violations.empty())
       return FailedPrecondition(w.name + ": the real run did not finish cleanly: " +
-                                (real.failed_ops.empty() ? real.violations.front() : real.failed_ops.front()));
+                                (real.tally.failed_ops.empty() ? real.violations.front() : real.tally.failed_ops.front()));
     // The next run starts on this device, so it must start empty.
     if (device->used_bytes() != 0)
       return Internal(w.name + ": " + (run < 0 ? "warm-up run " + std::to_string(run + o.warmup + 1)
                                                : "real run " + std::to_string(run + 1)) +
                       " left " + std::to_string(device->used_bytes()) + " device bytes allocated");
     if (ro.record_timeline) first_timeline = TimelineJson(RealRunPicture(real, w, profile.name, policy.name));
-    if (run >= 0) runs.push_back({real.wall_ns, RealPromptWalls(w, real), std::move(real.command_times)});
+    if (run >= 0) runs.push_back({real.wall_ns, RealPromptWalls(w, real), std::move(real.tally.command_times)});
   }
   bar.Update(total, total, "");
   bar.Finish();
@@ -341,8 +341,8 @@ Result<FidelityReport> RunFidelity(const engine::Workload& original, const trace
     rep.prompts.push_back(c);
   }
   if (rep.prompts.empty()) return FailedPrecondition(w.name + ": no prompts to compare");
-  rep.kinds = CompareKinds(median_run.command_times, simulated.command_times, false);
-  rep.prompt_kinds = CompareKinds(median_run.command_times, simulated.command_times, true);
+  rep.kinds = CompareKinds(median_run.command_times, simulated.tally.command_times, false);
+  rep.prompt_kinds = CompareKinds(median_run.command_times, simulated.tally.command_times, true);
   rep.repeat = static_cast<int>(reals.size());
   rep.real_runs = std::move(recorded);
   return rep;

@@ -101,7 +101,7 @@ std::string FormatExplanation(const sim::SimResult& r, const std::vector<PromptE
   std::string out = "Where the time goes: '" + r.trace + "' on " + r.profile + " with " + r.policy + " (" +
                     HumanDuration(r.makespan_ns) + ")\n";
   if (r.oom.happened) out += "  OUT OF MEMORY at " + HumanDuration(r.oom.time_ns) + ": " + r.oom.message + "\n";
-  for (const std::string& f : r.failed_ops) out += "  REFUSED " + f + "\n";
+  for (const std::string& f : r.tally.failed_ops) out += "  REFUSED " + f + "\n";
   std::map<std::string, Nanos> total;
   for (const PromptExplanation& p : prompts) {
     char head[160];
@@ -132,8 +132,8 @@ std::string FormatExplanation(const sim::SimResult& r, const std::vector<PromptE
            " of the run).\n";
 
   std::sort(alternatives.begin(), alternatives.end(), [](const Alternative& a, const Alternative& b) {
-    const bool ok_a = !a.result.oom.happened && a.result.failed_ops.empty();
-    const bool ok_b = !b.result.oom.happened && b.result.failed_ops.empty();
+    const bool ok_a = !a.result.oom.happened && a.result.tally.failed_ops.empty();
+    const bool ok_b = !b.result.oom.happened && b.result.tally.failed_ops.empty();
     if (ok_a != ok_b) return ok_a;
     return a.result.makespan_ns < b.result.makespan_ns;
   });
@@ -143,22 +143,22 @@ std::string FormatExplanation(const sim::SimResult& r, const std::vector<PromptE
     const double delta = 100.0 * static_cast<double>(a.result.makespan_ns - r.makespan_ns) /
                          static_cast<double>(std::max<Nanos>(1, r.makespan_ns));
     const std::string state = a.result.oom.happened          ? "OOM"
-                              : !a.result.failed_ops.empty() ? "refused"
+                              : !a.result.tally.failed_ops.empty() ? "refused"
                                                              : "";
     std::snprintf(line, sizeof line, "  %-24s %10s %+7.1f%%  disk %10s  RAM-cache hits %3lld  %s%s\n",
                   a.policy.c_str(), HumanDuration(a.result.makespan_ns).c_str(), delta,
-                  HumanBytes(a.result.disk_read_bytes).c_str(), static_cast<long long>(a.result.ram_cache_hits),
+                  HumanBytes(a.result.tally.disk_read_bytes).c_str(), static_cast<long long>(a.result.tally.ram_cache_hits),
                   state.c_str(), a.policy == r.policy ? "  (this run)" : "");
     out += line;
   }
   const bool any_clean = std::any_of(alternatives.begin(), alternatives.end(), [](const Alternative& a) {
-    return !a.result.oom.happened && a.result.failed_ops.empty();
+    return !a.result.oom.happened && a.result.tally.failed_ops.empty();
   });
   if (!any_clean)
     out += "\nEvery bundled policy runs out of memory or is refused here: the working set does not fit this "
            "machine (see the REFUSED lines); a smaller quantization or a larger machine is the change that helps.\n";
   for (const Alternative& a : alternatives) {
-    if (a.policy == r.policy || a.result.oom.happened || !a.result.failed_ops.empty()) continue;
+    if (a.policy == r.policy || a.result.oom.happened || !a.result.tally.failed_ops.empty()) continue;
     if (a.result.makespan_ns < r.makespan_ns) {
       char line[256];
       std::snprintf(line, sizeof line,
@@ -166,7 +166,7 @@ std::string FormatExplanation(const sim::SimResult& r, const std::vector<PromptE
                     "%s).\n",
                     a.policy.c_str(), HumanDuration(r.makespan_ns - a.result.makespan_ns).c_str(),
                     HumanDuration(a.result.makespan_ns).c_str(), HumanDuration(r.makespan_ns).c_str(),
-                    HumanBytes(a.result.disk_read_bytes).c_str(), HumanBytes(r.disk_read_bytes).c_str());
+                    HumanBytes(a.result.tally.disk_read_bytes).c_str(), HumanBytes(r.tally.disk_read_bytes).c_str());
       out += line;
     } else {
       out += "\nNo bundled policy beats " + r.policy + " here.\n";

@@ -15,6 +15,7 @@ sim::SimResult RealRunPicture(const executor::RunResult& run, const engine::Work
   picture.profile = profile;
   picture.policy = policy;
   picture.makespan_ns = run.wall_ns;
+  picture.tally = run.tally;  // the same figures a simulated run reports
   sim::TimelineRecorder recorder(true);
   for (const engine::Op& op : workload.ops)
     if (op.kind == engine::OpKind::kRegisterModel) recorder.NameModel(op.model, op.name);

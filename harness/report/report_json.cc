@@ -12,21 +12,21 @@ nlohmann::ordered_json ResultJson(const sim::SimResult& r) {
   j["seed"] = r.seed;
   j["makespan_ns"] = r.makespan_ns;
   j["load_ns"] = r.load_ns;
-  j["disk_read_bytes"] = r.disk_read_bytes;
-  j["page_cache_read_bytes"] = r.page_cache_read_bytes;
-  j["h2d_bytes"] = r.h2d_bytes;
-  j["d2h_bytes"] = r.d2h_bytes;
-  j["spill_write_bytes"] = r.spill_write_bytes;
-  j["ram_cache_hits"] = r.ram_cache_hits;
-  j["device_hits"] = r.device_hits;
-  j["disk_loads"] = r.disk_loads;
-  j["page_cache_loads"] = r.page_cache_loads;
-  j["spill_loads"] = r.spill_loads;
-  j["pin_fallbacks"] = r.pin_fallbacks;
-  j["finalizers"] = r.finalizers;
-  j["peak_host_bytes"] = r.peak_host_bytes;
-  j["peak_pinned_bytes"] = r.peak_pinned_bytes;
-  j["peak_device_bytes"] = r.peak_device_bytes;
+  j["disk_read_bytes"] = r.tally.disk_read_bytes;
+  j["page_cache_read_bytes"] = r.tally.page_cache_read_bytes;
+  j["h2d_bytes"] = r.tally.h2d_bytes;
+  j["d2h_bytes"] = r.tally.d2h_bytes;
+  j["spill_write_bytes"] = r.tally.spill_write_bytes;
+  j["ram_cache_hits"] = r.tally.ram_cache_hits;
+  j["device_hits"] = r.tally.device_hits;
+  j["disk_loads"] = r.tally.disk_loads;
+  j["page_cache_loads"] = r.tally.page_cache_loads;
+  j["spill_loads"] = r.tally.spill_loads;
+  j["pin_fallbacks"] = r.tally.pin_fallbacks;
+  j["finalizers"] = r.tally.finalizers;
+  j["peak_host_bytes"] = r.tally.peak_host_bytes;
+  j["peak_pinned_bytes"] = r.tally.peak_pinned_bytes;
+  j["peak_device_bytes"] = r.tally.peak_device_bytes;
   j["peak_page_cache_bytes"] = r.peak_page_cache_bytes;
   j["peak_ram_bytes"] = r.peak_ram_bytes;
   if (r.unified) j["peak_unified_bytes"] = r.peak_unified_bytes;
@@ -35,9 +35,9 @@ nlohmann::ordered_json ResultJson(const sim::SimResult& r) {
     j["oom_detail"] = {{"time_ns", r.oom.time_ns}, {"message", r.oom.message}, {"holders", r.oom.holders}};
   }
   j["violations"] = r.violations;
-  j["failed_ops"] = r.failed_ops;
+  j["failed_ops"] = r.tally.failed_ops;
   nlohmann::ordered_json ev = nlohmann::ordered_json::object();
-  for (const auto& [key, s] : r.evictions) ev[key] = {{"count", s.count}, {"bytes", s.bytes}};
+  for (const auto& [key, s] : r.tally.evictions) ev[key] = {{"count", s.count}, {"bytes", s.bytes}};
   j["evictions"] = ev;
   nlohmann::ordered_json prompts = nlohmann::ordered_json::array();
   for (const sim::PromptTiming& p : r.prompts) {
@@ -57,7 +57,7 @@ nlohmann::ordered_json ResultJson(const sim::SimResult& r) {
   std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(r.event_log_hash));
   j["event_log_hash"] = hash;
   j["events"] = r.events;
-  j["commands"] = r.commands;
+  j["commands"] = r.tally.commands;
   return j;
 }
 

@@ -89,40 +89,40 @@ std::string FormatReport(const sim::SimResult& r) {
   o << "\nTotals\n";
   Row(o, "makespan", HumanDuration(r.makespan_ns));
   Row(o, "time loading", HumanDuration(r.load_ns));
-  Row(o, "read from disk", HumanBytes(r.disk_read_bytes));
-  Row(o, "read from page cache", HumanBytes(r.page_cache_read_bytes));
-  Row(o, "host -> device", HumanBytes(r.h2d_bytes));
-  Row(o, "loads: disk / page cache", std::to_string(r.disk_loads) + " / " + std::to_string(r.page_cache_loads));
-  Row(o, "loads from a RAM cache", std::to_string(r.ram_cache_hits));
-  Row(o, "loads already on device", std::to_string(r.device_hits));
-  if (r.spill_loads || r.spill_write_bytes)
-    Row(o, "spill: written / loads", HumanBytes(r.spill_write_bytes) + " / " + std::to_string(r.spill_loads));
-  if (r.pin_fallbacks) Row(o, "pin budget fallbacks", std::to_string(r.pin_fallbacks));
+  Row(o, "read from disk", HumanBytes(r.tally.disk_read_bytes));
+  Row(o, "read from page cache", HumanBytes(r.tally.page_cache_read_bytes));
+  Row(o, "host -> device", HumanBytes(r.tally.h2d_bytes));
+  Row(o, "loads: disk / page cache", std::to_string(r.tally.disk_loads) + " / " + std::to_string(r.tally.page_cache_loads));
+  Row(o, "loads from a RAM cache", std::to_string(r.tally.ram_cache_hits));
+  Row(o, "loads already on device", std::to_string(r.tally.device_hits));
+  if (r.tally.spill_loads || r.tally.spill_write_bytes)
+    Row(o, "spill: written / loads", HumanBytes(r.tally.spill_write_bytes) + " / " + std::to_string(r.tally.spill_loads));
+  if (r.tally.pin_fallbacks) Row(o, "pin budget fallbacks", std::to_string(r.tally.pin_fallbacks));
   o << "\nPeaks\n";
-  Row(o, "host (pageable + pinned)", HumanBytes(r.peak_host_bytes));
-  Row(o, "pinned", HumanBytes(r.peak_pinned_bytes));
-  Row(o, "device", HumanBytes(r.peak_device_bytes));
+  Row(o, "host (pageable + pinned)", HumanBytes(r.tally.peak_host_bytes));
+  Row(o, "pinned", HumanBytes(r.tally.peak_pinned_bytes));
+  Row(o, "device", HumanBytes(r.tally.peak_device_bytes));
   Row(o, "page cache", HumanBytes(r.peak_page_cache_bytes));
   Row(o, "RAM (host + page cache)", HumanBytes(r.peak_ram_bytes));
   if (r.unified) Row(o, "unified (host + device)", HumanBytes(r.peak_unified_bytes));
   o << "\nEvictions\n";
-  if (r.evictions.empty()) o << "  none\n";
-  for (const auto& [key, s] : r.evictions)
+  if (r.tally.evictions.empty()) o << "  none\n";
+  for (const auto& [key, s] : r.tally.evictions)
     Row(o, key.c_str(), std::to_string(s.count) + " (" + HumanBytes(s.bytes) + ")");
   o << "\nOOM: " << (r.oom.happened ? "YES at " + HumanDuration(r.oom.time_ns) : std::string("no")) << "\n";
   if (r.oom.happened) {
     o << "  " << r.oom.message << "\n  held at that moment:\n";
     for (const std::string& h : r.oom.holders) o << "    " << h << "\n";
   }
-  if (!r.failed_ops.empty()) {
-    o << "\nFailed ops (" << r.failed_ops.size() << ")\n";
-    for (std::size_t i = 0; i < r.failed_ops.size() && i < 10; ++i) o << "  " << r.failed_ops[i] << "\n";
+  if (!r.tally.failed_ops.empty()) {
+    o << "\nFailed ops (" << r.tally.failed_ops.size() << ")\n";
+    for (std::size_t i = 0; i < r.tally.failed_ops.size() && i < 10; ++i) o << "  " << r.tally.failed_ops[i] << "\n";
   }
   o << "\nInvariant violations: " << r.violations.size() << "\n";
   for (const std::string& v : r.violations) o << "  " << v << "\n";
   char hash[32];
   std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(r.event_log_hash));
-  o << "\nevent log hash " << hash << " (" << r.events << " events, " << r.commands << " commands)\n";
+  o << "\nevent log hash " << hash << " (" << r.events << " events, " << r.tally.commands << " commands)\n";
   return o.str();
 }
 
@@ -144,16 +144,16 @@ std::string FormatComparison(const sim::SimResult& a, const sim::SimResult& b) {
   }
   line("makespan", HumanDuration(a.makespan_ns), HumanDuration(b.makespan_ns));
   line("time loading", HumanDuration(a.load_ns), HumanDuration(b.load_ns));
-  line("read from disk", HumanBytes(a.disk_read_bytes), HumanBytes(b.disk_read_bytes));
-  line("loads from disk", std::to_string(a.disk_loads), std::to_string(b.disk_loads));
-  line("loads from page cache", std::to_string(a.page_cache_loads), std::to_string(b.page_cache_loads));
-  line("RAM-cache hits", std::to_string(a.ram_cache_hits), std::to_string(b.ram_cache_hits));
+  line("read from disk", HumanBytes(a.tally.disk_read_bytes), HumanBytes(b.tally.disk_read_bytes));
+  line("loads from disk", std::to_string(a.tally.disk_loads), std::to_string(b.tally.disk_loads));
+  line("loads from page cache", std::to_string(a.tally.page_cache_loads), std::to_string(b.tally.page_cache_loads));
+  line("RAM-cache hits", std::to_string(a.tally.ram_cache_hits), std::to_string(b.tally.ram_cache_hits));
   // mmap'd weights are page cache, not host memory: compare all RAM too.
   line("peak RAM (host + cache)", HumanBytes(a.peak_ram_bytes), HumanBytes(b.peak_ram_bytes));
-  line("peak host (no cache)", HumanBytes(a.peak_host_bytes), HumanBytes(b.peak_host_bytes));
+  line("peak host (no cache)", HumanBytes(a.tally.peak_host_bytes), HumanBytes(b.tally.peak_host_bytes));
   line("peak page cache", HumanBytes(a.peak_page_cache_bytes), HumanBytes(b.peak_page_cache_bytes));
-  line("peak pinned", HumanBytes(a.peak_pinned_bytes), HumanBytes(b.peak_pinned_bytes));
-  line("peak device", HumanBytes(a.peak_device_bytes), HumanBytes(b.peak_device_bytes));
+  line("peak pinned", HumanBytes(a.tally.peak_pinned_bytes), HumanBytes(b.tally.peak_pinned_bytes));
+  line("peak device", HumanBytes(a.tally.peak_device_bytes), HumanBytes(b.tally.peak_device_bytes));
   line("OOM", a.oom.happened ? "YES" : "no", b.oom.happened ? "YES" : "no");
   line("violations", std::to_string(a.violations.size()), std::to_string(b.violations.size()));
   return o.str();

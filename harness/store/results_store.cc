@@ -154,7 +154,7 @@ Result<std::int64_t> ResultsStore::PutRun(const RunInputs& in, const RunMeta& me
   std::vector<std::pair<std::string, std::string>> violations;
   if (r.oom.happened) violations.emplace_back("oom", r.oom.message);
   for (const std::string& v : r.violations) violations.emplace_back("invariant", v);
-  for (const std::string& f : r.failed_ops) violations.emplace_back("failed_op", f);
+  for (const std::string& f : r.tally.failed_ops) violations.emplace_back("failed_op", f);
   return InsertRun(in, meta, Outcome(r), &r, result_json, violations);
 }
 

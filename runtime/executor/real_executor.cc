@@ -25,6 +25,7 @@
 #include "runtime/engine/engine.h"
 #include "runtime/io/host_buffer.h"
 #include "runtime/io/input_file.h"
+#include "runtime/io/meminfo.h"
 #include "runtime/io/thread_pool.h"
 #include "runtime/io/threaded_reader.h"
 
@@ -80,6 +81,8 @@ class Executor {
   Status CheckModelFiles() const;
   std::string Resolve(const engine::FileEntry& entry) const;
   void Dispatch(engine::Outbox& out);
+  // Free RAM below the policy's headroom: tells the engine, as the simulator does.
+  void SignalHostPressure(engine::Outbox& out);
   void Execute(const Command& cmd);
   // When and under which prompt a command was issued, for RunResult::command_times.
   struct Issued {
@@ -176,8 +179,8 @@ void Executor::CountHost(std::int64_t delta, bool pinned) {
   std::lock_guard<std::mutex> lock(stats_mu_);
   std::uint64_t& counter = pinned ? pinned_bytes_ : host_bytes_;
   counter += static_cast<std::uint64_t>(delta);
-  result_.peak_host_bytes = std::max(result_.peak_host_bytes, host_bytes_);
-  result_.peak_pinned_bytes = std::max(result_.peak_pinned_bytes, pinned_bytes_);
+  result_.tally.peak_host_bytes = std::max(result_.tally.peak_host_bytes, static_cast<engine::Bytes>(host_bytes_));
+  result_.tally.peak_pinned_bytes = std::max(result_.tally.peak_pinned_bytes, static_cast<engine::Bytes>(pinned_bytes_));
   SampleMemory();
 }
 
@@ -240,7 +243,7 @@ void Executor::Finish(const Command& cmd, Issued issued, Status status) {
     const auto end = Clock::now();
     const auto busy = std::chrono::duration_cast<std::chrono::nanoseconds>(end - issued.at).count();
     done_.push_back({cmd.id, std::move(status)});
-    engine::AddCommandTime(result_.command_times[issued.prompt], cmd, busy);
+    engine::AddCommandTime(result_.tally.command_times[issued.prompt], cmd, busy);
     if (options_.record_timeline) {
       const auto since = [&](Clock::time_point t) {
         return std::chrono::duration_cast<std::chrono::nanoseconds>(t - t0_).count();
@@ -259,7 +262,7 @@ void Executor::OnPool(io::ThreadPool& pool, const Command& cmd,
 
 void Executor::Execute(const Command& cmd) {
   ++in_flight_;
-  ++result_.commands;
+  ++result_.tally.commands;
   const Issued issued{Clock::now(), current_prompt_};
   switch (cmd.kind) {
     case CommandKind::kAllocHost: return Finish(cmd, issued, AllocHost(cmd));
@@ -277,8 +280,7 @@ void Executor::Execute(const Command& cmd) {
     case CommandKind::kSpillWrite: return OnPool(io_pool_, cmd, &Executor::SpillWrite);
     case CommandKind::kSpillRead: return OnPool(io_pool_, cmd, &Executor::SpillRead);
     case CommandKind::kCompute: return OnPool(compute_pool_, cmd, &Executor::Compute);
-    case CommandKind::kRunFinalizer:
-      ++result_.finalizers;
+    case CommandKind::kRunFinalizer:  // counted from the engine's kFinalized notice
       return Finish(cmd, issued, Status::Ok());
     case CommandKind::kAdoptHost: return Finish(cmd, issued, Status::Ok());  // ownership only
     case CommandKind::kMapFile: {
@@ -433,7 +435,7 @@ Status Executor::AllocDevice(const Command& cmd) {
   }
   std::lock_guard<std::mutex> lock(stats_mu_);
   device_bytes_ += static_cast<std::uint64_t>(cmd.bytes);
-  result_.peak_device_bytes = std::max(result_.peak_device_bytes, device_bytes_);
+  result_.tally.peak_device_bytes = std::max(result_.tally.peak_device_bytes, static_cast<engine::Bytes>(device_bytes_));
   SampleMemory();
   return Status::Ok();
 }
@@ -498,8 +500,19 @@ Status Executor::Compute(const Command& cmd) {
   return ns > 0 ? device_.Compute(ns) : Status::Ok();
 }
 
+void Executor::SignalHostPressure(engine::Outbox& out) {
+  const std::int64_t available =
+      options_.available_memory ? options_.available_memory() : io::MemAvailableBytes();
+  const engine::Bytes headroom = engine_->policy().host_headroom_bytes;
+  if (available < 0 || available >= headroom || engine_->RamCacheBytes() == 0) return;
+  ++result_.tally.host_pressure_signals;
+  engine_->HostPressure(headroom - available, out);
+  Dispatch(out);
+}
+
 void Executor::Dispatch(engine::Outbox& out) {
   engine::AppendDecisions(out, result_.decisions);
+  result_.tally.Observe(out);
   const auto now = SinceStart();
   if (options_.record_timeline)
     for (const engine::Notice& n : out.notices) result_.timeline.notices.push_back({now, n});
@@ -508,9 +521,6 @@ void Executor::Dispatch(engine::Outbox& out) {
       result_.ops[r.op - 1].end_ns = now;
       if (r.kind == engine::OpKind::kPromptBegin) current_prompt_ = workload_.ops[r.op - 1].prompt;
     }
-    if (!r.status.ok())
-      result_.failed_ops.push_back("op " + std::to_string(r.op) + " " +
-                                   std::string(ToString(r.kind)) + ": " + r.status.message());
   }
   for (const Command& cmd : out.commands) Execute(cmd);
   out.Clear();
@@ -556,6 +566,7 @@ Result<RunResult> Executor::Run(std::unique_ptr<engine::Engine> engine) {
     if (!c.status.ok() && failure.ok()) failure = c.status;  // reported after the engine settles
     engine_->Complete(c, out);
     Dispatch(out);
+    SignalHostPressure(out);
   }
   // Let stragglers finish before tearing down (their buffers must outlive them).
   while (in_flight_ > 0) {
@@ -570,11 +581,12 @@ Result<RunResult> Executor::Run(std::unique_ptr<engine::Engine> engine) {
     t.start_ns = previous_end;
     previous_end = std::max(previous_end, t.end_ns);
   }
-  result_.read_bytes = read_bytes_;
-  result_.h2d_bytes = h2d_bytes_;
-  result_.d2h_bytes = d2h_bytes_;
-  result_.spill_bytes = spill_bytes_;
-  result_.pin_fallbacks = pin_fallbacks_;
+  result_.tally.budgets = engine_->budgets();
+  result_.tally.disk_read_bytes = static_cast<engine::Bytes>(read_bytes_);
+  result_.tally.h2d_bytes = static_cast<engine::Bytes>(h2d_bytes_);
+  result_.tally.d2h_bytes = static_cast<engine::Bytes>(d2h_bytes_);
+  result_.tally.spill_write_bytes = static_cast<engine::Bytes>(spill_bytes_);
+  result_.tally.pin_fallbacks += static_cast<std::int64_t>(pin_fallbacks_);
   for (auto& [id, p] : device_buffers_) device_.Free(p);
   device_buffers_.clear();
   for (auto& [id, slot] : slots_)

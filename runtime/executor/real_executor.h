@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "runtime/engine/commands.h"
 #include "runtime/engine/ops.h"
 #include "runtime/engine/policy.h"
+#include "runtime/engine/run_tally.h"
 #include "runtime/base/status.h"
 
 namespace residency::executor {
@@ -29,6 +31,12 @@ struct RunOptions {
   // Keep every command's span, the engine's notices and the memory in use
   // over time (RunResult::timeline), for a timeline of the real run.
   bool record_timeline = false;
+  // The machine's free memory in bytes, asked after every completion; when it
+  // is below the policy's host_headroom_bytes and the engine keeps cached
+  // host copies, the engine hears of the shortfall (Engine::HostPressure), as
+  // the simulator tells it of its simulated machine's. Empty: the kernel's
+  // MemAvailable (io::MemAvailableBytes); a negative answer means unknown.
+  std::function<std::int64_t()> available_memory;
 };
 
 // Host<->device copies the executor runs at once (a copy stream per
@@ -66,19 +74,13 @@ struct RunResult {
   std::int64_t wall_ns = 0;
   std::vector<std::string> decisions;  // engine::AppendDecisions lines
   std::vector<OpTiming> ops;           // one per workload op, in op order
-  std::vector<std::string> failed_ops; // "op N kind: message"
   std::vector<std::string> violations; // engine invariants broken
-  std::uint64_t commands = 0;
-  std::uint64_t read_bytes = 0;        // bytes read from model files
-  std::uint64_t h2d_bytes = 0;
-  std::uint64_t d2h_bytes = 0;
-  std::uint64_t spill_bytes = 0;       // written to scratch files
-  std::uint64_t peak_host_bytes = 0;   // host buffers alive at once (executor's count)
-  std::uint64_t peak_pinned_bytes = 0;
-  std::uint64_t peak_device_bytes = 0;
-  std::uint64_t pin_fallbacks = 0;     // pins that ended as plain memory
-  int finalizers = 0;
-  engine::CommandTimesByPrompt command_times;  // issue to completion, as the simulator reports it
+  // Hits, loads, evictions, notices, failed ops, command times and budgets,
+  // counted as the simulator counts them; plus this executor's bytes moved
+  // (every file read is a disk read here), peaks (host buffers alive at once,
+  // its own count) and pin fallbacks (the engine's, and pins that ended as
+  // plain memory).
+  engine::RunTally tally;
   RunTimeline timeline;  // empty unless RunOptions::record_timeline
 };
 
