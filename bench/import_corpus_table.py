@@ -33,6 +33,8 @@ def run(args, log, tmp):
     row["warnings"] = sum(1 for l in lines if l.startswith("warning:"))
     row["summary"] = [l.strip() for l in lines if l.startswith("  ")]
     failed = {int(m.group(1)) for m in re.finditer(r"prompt (\d+) failed", imp.stderr)}
+    # Prompts whose time holds work the trace cannot replay (the importer says so).
+    failed |= {int(m.group(1)) for m in re.finditer(r"prompt (\d+)[^\n]*not comparable", imp.stderr)}
     with open(out) as f:
         header = json.loads(f.readline())
         events = [json.loads(line) for line in f]

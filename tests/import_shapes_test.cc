@@ -334,5 +334,78 @@ TEST(ComfyLogShapes, InterruptionsFailuresAndIdlePrompts) {
   EXPECT_EQ(import::TypicalClassMiB("NoSuchClass_x"), 0);
 }
 
+// A console that overwrote its bars shows one line per pass, however alike:
+// a run of finished bars is read as close-prints only when it parses whole
+// as pairs (second elapsed >= first). Here 44 s then 40 s: four passes.
+TEST(ComfyLogShapes, ARunOfPassesIsNotReadAsDoubledBars) {
+  const Imported r = Import("batch-of-passes.txt");
+  ASSERT_EQ(r.prompts.size(), 1u);
+  EXPECT_EQ(r.prompts[0], (Steps{"+QwenImage(full)", "QwenImage:4@11020", "QwenImage:4@10050",
+                                 "QwenImage:4@10010", "QwenImage:4@10300"}));
+  bool said = false;
+  for (const std::string& s : r.summary) said |= s.find("0 doubled final bars") != std::string::npos;
+  EXPECT_TRUE(said);
+}
+
+// docker --timestamps: an RFC 3339 stamp with nanoseconds and a Z.
+TEST(ComfyLogShapes, DockerTimestampsAreAPrefix) {
+  const Imported r = Import("prefix-docker-timestamps.txt");
+  ASSERT_EQ(r.prompts.size(), 1u);
+  EXPECT_EQ(r.prompts[0], (Steps{"+SDXLClipModel(full)", "+SDXL(full)", "SDXL:25@322", "+AutoencoderKL(full)"}));
+  EXPECT_EQ(r.measured, (std::vector<Nanos>{12'900'000'000}));
+  auto full = import::ImportComfyLog(Log("prefix-docker-timestamps.txt"), "d.log");
+  ASSERT_TRUE(full.ok());
+  ASSERT_TRUE(full->trace.header.machine.has_value());
+  EXPECT_EQ(full->trace.header.machine->vram, 16376LL << 20);
+  EXPECT_EQ(full->trace.header.machine->device, "cuda:0 NVIDIA GeForce RTX 4080 : cudaMallocAsync");
+}
+
+// A partial load no request names, larger than a model known only by a
+// lower bound, is that model (its bound grows), not a new 'unnamed'.
+TEST(ComfyLogShapes, AnUnrequestedPartialLoadGrowsALowerBound) {
+  auto r = import::ImportComfyLog(
+      "got prompt\nRequested to load Flux\nloaded partially 8000.00 7990.00 0\n"
+      "100%|##########| 20/20 [00:40<00:00,  2.00s/it]\nPrompt executed in 50.00 seconds\n"
+      "got prompt\nloaded partially 9000.00 8995.00 0\n"
+      "100%|##########| 20/20 [00:38<00:00,  1.90s/it]\nPrompt executed in 45.00 seconds\n",
+      "bound.log");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  std::vector<std::string> models, loads;
+  for (const auto& e : r->trace.events) {
+    if (e.type == EventType::kModel) models.push_back(e.model);
+    if (e.type == EventType::kLoad) loads.push_back(e.model);
+  }
+  EXPECT_EQ(models, (std::vector<std::string>{"Flux"}));
+  EXPECT_EQ(loads, (std::vector<std::string>{"Flux", "Flux"}));
+}
+
+// A pass on a model loaded before the log began cannot be replayed: the
+// importer says its prompt's time is not comparable.
+TEST(ComfyLogShapes, APassOnAModelNoLineLoadedMakesThePromptNotComparable) {
+  auto r = import::ImportComfyLog(
+      "got prompt\n100%|##########| 4/4 [00:35<00:00,  8.79s/it]\nRequested to load WanVAE\n"
+      "loaded completely 9000.00 242.03 True\nPrompt executed in 40.00 seconds\n",
+      "before.log");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  bool said = false;
+  for (const auto& w : r->warnings)
+    said |= w.find("prompt 1: a sampler pass on a model no line loaded") != std::string::npos &&
+            w.find("not comparable") != std::string::npos;
+  EXPECT_TRUE(said);
+}
+
+// Only DirectML states a placeholder VRAM: a CUDA log that loads more than
+// its stated VRAM in one prompt (models offloaded between uses) keeps it.
+TEST(ComfyLogShapes, AStatedCudaVramIsKept) {
+  auto r = import::ImportComfyLog(
+      "Total VRAM 8192 MB, total RAM 32000 MB\nDevice: cuda:0 NVIDIA GeForce RTX 3070 : native\ngot prompt\n"
+      "Requested to load WanTEModel\nloaded completely 7000.00 6419.48 True\nRequested to load WAN21\n"
+      "loaded completely 7000.00 5400.00 True\nPrompt executed in 90.00 seconds\n",
+      "cuda.log");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_TRUE(r->trace.header.machine.has_value());
+  EXPECT_EQ(r->trace.header.machine->vram, 8192LL << 20);
+}
+
 }  // namespace
 }  // namespace residency

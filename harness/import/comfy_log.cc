@@ -65,15 +65,20 @@ class Importer {
   void Line(const std::string& raw, int number) {
     number_ = number;
     const std::vector<LogLine> lines = ClassifyLine(raw);
-    if (lines.empty() && StripPrefixes(raw).find_first_not_of(" \t\r") == std::string::npos) return;  // blank
-    // tqdm prints a finished bar again when it closes, on the very next line.
-    after_finished_bar_ = this_line_finished_bar_;
-    this_line_finished_bar_ = lines.size() == 1 && lines[0].kind == LineKind::kProgress &&
-                              lines[0].count == lines[0].total && !lines[0].labelled;
+    if (lines.empty()) return;  // blank or noise: it neither starts nor ends a run of bars
+    const LogLine& one = lines.front();
+    if (lines.size() == 1 && one.kind == LineKind::kProgress && one.count == one.total && !one.labelled &&
+        one.elapsed_s >= 0) {
+      bar_run_.push_back({one, number});
+      return;
+    }
+    FlushBars();
+    number_ = number;
     for (const LogLine& l : lines) Handle(l);
   }
 
   Result<ImportResult> Finish() {
+    FlushBars();
     if (prompt_open_) {
       Warn("the log ends inside prompt " + std::to_string(prompt_) + " (no 'Prompt executed')");
       EndPrompt(-1);
@@ -324,8 +329,11 @@ class Importer {
     Model* best = nullptr;
     for (Model& m : models_) {
       if (!load.cls.empty() && m.cls != load.cls) continue;
+      // A partial load's figure is a lower bound: it fits a model known by
+      // its size when that size holds it, and any model known only by a
+      // lower bound (two bounds cannot tell models apart; the bound grows).
       const bool fits = load.exact ? (m.from == SizeFrom::kStated ? SameSize(m.mib, load.mib) : m.mib <= load.mib)
-                                   : m.mib + kSameSizeMiB >= load.mib;
+                                   : (m.from != SizeFrom::kStated || m.mib + kSameSizeMiB >= load.mib);
       if (!fits) continue;
       if (!best || (m.device_mib > 0 && best->device_mib <= 0)) best = &m;
     }
@@ -501,34 +509,64 @@ class Importer {
     return std::clamp(by_rate, l.elapsed_s, l.elapsed_s + 0.999);
   }
 
-  // A finished sampler bar: `total` steps in `elapsed` on the model loaded last.
-  void Progress(const LogLine& l) {
-    if (l.count != l.total) return;
-    if (l.labelled) return void(++labelled_bars_);
-    if (l.elapsed_s < 0) return Warn("a finished progress bar without a readable elapsed time (or over a year long); ignored");
-    // The bar printed again on close: the same pass, now with the whole pass's
-    // average rate, the better figure for its length. The close-print comes
-    // right after the last update and reads the same elapsed time, or a later
-    // one when the sampler finished after that update.
-    const bool reprint = last_bar_ && last_bar_->first == l.total &&
-                         (last_bar_->second == l.elapsed_s || (after_finished_bar_ && l.elapsed_s > last_bar_->second));
-    if (reprint) {
-      ++doubled_bars_;
-      const bool later = l.elapsed_s != last_bar_->second;
-      last_bar_->second = l.elapsed_s;
-      if (last_compute_ && (l.seconds_per_it > 0 || later)) {
-        TraceEvent& e = result_.trace.events[*last_compute_];
-        const double before = static_cast<double>(e.step_ns) * e.steps / 1e9;
-        const double now = PassSeconds(l);
-        e.step_ns = std::llround(now * 1e9 / e.steps);
-        bar_seconds_ += now - before;
+  // Finished bars in a row (noise between them aside). tqdm prints a bar
+  // again when it closes, in logs that keep its every refresh: at the last
+  // update and on close, the second with the same elapsed time or a later one
+  // (the sampler finished after that update). A run is read so when it parses
+  // whole as such pairs; else each bar is its own pass (a console that
+  // overwrote its bars shows one line per pass, however alike they read).
+  void FlushBars() {
+    if (bar_run_.empty()) return;
+    bool doubled = bar_run_.size() % 2 == 0;
+    for (std::size_t i = 0; doubled && i < bar_run_.size(); i += 2) {
+      const LogLine& a = bar_run_[i].first;
+      const LogLine& b = bar_run_[i + 1].first;
+      doubled = a.total == b.total && b.elapsed_s >= a.elapsed_s;
+    }
+    bool counted = false;
+    for (std::size_t i = 0; i < bar_run_.size(); ++i) {
+      number_ = bar_run_[i].second;
+      ++seen_[LineKind::kProgress];
+      if (doubled && i % 2 == 1) {
+        ++doubled_bars_;
+        if (counted) Reprint(bar_run_[i].first);
+      } else {
+        counted = Progress(bar_run_[i].first);
       }
-      return;
+    }
+    bar_run_.clear();
+  }
+  // The close-print of the pass just counted: the whole pass's average rate
+  // and its final elapsed time, the better figures for its length.
+  void Reprint(const LogLine& l) {
+    if (!last_compute_ || (l.seconds_per_it <= 0 && l.elapsed_s == last_bar_->second)) return;
+    last_bar_->second = l.elapsed_s;
+    TraceEvent& e = result_.trace.events[*last_compute_];
+    const double before = static_cast<double>(e.step_ns) * e.steps / 1e9;
+    const double now = PassSeconds(l);
+    e.step_ns = std::llround(now * 1e9 / e.steps);
+    bar_seconds_ += now - before;
+  }
+
+  // A finished sampler bar: `total` steps in `elapsed` on the model loaded
+  // last. Whether it became a compute.
+  bool Progress(const LogLine& l) {
+    if (l.count != l.total) return false;
+    if (l.labelled) return ++labelled_bars_, false;
+    if (l.elapsed_s < 0) {
+      Warn("a finished progress bar without a readable elapsed time (or over a year long); ignored");
+      return false;
     }
     Activity();
     FlushBatch();
     if (!last_model_) last_model_ = last_sampled_;
-    if (!last_model_) return Warn("a progress bar before any model was loaded; ignored");
+    if (!last_model_) {
+      // The model was loaded before the log began: the prompt's time holds a
+      // pass the trace cannot replay.
+      Warn("prompt " + std::to_string(prompt_) + ": a sampler pass on a model no line loaded (before the log began); "
+           "ignored, and the prompt's time is not comparable");
+      return false;
+    }
     Model& m = *Find(*last_model_);
     std::vector<std::string> inferred{"activation_bytes"};
     if (!used_in_prompt_.count(m.name)) {
@@ -551,6 +589,7 @@ class Importer {
     sampled_.insert(m.name);
     bar_seconds_ += pass_s;
     ++bars_;
+    return true;
   }
 
   // ----- results -----
@@ -576,21 +615,22 @@ class Importer {
     if (vram_state_ == "HIGH_VRAM") m.flags.push_back("--highvram");
     t.header.machine = m;
   }
-  // Some backends state a placeholder (DirectML prints "Total VRAM 1024 MB"
-  // whatever the card). When one prompt loads more in full onto the device
-  // than the stated VRAM could hold beside ComfyUI's own reserve, the stated
+  // DirectML states a placeholder ("Total VRAM 1024 MB" whatever the card).
+  // When one prompt of a DirectML log loads more models in full onto the
+  // device than the stated VRAM could hold beside ComfyUI's own reserve, the
   // figure cannot be the card's: take the least VRAM that fits what the log
-  // shows, rounded up to a GiB, and say so.
+  // shows, rounded up to a GiB, and say so. Other backends state the card.
   void RaiseAnImpossibleVram() {
     auto& machine = result_.trace.header.machine;
-    if (!machine || machine->unified) return;
+    if (!machine || machine->unified || machine->device.find("privateuseone") == std::string::npos) return;
     constexpr double kComfyReserveMiB = 1228;  // minimum_inference_memory 0.8 GiB + 400 MiB extra reserved
     double need = 0, in_prompt = 0;
     std::string biggest;
     double biggest_mib = 0;
+    std::set<std::string> counted;  // each model once per prompt
     for (const TraceEvent& e : result_.trace.events) {
-      if (e.type == EventType::kPromptBegin) in_prompt = 0;
-      if (e.type != EventType::kLoad || e.mode != LoadMode::kFull) continue;
+      if (e.type == EventType::kPromptBegin) in_prompt = 0, counted.clear();
+      if (e.type != EventType::kLoad || e.mode != LoadMode::kFull || !counted.insert(e.model).second) continue;
       const double mib = Find(e.model)->mib;
       in_prompt += mib;
       need = std::max(need, in_prompt);
@@ -662,7 +702,7 @@ class Importer {
   ImportResult result_;
   int number_ = 0;
   int model_events_in_prompt_ = 0;
-  bool after_finished_bar_ = false, this_line_finished_bar_ = false;  // the previous non-blank line, this one
+  std::vector<std::pair<LogLine, int>> bar_run_;  // finished bars in a row, not yet read (FlushBars)
   std::map<LineKind, int> seen_;
   std::string device_, vram_state_, torch_, server_;
   int prompt_ = 0, queued_ = 0;

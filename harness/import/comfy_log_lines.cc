@@ -19,8 +19,8 @@ std::size_t Digits(const std::string& s, std::size_t i, int n) {
   return i;
 }
 
-// A clock "HH:MM[:SS[.fff|,fff]]" at `i` (H may be one digit); the index past
-// it, or npos.
+// A clock "HH:MM[:SS[.fff|,fff]][Z]" at `i` (H may be one digit); the index
+// past it, or npos.
 std::size_t SkipClock(const std::string& s, std::size_t i) {
   std::size_t j = Digits(s, i, 1);
   if (j == std::string::npos) return j;
@@ -29,8 +29,9 @@ std::size_t SkipClock(const std::string& s, std::size_t i) {
   if (j < s.size() && s[j] == ':' && Digits(s, j + 1, 2) != std::string::npos) j += 3;
   if (j + 1 < s.size() && (s[j] == '.' || s[j] == ',') && Digit(s[j + 1])) {
     ++j;
-    while (j < s.size() && Digit(s[j])) ++j;
+    while (j < s.size() && Digit(s[j])) ++j;  // milliseconds to nanoseconds (docker --timestamps)
   }
+  if (j < s.size() && s[j] == 'Z') ++j;  // UTC, as docker prints it
   return j;
 }
 
