@@ -17,16 +17,22 @@ void FromTally(const engine::RunTally& t, RunSample& s) {
   s.device_budget_bytes = t.budgets.device_limit_bytes;
   for (const auto& [key, e] : t.evictions) s.evictions[key] = {e.count, e.bytes};
 }
+// Which run a sample is of.
+RunSample Named(const char* source, const std::string& profile, const std::string& policy, const std::string& trace,
+                const std::string& outcome) {
+  RunSample s;
+  s.source = source;
+  s.profile = profile;
+  s.policy = policy;
+  s.trace = trace;
+  s.outcome = outcome;
+  return s;
+}
 }  // namespace
 
 RunSample SampleFromSim(const sim::SimResult& r, const std::string& outcome, const std::string& profile_name,
                         const std::string& policy_name) {
-  RunSample s;
-  s.source = "sim";
-  s.profile = profile_name;
-  s.policy = policy_name;
-  s.trace = r.trace;
-  s.outcome = outcome;
+  RunSample s = Named("sim", profile_name, policy_name, r.trace, outcome);
   s.load_seconds = static_cast<double>(r.load_ns) / 1e9;
   FromTally(r.tally, s);
   s.ooms = r.oom.happened ? 1 : 0;
@@ -37,12 +43,8 @@ RunSample SampleFromSim(const sim::SimResult& r, const std::string& outcome, con
 
 std::string RealRunMetricsText(const executor::RunResult& r, const engine::Workload& w, const std::string& profile,
                                const std::string& policy_name) {
-  RunSample s;
-  s.source = "real";
-  s.profile = profile;
-  s.policy = policy_name;
-  s.trace = w.name;
-  s.outcome = !r.violations.empty() ? "violation" : !r.tally.failed_ops.empty() ? "infeasible" : "ok";
+  RunSample s = Named("real", profile, policy_name, w.name,
+                      !r.violations.empty() ? "violation" : !r.tally.failed_ops.empty() ? "infeasible" : "ok");
   for (std::size_t i = 0; i < r.ops.size() && i < w.ops.size(); ++i)
     if (w.ops[i].kind == engine::OpKind::kLoad)
       s.load_seconds += static_cast<double>(r.ops[i].end_ns - r.ops[i].start_ns) / 1e9;

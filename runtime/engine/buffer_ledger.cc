@@ -76,6 +76,13 @@ std::optional<BufferId> BufferLedger::MissingBuffer(const Command& c) const {
   }
 }
 
+BufferLedger::Buffer& BufferLedger::Create(BufferId id, const Command& c) {
+  Buffer& b = buffers_[id];
+  b.bytes = c.bytes;
+  b.owner = c.model;
+  return b;
+}
+
 BufferLedger::Issued BufferLedger::Issue(const Command& c, Route route) {
   // A direct command was never staged: its bytes were never counted as such.
   if (route == Route::kStaged) StagedBytes(c, -1);
@@ -88,27 +95,17 @@ BufferLedger::Issued BufferLedger::Issue(const Command& c, Route route) {
     return {false, std::string(ToString(c.kind)) + " of model " + std::to_string(c.model) + " names buffer " +
                        std::to_string(*gone) + ", which does not exist"};
   switch (c.kind) {
-    case CommandKind::kAllocHost: {
-      Buffer& b = buffers_[c.buffer];
-      b.bytes = c.bytes;
-      b.owner = c.model;
-      b.staging = c.staging;
+    case CommandKind::kAllocHost:
+      Create(c.buffer, c).staging = c.staging;
       acct_.pageable_bytes += c.bytes;
       if (c.staging) acct_.staging_bytes += c.bytes;
       break;
-    }
-    case CommandKind::kMapFile: {
-      Buffer& b = buffers_[c.buffer];
-      b.bytes = c.bytes;
-      b.owner = c.model;
-      b.mapped = true;
+    case CommandKind::kMapFile:
+      Create(c.buffer, c).mapped = true;
       acct_.mapped_bytes += c.bytes;
       break;
-    }
     case CommandKind::kAllocDevice: {
-      Buffer& b = buffers_[c.device_buffer];
-      b.bytes = c.bytes;
-      b.owner = c.model;
+      Buffer& b = Create(c.device_buffer, c);
       b.device = true;
       b.activation = c.activation;
       acct_.device_bytes += c.bytes;

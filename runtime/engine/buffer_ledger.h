@@ -92,6 +92,7 @@ class BufferLedger {
   void StagedBytes(const Command& c, int sign);
   void Holds(const Command& c, int sign);
   std::optional<BufferId> MissingBuffer(const Command& c) const;
+  Buffer& Create(BufferId id, const Command& c);  // an allocation's buffer: its bytes and owner
 
   Accounting acct_;
   Staged staged_;
