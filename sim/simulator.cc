@@ -40,13 +40,14 @@ class Simulator {
  public:
   Simulator(const engine::Workload& w, const traces::Profile& p, const engine::Policy& policy,
             const SimOptions& o, std::unique_ptr<engine::Engine> e)
-      : workload_(w), profile_(p), policy_(policy), options_(o), engine_(std::move(e)),
+      : workload_(w), profile_(p), options_(o), engine_(std::move(e)),
         memory_(p), log_(o.keep_event_log), timeline_(o.record_timeline), rng_(o.seed),
         fail_rng_(o.seed ^ 0xfa11) {
     // Cold reads go through the page cache unless the policy reads O_DIRECT
-    // (a profile may measure the two differently).
+    // (a profile may measure the two differently). The engine's policy is the
+    // one copy: the simulator keeps none of its own.
     fluid_.SetCapacity(kDisk, [this](int n) {
-      return policy_.direct_io ? profile_.DiskReadBytesPerSecond(n)
+      return engine_->policy().direct_io ? profile_.DiskReadBytesPerSecond(n)
                                : profile_.DiskReadBufferedBytesPerSecond(n);
     });
     fluid_.SetCapacity(kCpu, [this](int) { return static_cast<double>(profile_.cpu_cores); });
@@ -104,7 +105,6 @@ class Simulator {
 
   const engine::Workload& workload_;
   const traces::Profile& profile_;
-  const engine::Policy& policy_;
   SimOptions options_;
   std::unique_ptr<engine::Engine> engine_;
   SimMemory memory_;
@@ -561,8 +561,8 @@ void Simulator::AfterMemoryChange() {
                    memory_.page_cache().total());
   // Low free RAM: tell the engine, like a pressure notification would.
   const Bytes available = memory_.Available();
-  if (available < policy_.host_headroom_bytes && engine_->RamCacheBytes() > 0)
-    pressure_ = std::max(pressure_, policy_.host_headroom_bytes - available);
+  const Bytes headroom = engine_->policy().host_headroom_bytes;
+  if (available < headroom && engine_->RamCacheBytes() > 0) pressure_ = std::max(pressure_, headroom - available);
 }
 
 void Simulator::Kill(const std::string& why) {

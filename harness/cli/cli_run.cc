@@ -57,15 +57,15 @@ int RunRun(const RunArgs& a) {
               workload->ops.size(), static_cast<unsigned long long>(r.tally.commands),
               harness::HumanDuration(r.wall_ns).c_str());
   std::printf("  read %s from model files, %s host->device, %s device->host, %s spilled\n",
-              harness::HumanBytes(static_cast<engine::Bytes>(r.tally.disk_read_bytes)).c_str(),
-              harness::HumanBytes(static_cast<engine::Bytes>(r.tally.h2d_bytes)).c_str(),
-              harness::HumanBytes(static_cast<engine::Bytes>(r.tally.d2h_bytes)).c_str(),
-              harness::HumanBytes(static_cast<engine::Bytes>(r.tally.spill_write_bytes)).c_str());
-  std::printf("  peak host %s, peak pinned %s, peak device %s, finalizers %d, pin fallbacks %llu\n",
-              harness::HumanBytes(static_cast<engine::Bytes>(r.tally.peak_host_bytes)).c_str(),
-              harness::HumanBytes(static_cast<engine::Bytes>(r.tally.peak_pinned_bytes)).c_str(),
-              harness::HumanBytes(static_cast<engine::Bytes>(r.tally.peak_device_bytes)).c_str(),
-              r.tally.finalizers, static_cast<unsigned long long>(r.tally.pin_fallbacks));
+              harness::HumanBytes(r.tally.disk_read_bytes).c_str(),
+              harness::HumanBytes(r.tally.h2d_bytes).c_str(),
+              harness::HumanBytes(r.tally.d2h_bytes).c_str(),
+              harness::HumanBytes(r.tally.spill_write_bytes).c_str());
+  std::printf("  peak host %s, peak pinned %s, peak device %s, finalizers %lld, pin fallbacks %lld\n",
+              harness::HumanBytes(r.tally.peak_host_bytes).c_str(),
+              harness::HumanBytes(r.tally.peak_pinned_bytes).c_str(),
+              harness::HumanBytes(r.tally.peak_device_bytes).c_str(),
+              static_cast<long long>(r.tally.finalizers), static_cast<long long>(r.tally.pin_fallbacks));
   std::printf("  decisions:");
   for (const auto& [kind, count] : r.tally.notices)
     std::printf(" %s=%lld", std::string(engine::ToString(kind)).c_str(), static_cast<long long>(count));

@@ -69,7 +69,7 @@ class Executor {
  public:
   Executor(const engine::Workload& workload, const engine::Policy& policy,
            device::DeviceBackend& device, const RunOptions& options)
-      : workload_(workload), policy_(policy), device_(device), options_(options),
+      : workload_(workload), device_(device), options_(options),
         prefault_pool_(io::CoreCount()),
         io_pool_(std::clamp(policy.read_threads, 1, 32)), copy_pool_(kCopyThreads), compute_pool_(1),
         free_pool_(1) {}
@@ -117,7 +117,6 @@ class Executor {
   }
 
   const engine::Workload& workload_;
-  const engine::Policy& policy_;
   device::DeviceBackend& device_;
   RunOptions options_;
   std::unique_ptr<engine::Engine> engine_;
