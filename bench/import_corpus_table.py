@@ -32,21 +32,13 @@ def run(args, log, tmp):
     lines = imp.stderr.strip().split("\n")
     row["warnings"] = sum(1 for l in lines if l.startswith("warning:"))
     row["summary"] = [l.strip() for l in lines if l.startswith("  ")]
-    failed = {int(m.group(1)) for m in re.finditer(r"prompt (\d+) failed", imp.stderr)}
-    # Prompts whose time holds work the trace cannot replay (the importer says so).
-    failed |= {int(m.group(1)) for m in re.finditer(r"prompt (\d+)[^\n]*not comparable", imp.stderr)}
+    # Prompts that failed, and prompts whose time holds work the trace cannot
+    # replay (nothing in it to simulate, or a pass on a model loaded before the
+    # log began): the importer names both.
+    left_out = {int(m.group(1)) for m in re.finditer(r"prompt (\d+) failed", imp.stderr)}
+    left_out |= {int(m.group(1)) for m in re.finditer(r"prompt (\d+)[^\n]*not comparable", imp.stderr)}
     with open(out) as f:
         header = json.loads(f.readline())
-        events = [json.loads(line) for line in f]
-    # Prompts with no load or compute in the trace: nothing to simulate.
-    empty, current, busy = set(), None, False
-    for e in events:
-        if e["type"] == "prompt_begin":
-            current, busy = e["prompt"], False
-        elif e["type"] in ("load", "compute"):
-            busy = True
-        elif e["type"] == "prompt_end" and not busy:
-            empty.add(e["prompt"])
     machine = header.get("machine")
     row["machine"] = ("unified %d GB" % (machine["ram"] >> 30) if machine and machine.get("unified") else
                       "%d GB VRAM, %d GB RAM" % (machine["vram"] >> 30, machine["ram"] >> 30) if machine else "not in log")
@@ -62,7 +54,7 @@ def run(args, log, tmp):
     errors, sim_failed = [], []
     for p in result["prompts"]:
         measured = p.get("measured_wall_ns", -1)
-        if measured <= 0 or p["prompt"] in failed or p["prompt"] in empty or (p["prompt"] == 1 and not whole_first):
+        if measured <= 0 or p["prompt"] in left_out or (p["prompt"] == 1 and not whole_first):
             continue
         if p.get("failed"):
             sim_failed.append(p["prompt"])  # the real prompt finished; the simulated one did not

@@ -48,7 +48,7 @@ class Simulator {
     // one copy: the simulator keeps none of its own.
     fluid_.SetCapacity(kDisk, [this](int n) {
       return engine_->policy().direct_io ? profile_.DiskReadBytesPerSecond(n)
-                               : profile_.DiskReadBufferedBytesPerSecond(n);
+                                         : profile_.DiskReadBufferedBytesPerSecond(n);
     });
     fluid_.SetCapacity(kCpu, [this](int) { return static_cast<double>(profile_.cpu_cores); });
     fluid_.SetCapacity(kPcieH2D, [this](int) {

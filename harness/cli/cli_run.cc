@@ -2,14 +2,12 @@
 // a device) by the same engine `replay` simulates; --capture writes the run
 // back as a trace with measured timings.
 #include <cstdio>
-#include <iostream>
-#include <map>
 #include <memory>
 
-#include "harness/metrics/run_sample.h"
 #include "harness/cli/cli.h"
 #include "harness/cli/device_choice.h"
 #include "harness/fidelity/real_run_capture.h"
+#include "harness/metrics/run_sample.h"
 #include "harness/report/real_timeline.h"
 #include "harness/report/report.h"
 #include "runtime/executor/real_executor.h"

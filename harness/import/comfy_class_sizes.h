@@ -31,7 +31,7 @@ inline double TypicalClassMiB(const std::string& cls) {
     if (cls == e.cls) return e.mib;
   // A variant of a listed class ("WAN21_Vace", "WAN21_Camera"): its base class.
   for (const Entry& e : kSizes)
-    if (cls.size() > std::char_traits<char>::length(e.cls) && cls.rfind(std::string(e.cls) + "_", 0) == 0) return e.mib;
+    if (cls.rfind(std::string(e.cls) + "_", 0) == 0) return e.mib;
   return 0;
 }
 

@@ -63,7 +63,6 @@ class Importer {
   explicit Importer(std::string origin) : origin_(std::move(origin)) {}
 
   void Line(const std::string& raw, int number) {
-    number_ = number;
     const std::vector<LogLine> lines = ClassifyLine(raw);
     if (lines.empty()) return;  // blank or noise: it neither starts nor ends a run of bars
     const LogLine& one = lines.front();
@@ -249,7 +248,7 @@ class Importer {
       char what[160];
       std::snprintf(what, sizeof what,
                     "prompt %d: %.2f s measured with no model line in it (work the log does not describe); nothing "
-                    "in it to simulate",
+                    "in it to simulate, so its time is not comparable",
                     prompt_, static_cast<double>(measured) / 1e9);
       Warn(what);
     }
@@ -312,11 +311,9 @@ class Importer {
           Rename(m, cls);
           return m;
         }
-    int same_class = 0;
-    for (const Model& m : models_) same_class += m.cls == cls;
     Model m;
     m.cls = cls;
-    m.name = same_class == 0 ? cls : cls + "#" + std::to_string(same_class + 1);
+    m.name = NameFor(cls);
     m.mib = load.mib;
     m.from = load.exact ? SizeFrom::kStated : SizeFrom::kLowerBound;
     m.first_line = number_;
@@ -340,12 +337,16 @@ class Importer {
     if (best) return *best;
     return ModelFor(load.cls.empty() ? "unnamed" : load.cls, load);
   }
+  // The name of the next model of class `cls`: the class, then "cls#2"...
+  std::string NameFor(const std::string& cls) const {
+    int same_class = 0;
+    for (const Model& m : models_) same_class += m.cls == cls;
+    return same_class == 0 ? cls : cls + "#" + std::to_string(same_class + 1);
+  }
   // Gives `m` class `cls` and a name of it, everywhere it was named so far.
   void Rename(Model& m, const std::string& cls) {
-    int same_class = 0;
-    for (const Model& k : models_) same_class += k.cls == cls;
     const std::string from = m.name;
-    const std::string to = same_class == 0 ? cls : cls + "#" + std::to_string(same_class + 1);
+    const std::string to = NameFor(cls);
     for (TraceEvent& e : result_.trace.events) {
       if (e.model == from) e.model = to;
       for (std::string& n : e.models)

@@ -500,10 +500,11 @@ Status Executor::Compute(const Command& cmd) {
 }
 
 void Executor::SignalHostPressure(engine::Outbox& out) {
+  if (engine_->RamCacheBytes() == 0) return;  // nothing to free: no need to ask the kernel
   const std::int64_t available =
       options_.available_memory ? options_.available_memory() : io::MemAvailableBytes();
   const engine::Bytes headroom = engine_->policy().host_headroom_bytes;
-  if (available < 0 || available >= headroom || engine_->RamCacheBytes() == 0) return;
+  if (available < 0 || available >= headroom) return;
   ++result_.tally.host_pressure_signals;
   engine_->HostPressure(headroom - available, out);
   Dispatch(out);
