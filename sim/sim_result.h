@@ -21,6 +21,7 @@ struct PromptTiming {
   Nanos begin_ns = 0;
   Nanos end_ns = 0;
   Nanos measured_wall_ns = -1;
+  engine::PromptOutcome measured_outcome = engine::PromptOutcome::kOk;  // how the captured server ended it
   Bytes disk_read_bytes = 0;  // read from disk (not the page cache) while this prompt was the latest begun
   int failed_ops = 0;         // ops that failed inside it: its time is not a finished prompt's
   bool ended = false;         // its prompt_end was reached
@@ -61,6 +62,7 @@ struct SimResult {
   std::string trace;
   std::string profile;
   std::string policy;
+  std::string policy_detail;  // what a derived policy is made of ("comfy-classic + --lowvram"), else ""
   Bytes ram_bytes = 0;     // the profile's RAM and VRAM, for pictures
   Bytes device_bytes = 0;  // (a unified machine's device is its RAM)
   std::uint64_t seed = 0;

@@ -281,13 +281,14 @@ void Simulator::Observe(const Outbox& out) {
       if (!result_.prompts.empty() && !result_.prompts.back().ended) ++result_.prompts.back().failed_ops;
     }
     if (op.kind == engine::OpKind::kPromptBegin)
-      result_.prompts.push_back({op.prompt, now_, now_, op.measured_wall_ns, 0, 0, false});
+      result_.prompts.push_back({op.prompt, now_, now_, op.measured_wall_ns, engine::PromptOutcome::kOk, 0, 0, false});
     if (op.kind == engine::OpKind::kPromptEnd) {
       for (auto it = result_.prompts.rbegin(); it != result_.prompts.rend(); ++it) {
         if (it->prompt == op.prompt) {
           it->end_ns = now_;
           it->ended = true;
           it->measured_wall_ns = op.measured_wall_ns;
+          it->measured_outcome = op.outcome;
           timeline_.PromptBoundary(op.prompt, it->begin_ns, now_);
           break;
         }

@@ -32,7 +32,8 @@ violations() {
   # Each harness room and the rooms it may include (the CLI may include all).
   local rooms="common:common store:store report:report,store,common calibrate:calibrate,common
                fidelity:fidelity,calibrate,report,store,common metrics:metrics,common
-               sweep:sweep,report,store,common agent:agent,metrics,sweep,store,report,common
+               sweep:sweep,report,store,common gate:gate,fidelity,sweep,report,store,common
+               agent:agent,gate,metrics,sweep,store,report,common
                fleet:fleet,sweep,store,common import:import proof:proof"
   local entry room allowed
   for entry in $rooms; do

@@ -14,7 +14,7 @@ Result<engine::Policy> ParsePolicy(const std::string& text, const std::string& o
       {"name", "description", "loader", "eviction", "read_threads", "chunk", "staging_buffers",
        "staging", "pin_budget", "ram_cache", "host_headroom", "device_reserve", "pin_hysteresis",
        "cache_hysteresis", "prefault_before_pin", "drop_page_cache_after_load", "direct_io", "hold_mapping",
-       "sources"}));
+       "load_mode", "free_device_after_prompt", "sources"}));
   engine::Policy p;
   std::string description, loader, eviction;
   RESIDENCY_RETURN_IF_ERROR(f.String("name", p.name, true));
@@ -47,6 +47,14 @@ Result<engine::Policy> ParsePolicy(const std::string& text, const std::string& o
   RESIDENCY_RETURN_IF_ERROR(f.Bool("drop_page_cache_after_load", p.drop_page_cache_after_load));
   RESIDENCY_RETURN_IF_ERROR(f.Bool("hold_mapping", p.hold_mapping));
   RESIDENCY_RETURN_IF_ERROR(f.Bool("direct_io", p.direct_io));
+  RESIDENCY_RETURN_IF_ERROR(f.Bool("free_device_after_prompt", p.free_device_after_prompt));
+  if (f.Has("load_mode")) {
+    std::string rule;
+    RESIDENCY_RETURN_IF_ERROR(f.String("load_mode", rule, true));
+    if (!engine::ParseLoadModeRule(rule, p.load_modes))
+      return InvalidArgument(f.Where("load_mode") + ": unknown load_mode '" + Printable(rule) +
+                             "' (known: as-traced, dynamic, classic, novram)");
+  }
   std::map<std::string, std::string> sources;  // checked, not kept: notes for people
   RESIDENCY_RETURN_IF_ERROR(f.Sources(sources));
   Status valid = engine::ValidatePolicy(p);
@@ -78,6 +86,10 @@ std::string WritePolicy(const engine::Policy& p) {
   j["drop_page_cache_after_load"] = p.drop_page_cache_after_load;
   j["hold_mapping"] = p.hold_mapping;
   j["direct_io"] = p.direct_io;
+  // Written only when set, so policies written before these fields existed
+  // keep their bytes (and their content hashes in results databases).
+  if (p.load_modes != engine::LoadModeRule::kAsTraced) j["load_mode"] = std::string(engine::ToString(p.load_modes));
+  if (p.free_device_after_prompt) j["free_device_after_prompt"] = true;
   return j.dump(2) + "\n";
 }
 

@@ -84,6 +84,7 @@ struct TraceEvent {
   Bytes patched_bytes = 0;
   int prompt = 0;
   Nanos measured_wall_ns = -1;   // kPromptEnd, optional
+  engine::PromptOutcome outcome = engine::PromptOutcome::kOk;  // kPromptEnd: how the server ended it
   Nanos at_ns = -1;              // optional capture timestamp of the event
   Bytes freed_bytes = 0;         // kUnload
   Bytes remaining_bytes = -1;    // kUnload, optional

@@ -296,9 +296,16 @@ Result<TraceEvent> ParseEvent(const json& j, const std::string& where) {
     }
     case EventType::kPromptBegin:
     case EventType::kPromptEnd: {
-      RESIDENCY_RETURN_IF_ERROR(p.Allow({"type", "at_ns", "inferred", "prompt", "measured_wall_ns"}));
+      RESIDENCY_RETURN_IF_ERROR(p.Allow({"type", "at_ns", "inferred", "prompt", "measured_wall_ns", "status"}));
       ASSIGN_OR_RETURN(std::int64_t prompt, p.Int("prompt", 0, 1'000'000'000));
       e.prompt = static_cast<int>(prompt);
+      if (p.Has("status")) {
+        if (e.type != EventType::kPromptEnd) return InvalidArgument(where + ": 'status' belongs on prompt_end");
+        ASSIGN_OR_RETURN(std::string status, p.String("status"));
+        if (!engine::ParsePromptOutcome(status, e.outcome))
+          return InvalidArgument(where + ": field 'status' must be ok, failed or interrupted, got '" +
+                                 Printable(status) + "'");
+      }
       if (p.Has("measured_wall_ns")) {
         if (e.type != EventType::kPromptEnd)
           return InvalidArgument(where + ": 'measured_wall_ns' belongs on prompt_end");
@@ -346,7 +353,7 @@ bool TraceEvent::SameContent(const TraceEvent& o) const {
          device_bytes == o.device_bytes && models == o.models && steps == o.steps &&
          step_ns == o.step_ns && activation_bytes == o.activation_bytes && patch == o.patch &&
          patched_bytes == o.patched_bytes && prompt == o.prompt &&
-         measured_wall_ns == o.measured_wall_ns && at_ns == o.at_ns && freed_bytes == o.freed_bytes &&
+         measured_wall_ns == o.measured_wall_ns && outcome == o.outcome && at_ns == o.at_ns && freed_bytes == o.freed_bytes &&
          remaining_bytes == o.remaining_bytes && reason == o.reason && node == o.node &&
          node_class == o.node_class && duration_ns == o.duration_ns && cached == o.cached &&
          inferred == o.inferred;

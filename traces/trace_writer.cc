@@ -58,6 +58,7 @@ ordered EventJson(const TraceEvent& e) {
     case EventType::kPromptEnd:
       j["prompt"] = e.prompt;
       if (e.measured_wall_ns >= 0) j["measured_wall_ns"] = e.measured_wall_ns;
+      if (e.outcome != engine::PromptOutcome::kOk) j["status"] = std::string(engine::ToString(e.outcome));
       break;
     case EventType::kUnload:
       j["model"] = e.model;

@@ -94,6 +94,7 @@ Result<engine::Workload> ToWorkload(const Trace& trace, const std::string& origi
                                                     : engine::OpKind::kPromptEnd;
         op.prompt = e.prompt;
         op.measured_wall_ns = e.measured_wall_ns;
+        op.outcome = e.outcome;
         break;
       case EventType::kUnload:
         RESIDENCY_RETURN_IF_ERROR(lookup(e, e.model).status());

@@ -1,10 +1,16 @@
 #include "harness/agent/agent.h"
 
+#include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 
 #include "harness/agent/client_message.h"
+#include "harness/gate/captured_replay.h"
+#include "harness/metrics/captured_sample.h"
+#include "harness/report/compare.h"
 #include "harness/metrics/run_sample.h"
 #include "harness/common/build_info.h"
 #include "harness/store/run_figures.h"
@@ -92,7 +98,25 @@ Result<std::unique_ptr<Agent>> Agent::Open(const AgentOptions& options) {
   RESIDENCY_ASSIGN_OR_RETURN(std::unique_ptr<store::ResultsStore> store,
                              store::ResultsStore::Open((std::filesystem::path(options.data_dir) / "results.db").string()));
   RESIDENCY_ASSIGN_OR_RETURN(std::vector<store::SweepRow> unfinished, store->UnfinishedSweeps());
+  std::optional<gate::GateConfig> gate;
+  if (!options.gate_path.empty()) {
+    auto g = gate::ReadGateConfig(options.gate_path);
+    if (!g.ok()) return InvalidArgument("--gate: " + g.status().message());
+    gate = std::move(g).value();
+  }
+  RESIDENCY_ASSIGN_OR_RETURN(std::vector<store::QueuedTrace> pending, store->PendingCaptured());
   std::unique_ptr<Agent> agent(new Agent(options, std::move(store)));
+  agent->gate_ = std::move(gate);
+  if (options.replay_workers > 0) {
+    // A restart resumes what was queued or running; a replay's stored runs are found, not repeated.
+    for (const store::QueuedTrace& q : pending) agent->replay_queue_.push_back(q.trace_id);
+    {
+      std::lock_guard lock(agent->replay_mu_);
+      agent->PublishReplayQueue();
+    }
+    for (int i = 0; i < options.replay_workers; ++i)
+      agent->replay_workers_.emplace_back([a = agent.get()] { a->ReplayLoop(); });
+  }
   for (const store::SweepRow& s : unfinished) agent->queue_.push_back(s.id);
   agent->metrics_.SetSweepsQueued(static_cast<std::int64_t>(agent->queue_.size()));
   for (int i = 0; i < std::max(1, options.workers); ++i)
@@ -121,7 +145,13 @@ void Agent::Shutdown() {
     stopping_ = true;
   }
   cv_.notify_all();
+  {
+    std::lock_guard lock(replay_mu_);
+  }
+  replay_cv_.notify_all();
   for (std::thread& t : workers_)
+    if (t.joinable()) t.join();
+  for (std::thread& t : replay_workers_)
     if (t.joinable()) t.join();
 }
 
@@ -180,6 +210,8 @@ HttpResponse Agent::Handle(const HttpRequest& request) {
   if (!get) return method_not_allowed("unknown");
   if (path == "/v1/traces") return GetTraces();
   if (path == "/v1/runs") return GetRuns(query);
+  if (path == "/v1/gate") return GetGate(query);
+  if (path == "/v1/fidelity") return GetFidelity(query);
   const auto under = [&](const std::string& prefix) {
     return path.size() > prefix.size() && path.compare(0, prefix.size(), prefix) == 0;
   };
@@ -196,14 +228,37 @@ HttpResponse Agent::PostTrace(const HttpRequest& request, const std::string& que
   std::string name = params.count("name") ? params["name"] : "";
   if (!name.empty() && !IsSafeName(name)) return Error(400, "name must be 1-64 of [A-Za-z0-9._-]", route);
   if (request.body.empty()) return Error(400, "empty body: POST a trace (JSON Lines)", route);
-  auto parsed = sweep::TraceFromText(name, "request body", request.body);
+  traces::Trace trace;
+  auto parsed = sweep::TraceFromText(name, "request body", request.body, &trace);
   if (!parsed.ok()) return Error(400, parsed.status().message(), route);
   bool created = false;
-  auto id = store_->PutTrace(parsed->name, parsed->provenance, request.body, &created);  // committed on return
+  const bool replayed = parsed->captured && options_.replay_workers > 0;
+  Result<std::int64_t> id = std::int64_t{0};
+  if (replayed) {
+    // Stored and queued in one transaction (committed on return); refused,
+    // unstored, when the replay queue is full, so the sender keeps it.
+    bool queue_full = false;
+    id = store_->PutCapturedTrace(parsed->name, parsed->provenance, request.body, options_.replay_queue_limit,
+                                  &created, &queue_full);
+    if (id.ok() && queue_full) {
+      HttpResponse r = Error(503,
+                             "replay queue full (" + std::to_string(options_.replay_queue_limit) +
+                                 " captured traces wait); retry later",
+                             route);
+      r.retry_after_s = 30;
+      return r;
+    }
+  } else {
+    id = store_->PutTrace(parsed->name, parsed->provenance, request.body, &created);  // committed on return
+  }
   if (!id.ok()) return ServerError(id.status(), route);
   if (created) {
     metrics_.RecordIngest(static_cast<engine::Bytes>(request.body.size()));
-    if (parsed->captured) metrics_.RecordCapturedTrace(parsed->captured_host);
+    if (parsed->captured) {
+      metrics_.RecordCapturedTrace(parsed->captured_host);
+      metrics_.RecordCapturedTraffic(metrics::CapturedSampleFromTrace(trace));
+    }
+    if (replayed) EnqueueReplay(*id);
   }
   return Json(created ? 201 : 200,
               json{{"id", store::ContentHash(request.body)}, {"name", parsed->name}, {"bytes", request.body.size()},
@@ -342,6 +397,162 @@ HttpResponse Agent::GetRun(const std::string& id) {
   json j = RunJson(**r);
   j["result"] = json::parse(result_json, nullptr, false);
   return Json(200, j, route);
+}
+
+namespace {
+
+json VerdictJson(const store::VerdictRow& v) {
+  json j{{"trace", v.trace},         {"trace_id", v.trace_hash}, {"profile", v.profile},
+         {"baseline", v.baseline},   {"candidate", v.candidate}, {"verdict", v.verdict},
+         {"metric", v.metric},       {"threshold_pct", v.threshold_pct},
+         {"baseline_outcome", v.baseline_outcome}, {"candidate_outcome", v.candidate_outcome},
+         {"baseline_run", v.baseline_run}, {"candidate_run", v.candidate_run},
+         {"gate", v.gate},           {"code_version", v.code_version}, {"created_at", v.created_at}};
+  j["baseline_value"] = v.baseline_value ? json(*v.baseline_value) : json(nullptr);
+  j["candidate_value"] = v.candidate_value ? json(*v.candidate_value) : json(nullptr);
+  j["delta_pct"] = v.delta_pct ? json(*v.delta_pct) : json(nullptr);
+  return j;
+}
+
+json QueueJson(const store::QueueCounts& q) {
+  return json{{"queued", q.queued}, {"running", q.running}, {"done", q.done}, {"failed", q.failed}};
+}
+
+double Quantile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const std::size_t i = static_cast<std::size_t>(std::ceil(q * static_cast<double>(v.size()))) ;
+  return v[std::min(v.size() - 1, i == 0 ? 0 : i - 1)];
+}
+
+}  // namespace
+
+HttpResponse Agent::GetGate(const std::string& query) {
+  const std::string route = "/v1/gate";
+  std::map<std::string, std::string> params;
+  if (!ParseQuery(query, &params)) return Error(400, "malformed query string", route);
+  store::VerdictFilter f;
+  f.trace_hash = params["trace"];
+  f.profile = params["profile"];
+  f.candidate = params["candidate"];
+  f.verdict = params["verdict"];
+  if (!f.trace_hash.empty() && !IsHexId(f.trace_hash)) return Error(400, "a trace id is 16 lowercase hex digits", route);
+  const bool all = params["all"] == "1";
+  auto rows = store_->ListVerdicts(f);
+  if (!rows.ok()) return ServerError(rows.status(), route);
+  auto queue = store_->CountCaptured();
+  if (!queue.ok()) return ServerError(queue.status(), route);
+  json out;
+  if (gate_) {
+    json candidates = json::array();
+    for (const gate::PolicyChoice& c : gate_->candidates) candidates.push_back(c.name);
+    out["gate"] = json{{"hash", gate_->hash},           {"profiles", gate_->profiles},
+                       {"baseline", gate_->baseline.name}, {"candidates", candidates},
+                       {"metric", gate_->metric},       {"threshold_pct", gate_->threshold_pct}};
+  } else {
+    out["gate"] = nullptr;
+  }
+  out["code_version"] = harness::CodeVersion();
+  out["queue"] = QueueJson(*queue);
+  json verdicts = json::array();
+  std::map<std::string, std::map<std::string, int>> summary;  // candidate -> verdict -> count
+  for (const store::VerdictRow& v : *rows) {
+    // By default the verdicts of this gate and this build; all=1: every one stored.
+    if (!all && (!gate_ || v.gate != gate_->hash || v.code_version != harness::CodeVersion())) continue;
+    verdicts.push_back(VerdictJson(v));
+    ++summary[v.candidate][v.verdict];
+  }
+  out["verdicts"] = std::move(verdicts);
+  out["summary"] = summary;
+  return Json(200, out, route);
+}
+
+HttpResponse Agent::GetFidelity(const std::string& query) {
+  const std::string route = "/v1/fidelity";
+  std::map<std::string, std::string> params;
+  if (!ParseQuery(query, &params)) return Error(400, "malformed query string", route);
+  const std::string trace = params["trace"];
+  if (!trace.empty() && !IsHexId(trace)) return Error(400, "a trace id is 16 lowercase hex digits", route);
+  auto rows = store_->ListFidelity(trace, 100000);
+  if (!rows.ok()) return ServerError(rows.status(), route);
+  json prompts = json::array();
+  std::map<std::string, std::vector<double>> by_host;
+  for (const store::FidelityRow& r : *rows) {
+    json j{{"trace", r.trace}, {"trace_id", r.trace_hash}, {"host", r.host}, {"prompt", r.prompt},
+           {"status", r.status}, {"simulated_ns", r.simulated_ns}, {"policy", r.policy_detail},
+           {"code_version", r.code_version}};
+    j["captured_ns"] = r.captured_ns >= 0 ? json(r.captured_ns) : json(nullptr);
+    j["error"] = r.error ? json(*r.error) : json(nullptr);
+    if (r.error) by_host[r.host].push_back(std::fabs(*r.error));
+    prompts.push_back(std::move(j));
+  }
+  json hosts = json::object();
+  for (const auto& [host, errors] : by_host)
+    hosts[host] = json{{"compared", errors.size()}, {"median_abs_error", Quantile(errors, 0.5)},
+                       {"p90_abs_error", Quantile(errors, 0.9)}};
+  return Json(200, json{{"hosts", hosts}, {"prompts", prompts}}, route);
+}
+
+void Agent::PublishReplayQueue() {
+  metrics_.SetReplayQueue(static_cast<std::int64_t>(replay_queue_.size()), static_cast<std::int64_t>(replay_running_));
+}
+
+void Agent::EnqueueReplay(std::int64_t trace_id) {
+  {
+    std::lock_guard lock(replay_mu_);
+    replay_queue_.push_back(trace_id);
+    PublishReplayQueue();
+  }
+  replay_cv_.notify_one();
+}
+
+void Agent::ReplayLoop() {
+  for (;;) {
+    std::int64_t id = 0;
+    {
+      std::unique_lock lock(replay_mu_);
+      replay_cv_.wait(lock, [&] { return stopping_ || !replay_queue_.empty(); });
+      if (stopping_) return;
+      id = replay_queue_.front();
+      replay_queue_.pop_front();
+      ++replay_running_;
+      PublishReplayQueue();
+    }
+    ReplayOne(id);
+    std::lock_guard lock(replay_mu_);
+    --replay_running_;
+    PublishReplayQueue();
+  }
+}
+
+void Agent::ReplayOne(std::int64_t trace_id) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  const auto failed = [&](const std::string& message) {
+    (void)store_->SetCapturedState(trace_id, "failed", ForClient(message));
+    metrics_.RecordReplay("failed", seconds());
+  };
+  (void)store_->SetCapturedState(trace_id, "running", "");
+  auto stored = store_->GetTraceById(trace_id);
+  if (!stored.ok()) return failed(stored.status().message());
+  if (!stored->has_value()) return failed("trace " + std::to_string(trace_id) + " is gone");
+  gate::ReplaySettings settings;
+  settings.code_version = harness::CodeVersion();
+  settings.host = harness::HostName();
+  settings.max_wall_seconds = options_.replay_max_wall_seconds;
+  auto replay = gate::ReplayCaptured(*store_, **stored, gate_ ? &*gate_ : nullptr, settings);
+  if (!replay.ok()) return failed(replay.status().message());
+  if (Status s = store_->PutFidelity(trace_id, replay->fidelity); !s.ok()) return failed(s.message());
+  if (Status s = store_->PutVerdicts(trace_id, replay->verdicts); !s.ok()) return failed(s.message());
+  for (const gate::ReplayedRun& r : replay->runs)
+    metrics_.RecordRun(metrics::SampleFromSim(r.result, r.outcome, r.profile, r.policy));
+  for (const store::FidelityRow& f : replay->fidelity)
+    if (f.error) metrics_.RecordFidelityError(replay->host, std::fabs(*f.error));
+  for (const store::VerdictRow& v : replay->verdicts) metrics_.RecordVerdict(v.profile, v.candidate, v.verdict);
+  std::string note;
+  for (std::size_t i = 0; i < replay->warnings.size() && i < 4; ++i) note += (note.empty() ? "" : "; ") + replay->warnings[i];
+  (void)store_->SetCapturedState(trace_id, "done", ForClient(note));
+  metrics_.RecordReplay("done", seconds());
 }
 
 void Agent::Enqueue(std::int64_t sweep_id) {

@@ -30,6 +30,7 @@ Subcommand AddTorture(CLI::App& app);
 Subcommand AddSweep(CLI::App& app);
 Subcommand AddMerge(CLI::App& app);
 Subcommand AddCompare(CLI::App& app);
+Subcommand AddGate(CLI::App& app);
 Subcommand AddReport(CLI::App& app);
 Subcommand AddServe(CLI::App& app);
 Subcommand AddSlurm(CLI::App& app);
@@ -39,6 +40,8 @@ Subcommand AddFidelity(CLI::App& app);
 
 // Shared helpers: a one-line error on stderr (exit 2), writing a text file.
 int Fail(const Status& s);
+// "residency: warning: ..." on stderr, once per distinct line.
+void PrintWarnings(const std::vector<std::string>& warnings);
 bool WriteTextFile(const std::string& path, const std::string& text);
 // "12 GiB", "64MiB", "1.5 GB" -> bytes (CLI11 transform for byte options).
 CLI::Validator ByteSize();

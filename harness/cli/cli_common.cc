@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 
@@ -10,6 +11,15 @@ namespace residency::cli {
 int Fail(const Status& s) {
   std::cerr << "residency: " << s.message() << "\n";
   return 2;
+}
+
+void PrintWarnings(const std::vector<std::string>& warnings) {
+  std::vector<std::string> seen;
+  for (const std::string& w : warnings) {
+    if (std::find(seen.begin(), seen.end(), w) != seen.end()) continue;
+    seen.push_back(w);
+    std::cerr << "residency: warning: " << w << "\n";
+  }
 }
 
 bool WriteTextFile(const std::string& path, const std::string& text) {

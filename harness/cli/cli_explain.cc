@@ -17,7 +17,10 @@ Subcommand AddExplain(CLI::App& app) {
   CLI::App* c = app.add_subcommand("explain", "Where a trace's time goes per prompt, and which policy would help most");
   c->add_option("trace", req->trace_path, "Trace file (JSON Lines)")->required();
   c->add_option("--profile", req->profile, "Bundled profile name or profile JSON file")->capture_default_str();
-  c->add_option("--policy", req->policy, "Bundled policy name or policy JSON file")->capture_default_str();
+  c->add_option("--policy", req->policy,
+                "Bundled policy name or policy JSON file; 'auto': the server's own for a captured trace, "
+                "ram-lru otherwise")
+      ->capture_default_str();
   c->add_option("--seed", req->seed, "Simulator seed")->capture_default_str();
   return {c, [req] {
             auto r = harness::Replay(*req);

@@ -20,7 +20,7 @@ namespace residency::cli {
 namespace {
 
 struct FidelityArgs {
-  std::string trace, profile, policy = "ram-lru", save_real_runs, real_runs, timeline_dir;
+  std::string trace, profile, policy, save_real_runs, real_runs, timeline_dir;
   bool json = false, captured = false;
   harness::FidelityOptions options;
 };
@@ -30,10 +30,12 @@ int RunCapturedFidelity(const FidelityArgs& a) {
   harness::ReplayRequest request;
   request.trace_path = a.trace;
   request.profile = a.profile.empty() ? "captured" : a.profile;
-  request.policy = a.policy;
+  request.policy = a.policy.empty() ? "captured" : a.policy;
   request.record_timeline = false;
-  auto r = harness::Replay(request);
+  std::vector<std::string> warnings;
+  auto r = harness::Replay(request, &warnings);
   if (!r.ok()) return Fail(r.status());
+  PrintWarnings(warnings);
   const harness::CapturedFidelity f = harness::CompareCaptured(*r);
   std::cout << (a.json ? harness::CapturedFidelityJson(f) : harness::FormatCapturedFidelity(f));
   return 0;
@@ -75,7 +77,7 @@ int RunFidelityCommand(FidelityArgs& a) {
   }
   auto workload = traces::ReadWorkloadFile(a.trace);
   if (!workload.ok()) return Fail(workload.status());
-  auto policy = traces::LoadPolicy(a.policy);
+  auto policy = traces::LoadPolicy(a.policy.empty() ? "ram-lru" : a.policy);
   if (!policy.ok()) return Fail(policy.status());
   if (a.options.models_dir.empty() && (a.real_runs.empty() || a.profile.empty())) {
     std::cerr << "residency: --models is required (it may be left out only with both --real-runs and --profile)\n";
@@ -134,7 +136,9 @@ Subcommand AddFidelity(CLI::App& app) {
   c->add_option("--models", a->options.models_dir,
                 "Folder for the scaled model files (written if missing); not needed with --real-runs and --profile");
   c->add_option("--profile", a->profile, "Calibrated profile (default: calibrate into MODELS/calibrated.json)");
-  c->add_option("--policy", a->policy, "Bundled policy name or policy JSON file")->capture_default_str();
+  c->add_option("--policy", a->policy,
+                "Bundled policy name or policy JSON file (default: ram-lru; with --captured, 'captured': the "
+                "server's own settings from the trace header, docs/CAPTURE.md)");
   c->add_option("--scale", a->options.scale, "Multiply every byte count so the trace fits this machine")
       ->capture_default_str();
   c->add_option("--repeat", a->options.repeat, "Real runs; each prompt compares against their median and the "

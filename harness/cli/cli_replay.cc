@@ -53,8 +53,10 @@ int RunReplay(ReplayArgs& a) {
   for (std::size_t i = 0; i < policies.size(); ++i) {
     harness::ReplayRequest request = a.request;
     request.policy = policies[i];
-    auto result = harness::Replay(request);
+    std::vector<std::string> warnings;
+    auto result = harness::Replay(request, &warnings);
     if (!result.ok()) return Fail(result.status());
+    PrintWarnings(warnings);
     const sim::SimResult& r = result.value();
     auto write = [&](const std::string& path, const std::string& text, const std::string& what) {
       if (path.empty()) return true;
@@ -103,7 +105,11 @@ Subcommand AddReplay(CLI::App& app) {
                  "Bundled profile name or profile JSON file; 'captured' (or 'captured:BASE') builds one from a "
                  "captured trace's machine record, 'auto' does so when the trace has one")
       ->capture_default_str();
-  rp->add_option("--policy", a->request.policy, "Bundled policy name or policy JSON file")->capture_default_str();
+  rp->add_option("--policy", a->request.policy,
+                 "Bundled policy name or policy JSON file; 'captured' (or 'captured:PRESET') derives the server's "
+                 "own from a captured trace's header (version, device, flags: docs/CAPTURE.md); 'auto' is "
+                 "'captured' for a captured trace, ram-lru otherwise")
+      ->capture_default_str();
   rp->add_option("--compare", a->compare,
                  "Also run these policies and print them side by side; --json then prints an array (one object "
                  "per policy) and --timeline/--svg/--event-log write one file per policy (NAME.POLICY.EXT)");

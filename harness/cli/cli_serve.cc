@@ -90,6 +90,13 @@ int RunServe(ServeArgs& a) {
   const std::uint16_t port = (*http)->port();
   std::cout << "residency agent listening on http://" << server.address << ":" << port << " (data in " << a.data
             << (a.agent.token.empty() ? ", no token" : ", bearer token required for writes") << ")" << std::endl;
+  if (a.agent.replay_workers == 0) {
+    std::cout << "residency agent: captured traces are stored, not replayed (--replay-workers 0)" << std::endl;
+  } else {
+    std::cout << "residency agent: captured traces are replayed on their own machine"
+              << (a.agent.gate_path.empty() ? " (no --gate: fidelity only)" : " and under the gate " + a.agent.gate_path)
+              << std::endl;
+  }
   if (server.address != "127.0.0.1" && server.address != "::1" && a.agent.token.empty())
     std::cerr << "residency: warning: listening beyond loopback without --token-file\n";
   if (!a.port_file.empty()) {
@@ -154,6 +161,23 @@ Subcommand AddServe(CLI::App& app) {
   c->add_option("--workers", a->agent.workers, "Sweeps run at once")->capture_default_str();
   c->add_option("--jobs-per-sweep", a->agent.jobs_per_sweep, "Threads per sweep")->capture_default_str();
   c->add_option("--queue", a->agent.queue_limit, "Sweeps that may wait; more are refused with 503")->capture_default_str();
+  c->add_option("--gate", a->agent.gate_path,
+                "Gate file (JSON: profiles, baseline, candidates, metric, threshold; docs/HARNESS.md): every captured "
+                "trace stored is also replayed under it, one verdict per profile and candidate (GET /v1/gate)")
+      ->check(CLI::ExistingFile);
+  c->add_option("--replay-workers", a->agent.replay_workers,
+                "Captured traces replayed at once (fidelity on their own machine, then the gate); 0: store only")
+      ->check(CLI::Range(0, 64))
+      ->capture_default_str();
+  c->add_option("--replay-queue", a->agent.replay_queue_limit,
+                "Captured traces that may wait for replay; a new one past it gets 503 with Retry-After (the sender "
+                "keeps it)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}))
+      ->capture_default_str();
+  c->add_option("--replay-max-wall", a->agent.replay_max_wall_seconds,
+                "Wall-time limit in seconds for each simulated run of a replay (the run is stored as an error past it)")
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
   return {c, [a] { return RunServe(*a); }};
 }
 

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
       AddSweep(app),
       AddMerge(app),
       AddCompare(app),
+      AddGate(app),
       AddReport(app),
       AddServe(app),
       AddSlurm(app),

@@ -22,7 +22,14 @@ CapturedFidelity CompareCaptured(const sim::SimResult& r) {
     c.prompt = p.prompt;
     c.simulated_ns = p.wall_ns();
     c.captured_ns = p.measured_wall_ns;
-    if (c.captured_ns > 0) {
+    if (p.measured_outcome != engine::PromptOutcome::kOk) {
+      c.status = std::string(engine::ToString(p.measured_outcome));
+    } else if (!p.finished()) {
+      c.status = "simulated-failed";
+    }
+    if (c.status != "ok") ++f.not_finished;
+    c.compared = c.status == "ok" && c.captured_ns > 0;
+    if (c.compared) {
       c.error = (static_cast<double>(c.simulated_ns) - static_cast<double>(c.captured_ns)) /
                 static_cast<double>(c.captured_ns);
       errors.push_back(std::fabs(c.error));
@@ -43,9 +50,13 @@ std::string FormatCapturedFidelity(const CapturedFidelity& f) {
   std::snprintf(line, sizeof line, "  %-8s %14s %14s %9s\n", "prompt", "captured", "simulated", "error");
   o << line;
   for (const CapturedPrompt& p : f.prompts) {
-    if (p.captured_ns > 0) {
+    if (p.compared) {
       std::snprintf(line, sizeof line, "  %-8d %14s %14s %+8.1f%%\n", p.prompt, HumanDuration(p.captured_ns).c_str(),
                     HumanDuration(p.simulated_ns).c_str(), 100.0 * p.error);
+    } else if (p.status != "ok") {
+      std::snprintf(line, sizeof line, "  %-8d %14s %14s %9s  %s\n", p.prompt,
+                    p.captured_ns > 0 ? HumanDuration(p.captured_ns).c_str() : "(none)",
+                    HumanDuration(p.simulated_ns).c_str(), "-", p.status.c_str());
     } else {
       std::snprintf(line, sizeof line, "  %-8d %14s %14s %9s\n", p.prompt, "(none)",
                     HumanDuration(p.simulated_ns).c_str(), "-");
@@ -53,6 +64,9 @@ std::string FormatCapturedFidelity(const CapturedFidelity& f) {
     o << line;
   }
   o << "\n";
+  if (f.not_finished > 0)
+    o << f.not_finished << " prompt" << (f.not_finished == 1 ? "" : "s")
+      << " not compared: the server failed or interrupted them, or the replay failed them\n";
   if (f.compared == 0) {
     o << "no prompt in the trace has a captured time (prompt_end's measured_wall_ns): nothing to compare\n";
   } else {
@@ -69,6 +83,7 @@ std::string CapturedFidelityJson(const CapturedFidelity& f) {
   j["profile"] = f.profile;
   j["policy"] = f.policy;
   j["compared"] = f.compared;
+  j["not_finished"] = f.not_finished;
   j["median_abs_error"] = f.median_abs_error;
   j["max_abs_error"] = f.max_abs_error;
   j["prompts"] = nlohmann::ordered_json::array();
@@ -76,10 +91,9 @@ std::string CapturedFidelityJson(const CapturedFidelity& f) {
     nlohmann::ordered_json jp;
     jp["prompt"] = p.prompt;
     jp["simulated_ns"] = p.simulated_ns;
-    if (p.captured_ns > 0) {
-      jp["captured_ns"] = p.captured_ns;
-      jp["error"] = p.error;
-    }
+    jp["status"] = p.status;
+    if (p.captured_ns > 0) jp["captured_ns"] = p.captured_ns;
+    if (p.compared) jp["error"] = p.error;
     j["prompts"].push_back(jp);
   }
   return j.dump(2) + "\n";

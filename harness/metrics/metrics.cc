@@ -63,6 +63,18 @@ struct Metrics::Families {
   Family<Counter>* ingested_bytes;
   Family<Counter>* captured;
   LabelSet captured_hosts, traces;  // label values a client or an input names
+  LabelSet gate_names;              // profiles and candidates of the gate (bounded anyway)
+  Family<Counter>* captured_prompts;
+  Family<Histogram>* captured_prompt_seconds;
+  Family<Counter>* captured_loads;
+  Family<Counter>* captured_loaded_bytes;
+  Family<Counter>* captured_unloads;
+  Family<Counter>* captured_load_seconds;
+  Family<Histogram>* fidelity_error;
+  Family<Counter>* verdicts;
+  Family<Gauge>* replay_queue;
+  Family<Counter>* replays;
+  Family<Histogram>* replay_seconds;
   Family<Gauge>* sweeps_queued;
   Family<Counter>* sweeps;
   Family<Gauge>* build_info;
@@ -106,6 +118,31 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()), f_(std
                              "Bytes of traces accepted by POST /v1/traces", r);
   f_->captured = &Make(BuildCounter(), "residency_captured_traces_total",
                        "Captured traces (with a machine record) accepted by POST /v1/traces, by host", r);
+  f_->captured_prompts = &Make(BuildCounter(), "residency_captured_prompts_total",
+                               "Prompts real servers ran, from captured traces, by host and status (ok, failed, "
+                               "interrupted)", r);
+  f_->captured_prompt_seconds = &Make(BuildHistogram(), "residency_captured_prompt_seconds",
+                                      "Real prompts' wall time as captured, by host", r);
+  f_->captured_loads = &Make(BuildCounter(), "residency_captured_model_loads_total",
+                             "Real model loads from captured traces, by host and where the bytes came from (disk, "
+                             "ram_cache, resident)", r);
+  f_->captured_loaded_bytes = &Make(BuildCounter(), "residency_captured_loaded_bytes_total",
+                                    "Bytes real servers moved to the device to load models, by host and source", r);
+  f_->captured_unloads = &Make(BuildCounter(), "residency_captured_unloads_total",
+                               "Real unloads from captured traces, by host and reason", r);
+  f_->captured_load_seconds = &Make(BuildCounter(), "residency_captured_load_seconds_total",
+                                    "Time real servers spent in nodes outside compute (loading), by host", r);
+  f_->fidelity_error = &Make(BuildHistogram(), "residency_fidelity_abs_error_ratio",
+                             "Per captured prompt: |simulated - captured| / captured on the captured machine, by host",
+                             r);
+  f_->verdicts = &Make(BuildCounter(), "residency_gate_verdicts_total",
+                       "Gate verdicts on captured traces, by profile, candidate and verdict", r);
+  f_->replay_queue = &Make(BuildGauge(), "residency_captured_replay_queue",
+                           "Captured traces waiting for or in replay, by state (queued, running)", r);
+  f_->replays = &Make(BuildCounter(), "residency_captured_replays_total",
+                      "Captured traces replayed (fidelity and gate), by status (done, failed)", r);
+  f_->replay_seconds = &Make(BuildHistogram(), "residency_captured_replay_seconds",
+                             "Wall time to replay one captured trace (fidelity and gate)", r);
   f_->sweeps_queued = &Make(BuildGauge(), "residency_sweeps_queued", "Sweeps waiting or running in the agent", r);
   f_->sweeps = &Make(BuildCounter(), "residency_sweeps_total", "Sweeps the agent finished, by status", r);
   f_->build_info = &Make(BuildGauge(), "residency_build_info", "Always 1; the version label names the build", r);
@@ -169,6 +206,50 @@ void Metrics::RecordIngest(Bytes bytes) {
 
 void Metrics::RecordCapturedTrace(const std::string& host) {
   f_->captured->Add({{"host", BoundedLabel(f_->captured_hosts, host)}}).Increment();
+}
+
+void Metrics::RecordCapturedTraffic(const CapturedSample& s) {
+  const std::string host = BoundedLabel(f_->captured_hosts, s.host);
+  static const Histogram::BucketBoundaries kPromptBuckets = {0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800};
+  for (const CapturedSample::Prompt& p : s.prompts) {
+    f_->captured_prompts->Add({{"host", host}, {"status", p.status}}).Increment();
+    if (p.seconds >= 0 && p.status == "ok")
+      f_->captured_prompt_seconds->Add({{"host", host}}, kPromptBuckets).Observe(p.seconds);
+  }
+  for (const char* from : {"disk", "ram_cache", "resident"}) {
+    const auto n = s.loads.find(from);
+    f_->captured_loads->Add({{"host", host}, {"from", from}}).Increment(n == s.loads.end() ? 0.0 : static_cast<double>(n->second));
+    const auto b = s.loaded_bytes.find(from);
+    f_->captured_loaded_bytes->Add({{"host", host}, {"from", from}})
+        .Increment(b == s.loaded_bytes.end() ? 0.0 : static_cast<double>(b->second));
+  }
+  for (const auto& [reason, n] : s.unloads)
+    f_->captured_unloads->Add({{"host", host}, {"reason", reason}}).Increment(static_cast<double>(n));
+  f_->captured_load_seconds->Add({{"host", host}}).Increment(s.load_seconds);
+}
+
+void Metrics::RecordFidelityError(const std::string& host, double abs_error) {
+  static const Histogram::BucketBoundaries kErrorBuckets = {0.02, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2, 5};
+  f_->fidelity_error->Add({{"host", BoundedLabel(f_->captured_hosts, host)}}, kErrorBuckets).Observe(abs_error);
+}
+
+void Metrics::RecordVerdict(const std::string& profile, const std::string& candidate, const std::string& verdict) {
+  f_->verdicts
+      ->Add({{"profile", BoundedLabel(f_->gate_names, profile)},
+             {"candidate", BoundedLabel(f_->gate_names, candidate)},
+             {"verdict", verdict}})
+      .Increment();
+}
+
+void Metrics::SetReplayQueue(std::int64_t queued, std::int64_t running) {
+  f_->replay_queue->Add({{"state", "queued"}}).Set(static_cast<double>(queued));
+  f_->replay_queue->Add({{"state", "running"}}).Set(static_cast<double>(running));
+}
+
+void Metrics::RecordReplay(const std::string& status, double seconds) {
+  static const Histogram::BucketBoundaries kReplayBuckets = {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120};
+  f_->replays->Add({{"status", status}}).Increment();
+  f_->replay_seconds->Add({}, kReplayBuckets).Observe(seconds);
 }
 
 void Metrics::SetSweepsQueued(std::int64_t n) { f_->sweeps_queued->Add({}).Set(static_cast<double>(n)); }

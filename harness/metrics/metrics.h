@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "harness/metrics/captured_sample.h"
 #include "runtime/engine/types.h"
 
 namespace prometheus {
@@ -45,6 +46,15 @@ class Metrics {
   void RecordIngest(Bytes bytes);
   // A newly stored trace that a capture hook wrote, by the host it names.
   void RecordCapturedTrace(const std::string& host);
+  // What a real server did, from a newly stored captured trace (by host).
+  void RecordCapturedTraffic(const CapturedSample& s);
+  // One prompt's |simulated - captured| / captured, from the replay of a
+  // captured trace on its own machine.
+  void RecordFidelityError(const std::string& host, double abs_error);
+  // One gate verdict: a candidate against the baseline on a profile.
+  void RecordVerdict(const std::string& profile, const std::string& candidate, const std::string& verdict);
+  void SetReplayQueue(std::int64_t queued, std::int64_t running);
+  void RecordReplay(const std::string& status, double seconds);
   void SetSweepsQueued(std::int64_t n);
   void RecordSweep(const std::string& status);
   // The text exposition format (version 0.0.4).

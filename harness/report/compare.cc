@@ -44,6 +44,76 @@ Result<std::string> MetricColumn(const std::string& metric) {
   return InvalidArgument("unknown metric '" + metric + "' (known: " + known + ")");
 }
 
+std::string_view TableWord(Verdict v) {
+  switch (v) {
+    case Verdict::kSame: return "ok";
+    case Verdict::kImproved: return "better";
+    case Verdict::kRegressed: return "REGRESSION";
+    case Verdict::kNewOom: return "NEW-OOM";
+    case Verdict::kNewInfeasible: return "NEW-INFEASIBLE";
+    case Verdict::kOomBoth: return "oom-both";
+    case Verdict::kInfeasibleBoth: return "infeasible-both";
+    case Verdict::kViolation: return "VIOLATION";
+    case Verdict::kError: return "ERROR";
+  }
+  return "?";
+}
+
+std::string_view Label(Verdict v) {
+  switch (v) {
+    case Verdict::kSame: return "same";
+    case Verdict::kImproved: return "improved";
+    case Verdict::kRegressed: return "regressed";
+    case Verdict::kNewOom: return "new_oom";
+    case Verdict::kNewInfeasible: return "new_infeasible";
+    case Verdict::kOomBoth: return "oom_both";
+    case Verdict::kInfeasibleBoth: return "infeasible_both";
+    case Verdict::kViolation: return "violation";
+    case Verdict::kError: return "error";
+  }
+  return "?";
+}
+
+const std::vector<Verdict>& AllVerdicts() {
+  static const std::vector<Verdict> kAll = {Verdict::kSame,          Verdict::kImproved,      Verdict::kRegressed,
+                                            Verdict::kNewOom,        Verdict::kNewInfeasible, Verdict::kOomBoth,
+                                            Verdict::kInfeasibleBoth, Verdict::kViolation,    Verdict::kError};
+  return kAll;
+}
+
+bool Fails(Verdict v) {
+  return v == Verdict::kError || v == Verdict::kViolation || v == Verdict::kNewOom || v == Verdict::kNewInfeasible ||
+         v == Verdict::kRegressed;
+}
+
+Judgement Judge(const store::RunRow& b, const store::RunRow& k, const std::string& column, double threshold_pct) {
+  Judgement j;
+  const auto bv = b.figures.find(column), kv = k.figures.find(column);
+  if (bv != b.figures.end()) j.baseline_value = bv->second;
+  if (kv != k.figures.end()) j.candidate_value = kv->second;
+  if (j.baseline_value && j.candidate_value) {
+    j.delta_pct = *j.baseline_value == 0 ? (*j.candidate_value == 0 ? 0 : std::numeric_limits<double>::infinity())
+                                         : 100.0 * static_cast<double>(*j.candidate_value - *j.baseline_value) /
+                                               static_cast<double>(*j.baseline_value);
+  }
+  if (k.outcome == "error") {
+    j.verdict = Verdict::kError;
+  } else if (k.outcome == "violation") {
+    j.verdict = Verdict::kViolation;
+  } else if (k.outcome == "oom") {
+    j.verdict = b.outcome != "oom" ? Verdict::kNewOom : Verdict::kOomBoth;
+  } else if (k.outcome == "infeasible") {
+    j.verdict = b.outcome != "infeasible" ? Verdict::kNewInfeasible : Verdict::kInfeasibleBoth;
+  } else if (j.delta_pct > threshold_pct) {
+    j.verdict = Verdict::kRegressed;
+  } else if (j.delta_pct < -threshold_pct) {
+    j.verdict = Verdict::kImproved;
+  } else {
+    j.verdict = Verdict::kSame;
+  }
+  return j;
+}
+
 Result<Comparison> Compare(const std::vector<store::RunRow>& runs, const std::string& baseline,
                            const std::string& candidate, const std::string& metric, double threshold_pct) {
   RESIDENCY_ASSIGN_OR_RETURN(std::string column, MetricColumn(metric));
@@ -74,36 +144,10 @@ Result<Comparison> Compare(const std::vector<store::RunRow>& runs, const std::st
       row.verdict = row.baseline ? "missing-candidate" : "missing-baseline";
       ++c.missing;
     } else {
-      const store::RunRow& b = *row.baseline;
-      const store::RunRow& k = *row.candidate;
-      const auto bv = b.figures.find(column), kv = k.figures.find(column);
-      if (bv != b.figures.end() && kv != k.figures.end()) {
-        row.delta_pct = bv->second == 0 ? (kv->second == 0 ? 0 : std::numeric_limits<double>::infinity())
-                                        : 100.0 * static_cast<double>(kv->second - bv->second) /
-                                              static_cast<double>(bv->second);
-      }
-      if (k.outcome == "error") {
-        row.verdict = "ERROR";
-      } else if (k.outcome == "violation") {
-        row.verdict = "VIOLATION";
-      } else if (k.outcome == "oom" && b.outcome != "oom") {
-        row.verdict = "NEW-OOM";
-      } else if (k.outcome == "oom") {
-        row.verdict = "oom-both";
-      } else if (k.outcome == "infeasible" && b.outcome != "infeasible") {
-        row.verdict = "NEW-INFEASIBLE";
-      } else if (k.outcome == "infeasible") {
-        row.verdict = "infeasible-both";
-      } else if (row.delta_pct > threshold_pct) {
-        row.verdict = "REGRESSION";
-      } else if (row.delta_pct < -threshold_pct) {
-        row.verdict = "better";
-      } else {
-        row.verdict = "ok";
-      }
-      row.fails = row.verdict == "ERROR" || row.verdict == "VIOLATION" || row.verdict == "NEW-OOM" ||
-                  row.verdict == "NEW-INFEASIBLE" ||
-                  row.verdict == "REGRESSION";
+      const Judgement j = Judge(*row.baseline, *row.candidate, column, threshold_pct);
+      row.delta_pct = j.delta_pct;
+      row.verdict = std::string(TableWord(j.verdict));
+      row.fails = Fails(j.verdict);
       if (row.fails) ++c.failures;
     }
     c.rows.push_back(std::move(row));

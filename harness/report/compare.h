@@ -16,6 +16,23 @@ namespace residency::harness {
 Result<std::string> MetricColumn(const std::string& metric);
 const std::vector<std::string>& MetricNames();
 
+// One baseline run against one candidate run.
+enum class Verdict { kSame, kImproved, kRegressed, kNewOom, kNewInfeasible, kOomBoth, kInfeasibleBoth, kViolation, kError };
+// compare's table words: ok better REGRESSION NEW-OOM NEW-INFEASIBLE oom-both infeasible-both VIOLATION ERROR
+std::string_view TableWord(Verdict v);
+// Labels for JSON and metrics: same improved regressed new_oom new_infeasible oom_both infeasible_both violation error
+std::string_view Label(Verdict v);
+const std::vector<Verdict>& AllVerdicts();
+bool Fails(Verdict v);  // regressed, a new OOM or infeasible working set, a violation or an error
+
+struct Judgement {
+  Verdict verdict = Verdict::kSame;
+  double delta_pct = 0;  // (candidate - baseline) / baseline, in percent; +inf from a zero baseline
+  std::optional<std::int64_t> baseline_value, candidate_value;  // the metric's column, where stored
+};
+Judgement Judge(const store::RunRow& baseline, const store::RunRow& candidate, const std::string& column,
+                double threshold_pct);
+
 struct CompareRow {
   std::string trace, profile;
   std::uint64_t seed = 0;

@@ -163,7 +163,7 @@ std::string ProblemList(const store::RunRow& r, int columns) {
 
 std::string HtmlEscape(const std::string& s) { return XmlEscape(s); }
 
-std::string HtmlReport(const std::vector<store::RunRow>& all, const std::string& title) {
+std::string HtmlReport(const std::vector<store::RunRow>& all, const std::string& title, const std::string& preface_html) {
   std::map<std::tuple<std::string, std::string, std::string, std::uint64_t>, const store::RunRow*> newest;
   for (const store::RunRow& r : all) newest[{r.profile, r.trace, r.policy, r.seed}] = &r;
   std::map<std::string, std::vector<const store::RunRow*>> by_profile;
@@ -183,6 +183,7 @@ std::string HtmlReport(const std::vector<store::RunRow>& all, const std::string&
        "color:#900;font-weight:bold}td.problems{text-align:left;color:#900;background:#fff8f8}"
        "td.problems ul{margin:4px 0}svg{display:block;max-width:100%;height:auto}</style></head><body>\n";
   h += "<h1>" + HtmlEscape(title) + "</h1>\n";
+  h += preface_html;
   char buf[512];
   std::snprintf(buf, sizeof buf, "<p>%zu runs (newest per input), %zu profiles: %d OOM, %d infeasible, %d with violations, %d "
                 "failed.</p>\n",

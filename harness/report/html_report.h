@@ -12,6 +12,8 @@ namespace residency::harness {
 
 std::string HtmlEscape(const std::string& s);
 // Keeps the newest run per (trace, profile, policy, seed).
-std::string HtmlReport(const std::vector<store::RunRow>& runs, const std::string& title);
+// `preface_html`, when given, goes after the title (the gate's verdict table).
+std::string HtmlReport(const std::vector<store::RunRow>& runs, const std::string& title,
+                       const std::string& preface_html = "");
 
 }  // namespace residency::harness

@@ -9,6 +9,7 @@ nlohmann::ordered_json ResultJson(const sim::SimResult& r) {
   j["trace"] = r.trace;
   j["profile"] = r.profile;
   j["policy"] = r.policy;
+  if (!r.policy_detail.empty()) j["policy_detail"] = r.policy_detail;
   j["seed"] = r.seed;
   j["makespan_ns"] = r.makespan_ns;
   j["load_ns"] = r.load_ns;

@@ -70,8 +70,9 @@ std::string PromptCell(const sim::PromptTiming& p) {
 std::string FormatReport(const sim::SimResult& r) {
   std::ostringstream o;
   o << "Replay of '" << r.trace << "' on profile '" << r.profile << "' with policy '" << r.policy
-    << "' (seed " << r.seed << ")\n\n";
-  o << "Prompts\n";
+    << "' (seed " << r.seed << ")\n";
+  if (!r.policy_detail.empty()) o << "  policy " << r.policy << " = " << r.policy_detail << "\n";
+  o << "\nPrompts\n";
   for (const sim::PromptTiming& p : r.prompts) {
     o << "  prompt " << p.prompt << ": ";
     if (p.failed())

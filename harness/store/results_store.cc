@@ -234,6 +234,21 @@ Result<std::optional<RunRow>> ResultsStore::GetRun(std::int64_t id, std::string*
   return std::optional<RunRow>(std::move(rows.front()));
 }
 
+Result<std::optional<RunRow>> ResultsStore::FindRun(const RunInputs& in) {
+  std::lock_guard lock(mu_);
+  RESIDENCY_ASSIGN_OR_RETURN(
+      std::vector<RunRow> rows,
+      ReadRuns(db_,
+               "WHERE r.trace_id = ?1 AND r.profile_id = ?2 AND r.policy_id = ?3 AND r.seed = ?4 AND "
+               "r.code_version = ?5 ORDER BY r.id DESC LIMIT 1",
+               [&](Statement& st) {
+                 st.Bind(1, in.trace_id).Bind(2, in.profile_id).Bind(3, in.policy_id)
+                     .Bind(4, static_cast<std::int64_t>(in.seed)).Bind(5, in.code_version);
+               }));
+  if (rows.empty()) return std::optional<RunRow>();
+  return std::optional<RunRow>(std::move(rows.front()));
+}
+
 Result<std::int64_t> ResultsStore::CountRuns() {
   std::lock_guard lock(mu_);
   RESIDENCY_ASSIGN_OR_RETURN(Statement st, db_.Prepare("SELECT count(*) FROM runs"));
@@ -246,6 +261,16 @@ Result<std::optional<StoredTrace>> ResultsStore::GetTrace(const std::string& has
   RESIDENCY_ASSIGN_OR_RETURN(Statement st,
                              db_.Prepare("SELECT id, hash, name, provenance, body FROM traces WHERE hash = ?1"));
   st.Bind(1, hash);
+  RESIDENCY_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return std::optional<StoredTrace>();
+  return std::optional<StoredTrace>(StoredTrace{st.Int(0), st.Text(1), st.Text(2), st.Text(3), st.Text(4)});
+}
+
+Result<std::optional<StoredTrace>> ResultsStore::GetTraceById(std::int64_t id) {
+  std::lock_guard lock(mu_);
+  RESIDENCY_ASSIGN_OR_RETURN(Statement st,
+                             db_.Prepare("SELECT id, hash, name, provenance, body FROM traces WHERE id = ?1"));
+  st.Bind(1, id);
   RESIDENCY_ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) return std::optional<StoredTrace>();
   return std::optional<StoredTrace>(StoredTrace{st.Int(0), st.Text(1), st.Text(2), st.Text(3), st.Text(4)});

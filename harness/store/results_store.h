@@ -61,6 +61,39 @@ struct SweepRow {
   std::int64_t runs_total = 0, runs_done = 0;
 };
 
+// Captured traffic (schema v5): what the agent replays of each captured
+// trace it stores, and what it found.
+struct QueuedTrace {
+  std::int64_t trace_id = 0;
+  std::string hash, name, state, message;
+  std::int64_t attempts = 0;
+};
+struct QueueCounts {
+  std::int64_t queued = 0, running = 0, done = 0, failed = 0;
+};
+struct FidelityRow {
+  std::string trace_hash, trace, code_version, host, policy_detail;
+  int prompt = 0;
+  std::string status;            // ok, failed, interrupted (as captured); or simulated-failed
+  std::int64_t captured_ns = -1;  // -1: the trace gives no time
+  std::int64_t simulated_ns = 0;
+  std::optional<double> error;   // (simulated - captured) / captured, when both are there
+};
+struct VerdictRow {
+  std::string trace_hash, trace, code_version, gate, profile, baseline, candidate, metric;
+  double threshold_pct = 0;
+  std::string verdict;  // same improved regressed new_oom new_infeasible oom_both infeasible_both violation error
+  std::string baseline_outcome, candidate_outcome;
+  std::optional<std::int64_t> baseline_value, candidate_value;
+  std::optional<double> delta_pct;
+  std::int64_t baseline_run = 0, candidate_run = 0;
+  std::string created_at;
+};
+struct VerdictFilter {
+  std::string trace_hash, profile, candidate, verdict;  // empty: any
+  std::int64_t limit = 10000;
+};
+
 class ResultsStore {
  public:
   static Result<std::unique_ptr<ResultsStore>> Open(const std::string& path);
@@ -94,6 +127,27 @@ class ResultsStore {
                      std::int64_t runs_done, const std::string& message);
   Result<std::optional<SweepRow>> GetSweep(std::int64_t id);
   Result<std::vector<SweepRow>> UnfinishedSweeps();  // queued or running, oldest first
+
+  // The newest run stored under exactly these inputs.
+  Result<std::optional<RunRow>> FindRun(const RunInputs& in);
+  Result<std::optional<StoredTrace>> GetTraceById(std::int64_t id);
+
+  // A captured trace and its place in the replay queue, in one transaction:
+  // stored and queued when new and fewer than `queue_limit` traces wait;
+  // not stored at all (*queue_full) when new and the queue is full; found
+  // (*created false) when the same bytes are stored already.
+  Result<std::int64_t> PutCapturedTrace(const std::string& name, const std::string& provenance,
+                                        const std::string& body, std::size_t queue_limit, bool* created,
+                                        bool* queue_full);
+  // Queued or running (a restart resumes both), oldest first.
+  Result<std::vector<QueuedTrace>> PendingCaptured();
+  Status SetCapturedState(std::int64_t trace_id, const std::string& state, const std::string& message);
+  Result<QueueCounts> CountCaptured();
+  // Replaces the trace's rows for this code version.
+  Status PutFidelity(std::int64_t trace_id, const std::vector<FidelityRow>& rows);
+  Result<std::vector<FidelityRow>> ListFidelity(const std::string& trace_hash, std::int64_t limit);
+  Status PutVerdicts(std::int64_t trace_id, const std::vector<VerdictRow>& rows);
+  Result<std::vector<VerdictRow>> ListVerdicts(const VerdictFilter& filter);
 
   const std::string& path() const { return db_.path(); }
 

@@ -85,6 +85,49 @@ ALTER TABLE prompts ADD COLUMN disk_read_bytes INTEGER;
       R"sql(
 ALTER TABLE runs ADD COLUMN peak_ram_bytes INTEGER;
 )sql",
+      // v5: captured traffic. Captured traces wait in a queue that survives a
+      // restart; each is replayed on its own machine (fidelity, per prompt)
+      // and under the agent's gate (one verdict per profile and candidate).
+      R"sql(
+CREATE TABLE captured_queue (
+  trace_id INTEGER PRIMARY KEY REFERENCES traces(id),
+  state TEXT NOT NULL CHECK (state IN ('queued','running','done','failed')),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  message TEXT NOT NULL DEFAULT '',
+  queued_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+  finished_at TEXT);
+CREATE INDEX captured_queue_by_state ON captured_queue(state, trace_id);
+CREATE TABLE fidelity (
+  trace_id INTEGER NOT NULL REFERENCES traces(id),
+  code_version TEXT NOT NULL,
+  host TEXT NOT NULL,
+  policy_detail TEXT NOT NULL,
+  prompt INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  captured_ns INTEGER,
+  simulated_ns INTEGER NOT NULL,
+  error REAL,
+  PRIMARY KEY (trace_id, code_version, prompt));
+CREATE TABLE verdicts (
+  trace_id INTEGER NOT NULL REFERENCES traces(id),
+  code_version TEXT NOT NULL,
+  gate TEXT NOT NULL,
+  profile TEXT NOT NULL,
+  baseline TEXT NOT NULL,
+  candidate TEXT NOT NULL,
+  metric TEXT NOT NULL,
+  threshold_pct REAL NOT NULL,
+  verdict TEXT NOT NULL,
+  baseline_outcome TEXT NOT NULL,
+  candidate_outcome TEXT NOT NULL,
+  baseline_value INTEGER,
+  candidate_value INTEGER,
+  delta_pct REAL,
+  baseline_run INTEGER REFERENCES runs(id),
+  candidate_run INTEGER REFERENCES runs(id),
+  created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+  PRIMARY KEY (trace_id, code_version, gate, profile, candidate));
+)sql",
   };
   return kMigrations;
 }

@@ -48,6 +48,31 @@ Result<InputIds> StoreInputs(store::ResultsStore& store, const SweepSpec& spec) 
 
 }  // namespace
 
+Result<StoredRun> SimulateAndStore(store::ResultsStore& store, const store::RunInputs& in, const std::string& trace_name,
+                                   const engine::Workload& workload, const traces::Profile& profile,
+                                   const engine::Policy& policy, const StoreRunOptions& options) {
+  const std::string started = UtcNow();
+  const auto r0 = std::chrono::steady_clock::now();
+  sim::SimOptions sim_options;
+  sim_options.seed = in.seed;
+  sim_options.record_timeline = false;
+  sim_options.max_wall_seconds = options.max_wall_seconds;
+  auto result = sim::Simulate(workload, profile, policy, sim_options);
+  StoredRun out;
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - r0).count();
+  const store::RunMeta meta{options.host, started, out.seconds};
+  if (!result.ok()) {
+    RESIDENCY_RETURN_IF_ERROR(store.PutFailedRun(in, meta, result.status().ToString()).status());
+    out.outcome = "error";
+    return out;
+  }
+  result->trace = trace_name;
+  RESIDENCY_RETURN_IF_ERROR(store.PutRun(in, meta, *result, harness::ResultJson(*result).dump()).status());
+  out.outcome = store::Outcome(*result);
+  out.result = std::move(result).value();
+  return out;
+}
+
 Result<SweepSummary> RunSweep(store::ResultsStore& store, const SweepSpec& spec, const SweepOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
   RESIDENCY_ASSIGN_OR_RETURN(InputIds ids, StoreInputs(store, spec));
@@ -96,25 +121,11 @@ Result<SweepSummary> RunSweep(store::ResultsStore& store, const SweepSpec& spec,
         report(RunDone{&run, nullptr, "skipped", 0});
         continue;
       }
-      const std::string started = UtcNow();
-      const auto r0 = std::chrono::steady_clock::now();
-      sim::SimOptions sim_options;
-      sim_options.seed = run.seed;
-      sim_options.record_timeline = false;
-      auto result = sim::Simulate(spec.traces[run.trace].workload, spec.profiles[run.profile].profile,
-                                  spec.policies[run.policy].policy, sim_options);
-      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - r0).count();
-      const store::RunMeta meta{options.host, started, seconds};
-      if (!result.ok()) {
-        auto put = store.PutFailedRun(in, meta, result.status().ToString());
-        if (!put.ok()) return fail(put.status());
-        report(RunDone{&run, nullptr, "error", seconds});
-        continue;
-      }
-      result->trace = spec.traces[run.trace].name;
-      auto put = store.PutRun(in, meta, *result, harness::ResultJson(*result).dump());
-      if (!put.ok()) return fail(put.status());
-      report(RunDone{&run, &*result, store::Outcome(*result), seconds});
+      auto stored = SimulateAndStore(store, in, spec.traces[run.trace].name, spec.traces[run.trace].workload,
+                                     spec.profiles[run.profile].profile, spec.policies[run.policy].policy,
+                                     StoreRunOptions{options.host, 0});
+      if (!stored.ok()) return fail(stored.status());
+      report(RunDone{&run, stored->result ? &*stored->result : nullptr, stored->outcome, stored->seconds});
     }
   };
 

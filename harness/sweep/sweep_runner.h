@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstddef>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "harness/store/results_store.h"
@@ -37,6 +38,21 @@ struct SweepSummary {
   double run_s = 0;  // summed run durations (CPU-seconds of simulation)
   bool stopped = false;
 };
+
+// One run simulated and stored in one transaction (an error is stored as a
+// failed run): what a sweep does per planned run, and the agent per replay.
+struct StoredRun {
+  std::string outcome;                   // ok | infeasible | oom | violation | error
+  std::optional<sim::SimResult> result;  // none when the run could not be simulated
+  double seconds = 0;
+};
+struct StoreRunOptions {
+  std::string host;
+  double max_wall_seconds = 0;  // per run; 0: none
+};
+Result<StoredRun> SimulateAndStore(store::ResultsStore& store, const store::RunInputs& in, const std::string& trace_name,
+                                   const engine::Workload& workload, const traces::Profile& profile,
+                                   const engine::Policy& policy, const StoreRunOptions& options);
 
 Result<SweepSummary> RunSweep(store::ResultsStore& store, const SweepSpec& spec, const SweepOptions& options);
 

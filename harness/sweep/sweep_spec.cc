@@ -50,7 +50,8 @@ Status NoDuplicateNames(const std::vector<T>& inputs, const std::string& kind) {
 
 }  // namespace
 
-Result<TraceInput> TraceFromText(const std::string& name, const std::string& origin, const std::string& body) {
+Result<TraceInput> TraceFromText(const std::string& name, const std::string& origin, const std::string& body,
+                                 traces::Trace* parsed) {
   RESIDENCY_ASSIGN_OR_RETURN(traces::Trace trace, traces::ParseTrace(body, origin));
   RESIDENCY_ASSIGN_OR_RETURN(engine::Workload workload, traces::ToWorkload(trace, origin));
   TraceInput in;
@@ -63,6 +64,7 @@ Result<TraceInput> TraceFromText(const std::string& name, const std::string& ori
     in.captured = true;
     in.captured_host = trace.header.machine->host;
   }
+  if (parsed) *parsed = std::move(trace);
   return in;
 }
 

@@ -10,6 +10,7 @@
 #include "runtime/base/status.h"
 #include "runtime/engine/ops.h"
 #include "traces/profile.h"
+#include "traces/trace.h"
 
 namespace residency::sweep {
 
@@ -51,7 +52,9 @@ Result<SweepSpec> LoadSweepSpec(const std::vector<std::string>& traces,
                                 const std::vector<std::uint64_t>& seeds);
 Result<ProfileInput> LoadProfileInput(const std::string& name_or_path);
 Result<PolicyInput> LoadPolicyInput(const std::string& name_or_path);
-Result<TraceInput> TraceFromText(const std::string& name, const std::string& origin, const std::string& body);
+// `parsed`, when given, receives the trace as read (the agent's metrics read its events).
+Result<TraceInput> TraceFromText(const std::string& name, const std::string& origin, const std::string& body,
+                                 traces::Trace* parsed = nullptr);
 
 struct Shard {
   int index = 0;

@@ -16,6 +16,7 @@ enum class StatusCode {
   kResourceExhausted,   // infeasible: the working set does not fit
   kDataLoss,            // truncated or corrupt data
   kInternal,            // an executor failed to carry out a command
+  kUnavailable,         // a service (an agent) could not be reached or refused
 };
 
 std::string_view ToString(StatusCode code);
@@ -43,6 +44,7 @@ inline Status FailedPrecondition(std::string m) { return {StatusCode::kFailedPre
 inline Status ResourceExhausted(std::string m) { return {StatusCode::kResourceExhausted, std::move(m)}; }
 inline Status DataLoss(std::string m) { return {StatusCode::kDataLoss, std::move(m)}; }
 inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
+inline Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
 
 template <typename T>
 class [[nodiscard]] Result {

@@ -62,13 +62,13 @@ void Engine::StartTask(const Op& op) {
   Then([this, op](Outbox& out) -> Status {
     switch (op.kind) {
       case OpKind::kRegisterModel: return DoRegister(op);
-      case OpKind::kLoad: return DoLoad(op.model, op.mode, op.device_bytes, true, out);
+      case OpKind::kLoad: return DoRequestedLoad(op, out);
       case OpKind::kCompute: return DoCompute(op, out);
       case OpKind::kRelease: return DoRelease(op.model, out);
       case OpKind::kDelete: return DoDelete(op.model, out);
       case OpKind::kPatch: return DoPatch(op, out);
+      case OpKind::kPromptEnd: return DoPromptEnd(out);
       case OpKind::kPromptBegin:
-      case OpKind::kPromptEnd:
       case OpKind::kNote: return Status::Ok();
     }
     return InvalidArgument("unknown op kind");

@@ -167,7 +167,10 @@ class Engine {
 
   // Ops (engine_ops.cc).
   Status DoRegister(const Op& op);
+  // A load op under the policy's loading regime (LoadModeRule), then DoLoad.
+  Status DoRequestedLoad(const Op& op, Outbox& out);
   Status DoLoad(ModelId id, LoadMode mode, Bytes partial_bytes, bool acquire, Outbox& out);
+  Status DoPromptEnd(Outbox& out);
   Bytes DeviceObtainable(const std::vector<ModelId>& protect) const;
   Status DoCompute(const Op& op, Outbox& out);
   Status ComputeSteps(const Op& op, const std::vector<ModelId>& used, bool may_shrink, Outbox& o);

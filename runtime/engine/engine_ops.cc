@@ -108,6 +108,49 @@ Bytes Engine::DeviceObtainable(const std::vector<ModelId>& protect) const {
   return std::min(free, budgets_.device_limit_bytes);
 }
 
+Status Engine::DoRequestedLoad(const Op& op, Outbox& out) {
+  LoadMode mode = op.mode;
+  Bytes partial_bytes = op.device_bytes;
+  switch (policy_.load_modes) {
+    case LoadModeRule::kAsTraced: break;
+    case LoadModeRule::kDynamic:
+      mode = LoadMode::kDynamic;
+      break;
+    case LoadModeRule::kNoVram:
+      mode = LoadMode::kPartial;  // nothing resident: every step streams the weights
+      partial_bytes = 1;
+      break;
+    case LoadModeRule::kClassic:
+      // ComfyUI without dynamic VRAM loads in full what fits and the rest as
+      // a partial (lowvram) load of what is free; an explicit partial stays.
+      if (mode == LoadMode::kDynamic) {
+        if (const ModelState* m = Find(op.model)) {
+          const Bytes obtainable = DeviceObtainable({op.model}) + (m->device_buffer ? m->device_bytes : 0);
+          mode = m->bytes <= obtainable ? LoadMode::kFull : LoadMode::kPartial;
+          partial_bytes = std::max<Bytes>(1, obtainable);
+        }
+      }
+      break;
+  }
+  return DoLoad(op.model, mode, partial_bytes, true, out);
+}
+
+Status Engine::DoPromptEnd(Outbox& out) {
+  if (!policy_.free_device_after_prompt) return Status::Ok();
+  // --disable-smart-memory: what no handle holds leaves the device, least
+  // recently used first (host copies follow the eviction policy).
+  std::vector<ModelId> idle;
+  for (const auto& [id, m] : models_)
+    if (m.device_buffer && m.handles == 0 && !m.active && !m.file_cache_entry) idle.push_back(id);
+  std::sort(idle.begin(), idle.end(), [&](ModelId a, ModelId b) {
+    const ModelState& x = models_.at(a);
+    const ModelState& y = models_.at(b);
+    return x.last_use != y.last_use ? x.last_use < y.last_use : a < b;
+  });
+  for (ModelId id : idle) EvictDevice(id, EvictReason::kPromptEnd, out);
+  return Status::Ok();
+}
+
 Status Engine::DoLoad(ModelId id, LoadMode mode, Bytes partial_bytes, bool acquire,
                       Outbox& out) {
   ModelState* m = Find(id);

@@ -61,6 +61,7 @@ struct Op {
   // kPromptBegin / kPromptEnd
   int prompt = 0;
   Nanos measured_wall_ns = -1;  // captured wall time, -1 when unknown
+  PromptOutcome outcome = PromptOutcome::kOk;  // kPromptEnd: how the server ended it (captured)
 };
 
 }  // namespace residency::engine

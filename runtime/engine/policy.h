@@ -50,6 +50,11 @@ struct Policy {
   // weight twice (ComfyUI #10896). Off: the engine's own choice, which drops
   // the mapping and, on unified memory, the page cache after each load.
   bool hold_mapping = false;
+  // The loading regime (LoadModeRule): the trace's own modes by default.
+  LoadModeRule load_modes = LoadModeRule::kAsTraced;
+  // Device copies of models no handle holds are freed when a prompt ends
+  // (ComfyUI's --disable-smart-memory); host copies follow `eviction`.
+  bool free_device_after_prompt = false;
 };
 
 // Derived limits. Every one is a hard cap the engine keeps.

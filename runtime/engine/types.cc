@@ -42,6 +42,25 @@ std::string_view ToString(LoadMode mode) {
   return "?";
 }
 
+std::string_view ToString(LoadModeRule rule) {
+  switch (rule) {
+    case LoadModeRule::kAsTraced: return "as-traced";
+    case LoadModeRule::kDynamic: return "dynamic";
+    case LoadModeRule::kClassic: return "classic";
+    case LoadModeRule::kNoVram: return "novram";
+  }
+  return "?";
+}
+
+std::string_view ToString(PromptOutcome outcome) {
+  switch (outcome) {
+    case PromptOutcome::kOk: return "ok";
+    case PromptOutcome::kFailed: return "failed";
+    case PromptOutcome::kInterrupted: return "interrupted";
+  }
+  return "?";
+}
+
 std::string_view ToString(EvictReason reason) {
   switch (reason) {
     case EvictReason::kDevicePressure: return "device-pressure";
@@ -50,6 +69,7 @@ std::string_view ToString(EvictReason reason) {
     case EvictReason::kPinBudget: return "pin-budget";
     case EvictReason::kDeleted: return "deleted";
     case EvictReason::kNotCached: return "not-cached";
+    case EvictReason::kPromptEnd: return "prompt-end";
   }
   return "?";
 }
@@ -73,6 +93,21 @@ bool ParseEvictionKind(std::string_view name, EvictionKind& out) {
 bool ParseLoadMode(std::string_view name, LoadMode& out) {
   for (LoadMode m : {LoadMode::kFull, LoadMode::kPartial, LoadMode::kDynamic}) {
     if (ToString(m) == name) { out = m; return true; }
+  }
+  return false;
+}
+
+bool ParseLoadModeRule(std::string_view name, LoadModeRule& out) {
+  for (LoadModeRule r : {LoadModeRule::kAsTraced, LoadModeRule::kDynamic, LoadModeRule::kClassic,
+                         LoadModeRule::kNoVram}) {
+    if (ToString(r) == name) { out = r; return true; }
+  }
+  return false;
+}
+
+bool ParsePromptOutcome(std::string_view name, PromptOutcome& out) {
+  for (PromptOutcome o : {PromptOutcome::kOk, PromptOutcome::kFailed, PromptOutcome::kInterrupted}) {
+    if (ToString(o) == name) { out = o; return true; }
   }
   return false;
 }

@@ -46,6 +46,21 @@ enum class EvictionKind : std::uint8_t {
 
 enum class LoadMode : std::uint8_t { kFull, kPartial, kDynamic };
 
+// How a policy treats the load mode a trace asks for. A server's loading
+// regime is a setting (ComfyUI's dynamic VRAM on or off, --novram), so a
+// policy may replay a trace under another regime than the one it was
+// captured under.
+enum class LoadModeRule : std::uint8_t {
+  kAsTraced,  // each load as the trace asks
+  kDynamic,   // every load dynamic (ComfyUI's dynamic VRAM: --lowvram's amounts are ignored)
+  kClassic,   // a dynamic load becomes full when it fits, else partial to what fits
+  kNoVram,    // every load partial with nothing resident: all weights stream (--novram)
+};
+
+// How a captured server ended a prompt: a failed or interrupted prompt's
+// measured time is not a finished prompt's.
+enum class PromptOutcome : std::uint8_t { kOk, kFailed, kInterrupted };
+
 // Why bytes left a tier; reported per eviction.
 enum class EvictReason : std::uint8_t {
   kDevicePressure,  // VRAM needed for another model or activations
@@ -54,6 +69,7 @@ enum class EvictReason : std::uint8_t {
   kPinBudget,       // the pin budget needed room (bytes unpinned, kept)
   kDeleted,         // the model was deleted
   kNotCached,       // policy keeps no host copy after loading
+  kPromptEnd,       // the policy unloads idle models when a prompt ends (--disable-smart-memory)
 };
 
 // "1234 MiB": how the engine and the simulator name byte counts in messages.
@@ -63,11 +79,15 @@ std::string_view ToString(Tier tier);
 std::string_view ToString(LoaderKind kind);
 std::string_view ToString(EvictionKind kind);
 std::string_view ToString(LoadMode mode);
+std::string_view ToString(LoadModeRule rule);
+std::string_view ToString(PromptOutcome outcome);
 std::string_view ToString(EvictReason reason);
 
 // Parsers for the names above; return false on an unknown name.
 bool ParseLoaderKind(std::string_view name, LoaderKind& out);
 bool ParseEvictionKind(std::string_view name, EvictionKind& out);
 bool ParseLoadMode(std::string_view name, LoadMode& out);
+bool ParseLoadModeRule(std::string_view name, LoadModeRule& out);
+bool ParsePromptOutcome(std::string_view name, PromptOutcome& out);
 
 }  // namespace residency::engine
