@@ -90,9 +90,9 @@ TEST_F(ResultsTest, MigratesAVersionOneDatabaseKeepingItsRuns) {
     ASSERT_TRUE(s.ok());
     ASSERT_TRUE(sweep::RunSweep(**s, Spec(), Options()).ok());
   }
-  {  // Turn it back into a v1 file: drop what v2-v4 added.
+  {  // Turn it back into a v1 file: drop what v2-v5 added.
     auto db = store::Database::Open(path);
-    ASSERT_TRUE(db->Exec("DROP TABLE sweeps; ALTER TABLE prompts DROP COLUMN disk_read_bytes; "
+    ASSERT_TRUE(db->Exec("DROP TABLE verdicts; DROP TABLE fidelity; DROP TABLE captured_queue; DROP TABLE sweeps; ALTER TABLE prompts DROP COLUMN disk_read_bytes; "
                          "ALTER TABLE runs DROP COLUMN peak_ram_bytes; PRAGMA user_version = 1").ok());
   }
   auto s = store::ResultsStore::Open(path);
