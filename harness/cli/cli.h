@@ -57,6 +57,10 @@ CLI::Option* OldSpelling(CLI::App* app, const std::string& old_name, const std::
       });
 }
 
+// --traces-from: captured traces also run on their own machine under their
+// own settings: "captured" joins the profiles and policies (once).
+void AddCapturedInputs(std::vector<std::string>& profiles, std::vector<std::string>& policies);
+
 // Refuses a device the policy's device_reserve leaves nothing of (every op
 // would fail with "0 MiB obtainable"), naming both figures and the way out.
 Status CheckDeviceRoom(const engine::MachineLimits& machine, const engine::Policy& policy);

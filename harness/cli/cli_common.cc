@@ -22,6 +22,11 @@ void PrintWarnings(const std::vector<std::string>& warnings) {
   }
 }
 
+void AddCapturedInputs(std::vector<std::string>& profiles, std::vector<std::string>& policies) {
+  for (auto* list : {&profiles, &policies})
+    if (std::find(list->begin(), list->end(), "captured") == list->end()) list->push_back("captured");
+}
+
 bool WriteTextFile(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);
   out << text;

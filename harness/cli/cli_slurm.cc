@@ -1,20 +1,25 @@
 // `residency slurm submit | status | resubmit`: a sweep fanned out as a Slurm
 // job array (harness/fleet/slurm.h).
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 
 #include "harness/cli/cli.h"
+#include "harness/fleet/agent_client.h"
 #include "harness/fleet/slurm.h"
 #include "harness/fleet/subprocess.h"
 #include "traces/bundled.h"
 
 namespace residency::cli {
 namespace {
+namespace fs = std::filesystem;
 
 struct SlurmArgs {
   fleet::SlurmJob job;
   std::string out;
+  std::vector<std::string> traces_from;
+  std::string token_file;
   bool dry_run = false, failed = false, require_merged = false;
 };
 
@@ -29,7 +34,31 @@ void PrintState(const fleet::JobState& st) {
               st.merge.c_str(), static_cast<long long>(st.merged_runs), static_cast<long long>(st.planned_runs));
 }
 
+// --traces-from: the agents' captured traces, written into the job folder
+// (every node reads them there), and "captured" joins the profiles and policies.
+Status FetchIntoJob(SlurmArgs& a) {
+  const fs::path dir = fs::path(a.out) / "traces-from";
+  std::error_code ec;
+  if (fs::exists(fs::path(a.out) / "job.json", ec))
+    return FailedPrecondition(a.out + " already holds a job (job.json); use `slurm status` or another --out");
+  RESIDENCY_ASSIGN_OR_RETURN(std::vector<fleet::FetchedTrace> got,
+                             fleet::FetchFromAgents(a.traces_from, a.token_file, a.job.command_timeout_s));
+  if (got.empty()) return NotFound("the agents store no captured traces");
+  fs::create_directories(dir, ec);
+  if (ec) return FailedPrecondition(dir.string() + ": cannot create: " + ec.message());
+  for (const fleet::FetchedTrace& t : got)
+    if (!WriteTextFile((dir / (t.name + ".jsonl")).string(), t.body)) return FailedPrecondition("cannot write " + dir.string());
+  std::printf("fetched %zu captured trace%s from %zu agent%s into %s\n", got.size(), got.size() == 1 ? "" : "s",
+              a.traces_from.size(), a.traces_from.size() == 1 ? "" : "s", dir.string().c_str());
+  a.job.traces.push_back(dir.string());
+  AddCapturedInputs(a.job.profiles, a.job.policies);
+  return Status::Ok();
+}
+
 int RunSubmit(SlurmArgs& a) {
+  if (a.job.traces.empty() && a.traces_from.empty()) return Fail(InvalidArgument("give --traces or --traces-from"));
+  if (!a.traces_from.empty())
+    if (Status s = FetchIntoJob(a); !s.ok()) return Fail(s);
   a.job.out_dir = a.out;
   a.job.data_dir = traces::DataDir();
   auto job = fleet::PrepareJob(a.job);
@@ -92,7 +121,11 @@ Subcommand AddSlurm(CLI::App& app) {
   CLI::App* c = app.add_subcommand("slurm", "Run a sweep as a Slurm job array (submit, status, resubmit)");
   c->require_subcommand(1);
   CLI::App* submit = c->add_subcommand("submit", "Write the sbatch scripts and submit the shards and the merge");
-  submit->add_option("--traces", a->job.traces, "Trace files or folders")->required();
+  submit->add_option("--traces", a->job.traces, "Trace files or folders");
+  submit->add_option("--traces-from", a->traces_from,
+                     "Agents (http://HOST:PORT) whose captured traces to sweep too, fetched into OUT/traces-from/; "
+                     "each also runs on its own machine under its server's settings ('captured')");
+  submit->add_option("--token-file", a->token_file, "Bearer token for --traces-from agents");
   submit->add_option("--profiles", a->job.profiles, "Bundled profile names or files")->required();
   submit->add_option("--policies", a->job.policies, "Bundled policy names or files")->required();
   submit->add_option("--seeds,--seed", a->job.seeds, "Simulator seeds")->capture_default_str();

@@ -7,6 +7,7 @@
 #include "harness/common/build_info.h"
 #include "harness/cli/cli.h"
 #include "harness/common/progress_line.h"
+#include "harness/fleet/agent_client.h"
 #include "harness/sweep/sweep_runner.h"
 #include "runtime/io/thread_pool.h"
 
@@ -14,7 +15,8 @@ namespace residency::cli {
 namespace {
 
 struct SweepArgs {
-  std::vector<std::string> traces, profiles, policies;
+  std::vector<std::string> traces, profiles, policies, traces_from;
+  std::string token_file;
   std::vector<std::uint64_t> seeds = {1};
   std::string db = "results.db";
   int jobs = 0;
@@ -28,7 +30,19 @@ extern "C" void OnInterrupt(int) { g_stop = true; }
 int RunSweepCommand(const SweepArgs& a) {
   auto shard = sweep::ParseShard(a.shard);
   if (!shard.ok()) return Fail(shard.status());
-  auto spec = sweep::LoadSweepSpec(a.traces, a.profiles, a.policies, a.seeds);
+  std::vector<sweep::TraceText> fetched;
+  std::vector<std::string> profiles = a.profiles, policies = a.policies;
+  if (!a.traces_from.empty()) {
+    auto got = fleet::FetchFromAgents(a.traces_from, a.token_file, 60);
+    if (!got.ok()) return Fail(got.status());
+    for (fleet::FetchedTrace& t : *got) fetched.push_back({t.name, "agent trace " + t.id, std::move(t.body)});
+    std::fprintf(stderr, "fetched %zu captured trace%s from %zu agent%s\n", fetched.size(),
+                 fetched.size() == 1 ? "" : "s", a.traces_from.size(), a.traces_from.size() == 1 ? "" : "s");
+    if (fetched.empty() && a.traces.empty()) return Fail(NotFound("the agents store no captured traces"));
+    AddCapturedInputs(profiles, policies);
+  }
+  if (a.traces.empty() && a.traces_from.empty()) return Fail(InvalidArgument("give --traces or --traces-from"));
+  auto spec = sweep::LoadSweepSpec(a.traces, profiles, policies, a.seeds, fetched);
   if (!spec.ok()) return Fail(spec.status());
   auto store = store::ResultsStore::Open(a.db);
   if (!store.ok()) return Fail(store.status());
@@ -98,9 +112,17 @@ int RunMerge(const std::string& out, const std::vector<std::string>& inputs) {
 Subcommand AddSweep(CLI::App& app) {
   auto a = std::make_shared<SweepArgs>();
   CLI::App* c = app.add_subcommand("sweep", "Simulate traces x profiles x policies x seeds into a results database");
-  c->add_option("--traces", a->traces, "Trace files or folders of *.jsonl")->required();
-  c->add_option("--profiles", a->profiles, "Bundled profile names or profile JSON files")->required();
-  c->add_option("--policies", a->policies, "Bundled policy names or policy JSON files")->required();
+  c->add_option("--traces", a->traces, "Trace files or folders of *.jsonl");
+  c->add_option("--traces-from", a->traces_from,
+                "Agents (http://HOST:PORT) whose captured traces to sweep too; each also runs on its own machine "
+                "under its server's settings (profile and policy 'captured')");
+  c->add_option("--token-file", a->token_file, "Bearer token for --traces-from agents");
+  c->add_option("--profiles", a->profiles,
+                "Bundled profile names or profile JSON files; 'captured': each captured trace's own machine")
+      ->required();
+  c->add_option("--policies", a->policies,
+                "Bundled policy names or policy JSON files; 'captured': each captured trace's server settings")
+      ->required();
   c->add_option("--seeds,--seed", a->seeds, "Simulator seeds")->capture_default_str();
   c->add_option("--db", a->db, "Results database (SQLite; created if missing)")->capture_default_str();
   c->add_option("--jobs,-j", a->jobs, "Parallel runs (default: one per core)")->check(CLI::NonNegativeNumber);

@@ -1,6 +1,8 @@
 #include "harness/fleet/agent_client.h"
 
+#include <cctype>
 #include <chrono>
+#include <map>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -119,6 +121,37 @@ Result<std::vector<FetchedTrace>> FetchCapturedTraces(const AgentUrl& agent, con
     out.push_back(std::move(f));
   }
   return out;
+}
+
+Result<std::vector<FetchedTrace>> FetchFromAgents(const std::vector<std::string>& urls, const std::string& token_file,
+                                                  double timeout_s) {
+  AgentClientOptions options;
+  options.timeout_s = timeout_s;
+  if (!token_file.empty()) {
+    RESIDENCY_ASSIGN_OR_RETURN(options.token, ReadTokenFile(token_file));
+  }
+  std::vector<FetchedTrace> all;
+  for (const std::string& u : urls) {
+    RESIDENCY_ASSIGN_OR_RETURN(AgentUrl url, ParseAgentUrl(u));
+    RESIDENCY_ASSIGN_OR_RETURN(std::vector<FetchedTrace> got, FetchCapturedTraces(url, options));
+    for (FetchedTrace& t : got) {
+      bool seen = false;
+      for (const FetchedTrace& a : all) seen = seen || a.id == t.id;
+      if (!seen) all.push_back(std::move(t));
+    }
+  }
+  // Names become file names and sweep names: plain, and one per trace.
+  for (FetchedTrace& t : all) {
+    std::string n;
+    for (char c : t.name) n += std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' ? c : '_';
+    if (n.empty() || n[0] == '.') n = "trace-" + n;
+    t.name = n.substr(0, 64);
+  }
+  std::map<std::string, int> uses;
+  for (const FetchedTrace& t : all) ++uses[t.name];
+  for (FetchedTrace& t : all)
+    if (uses[t.name] > 1) t.name = t.name.substr(0, 47) + "-" + t.id;
+  return all;
 }
 
 }  // namespace residency::fleet

@@ -41,4 +41,10 @@ struct FetchedTrace {
 // Every captured trace an agent stores (provenance "captured:..."), bodies included.
 Result<std::vector<FetchedTrace>> FetchCapturedTraces(const AgentUrl& agent, const AgentClientOptions& options);
 
+// The captured traces of several agents (`--traces-from URL...`): the same
+// bytes from two agents once; two different traces of one name told apart
+// by their ids (NAME-ID).
+Result<std::vector<FetchedTrace>> FetchFromAgents(const std::vector<std::string>& urls, const std::string& token_file,
+                                                  double timeout_s);
+
 }  // namespace residency::fleet

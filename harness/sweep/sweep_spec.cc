@@ -7,6 +7,8 @@
 
 #include "harness/store/results_store.h"
 #include "traces/bundled.h"
+#include "traces/captured_policy.h"
+#include "traces/captured_profile.h"
 #include "traces/json_fields.h"
 #include "traces/policy_file.h"
 #include "traces/trace.h"
@@ -42,7 +44,8 @@ template <typename T>
 Status NoDuplicateNames(const std::vector<T>& inputs, const std::string& kind) {
   for (std::size_t i = 0; i < inputs.size(); ++i)
     for (std::size_t j = i + 1; j < inputs.size(); ++j)
-      if (inputs[i].name == inputs[j].name && inputs[i].body != inputs[j].body)
+      if (!inputs[i].for_trace && !inputs[j].for_trace && inputs[i].name == inputs[j].name &&
+          inputs[i].body != inputs[j].body)
         return InvalidArgument("two different " + kind + " are both named '" + inputs[i].name + "' (" +
                                inputs[i].origin + ", " + inputs[j].origin + "); rename one");
   return Status::Ok();
@@ -99,26 +102,73 @@ Result<PolicyInput> LoadPolicyInput(const std::string& arg) {
 Result<SweepSpec> LoadSweepSpec(const std::vector<std::string>& trace_args,
                                 const std::vector<std::string>& profile_args,
                                 const std::vector<std::string>& policy_args,
-                                const std::vector<std::uint64_t>& seeds) {
-  if (trace_args.empty() || profile_args.empty() || policy_args.empty())
+                                const std::vector<std::uint64_t>& seeds,
+                                const std::vector<TraceText>& texts) {
+  if ((trace_args.empty() && texts.empty()) || profile_args.empty() || policy_args.empty())
     return InvalidArgument("a sweep needs at least one trace, one profile and one policy");
   if (seeds.empty()) return InvalidArgument("a sweep needs at least one seed");
   SweepSpec spec;
   spec.seeds = seeds;
-  RESIDENCY_ASSIGN_OR_RETURN(std::vector<std::string> trace_paths, ExpandTracePaths(trace_args));
+  std::vector<traces::Trace> parsed;  // each trace as read, for captured profiles and policies
+  std::vector<std::string> trace_paths;
+  if (!trace_args.empty()) {
+    RESIDENCY_ASSIGN_OR_RETURN(trace_paths, ExpandTracePaths(trace_args));
+  }
   for (const std::string& path : trace_paths) {
     RESIDENCY_ASSIGN_OR_RETURN(std::string body, io::ReadWholeFile(path));
-    RESIDENCY_ASSIGN_OR_RETURN(TraceInput in, TraceFromText(fs::path(path).stem().string(), path, body));
+    traces::Trace trace;
+    RESIDENCY_ASSIGN_OR_RETURN(TraceInput in, TraceFromText(fs::path(path).stem().string(), path, body, &trace));
     spec.traces.push_back(std::move(in));
+    parsed.push_back(std::move(trace));
+  }
+  for (const TraceText& t : texts) {
+    traces::Trace trace;
+    RESIDENCY_ASSIGN_OR_RETURN(TraceInput in, TraceFromText(t.name, t.origin, t.body, &trace));
+    spec.traces.push_back(std::move(in));
+    parsed.push_back(std::move(trace));
   }
   for (const std::string& arg : profile_args) {
+    if (arg == "captured" || arg.rfind("captured:", 0) == 0) {
+      for (std::size_t t = 0; t < parsed.size(); ++t) {
+        if (!parsed[t].header.machine) continue;
+        RESIDENCY_ASSIGN_OR_RETURN(traces::Profile p,
+                                   traces::LoadProfileForTrace(arg, parsed[t], spec.traces[t].origin));
+        p.name = arg;
+        ProfileInput in;
+        in.name = arg;
+        in.origin = spec.traces[t].origin + " (machine record)";
+        in.body = traces::WriteProfile(p);
+        in.profile = std::move(p);
+        in.for_trace = t;
+        spec.profiles.push_back(std::move(in));
+      }
+      continue;
+    }
     RESIDENCY_ASSIGN_OR_RETURN(ProfileInput in, LoadProfileInput(arg));
     spec.profiles.push_back(std::move(in));
   }
   for (const std::string& arg : policy_args) {
+    if (traces::IsCapturedPolicyName(arg)) {
+      for (std::size_t t = 0; t < parsed.size(); ++t) {
+        if (!parsed[t].header.machine) continue;
+        RESIDENCY_ASSIGN_OR_RETURN(traces::DerivedPolicy d,
+                                   traces::LoadPolicyForTrace(arg, parsed[t], spec.traces[t].origin));
+        d.policy.name = arg;
+        PolicyInput in;
+        in.name = arg;
+        in.origin = spec.traces[t].origin + " (machine record)";
+        in.body = traces::WritePolicy(d.policy);
+        in.policy = std::move(d.policy);
+        in.for_trace = t;
+        spec.policies.push_back(std::move(in));
+      }
+      continue;
+    }
     RESIDENCY_ASSIGN_OR_RETURN(PolicyInput in, LoadPolicyInput(arg));
     spec.policies.push_back(std::move(in));
   }
+  if (spec.profiles.empty() || spec.policies.empty())
+    return InvalidArgument("no trace has a machine record, so 'captured' profiles and policies give nothing to run");
   RESIDENCY_RETURN_IF_ERROR(NoDuplicateNames(spec.traces, "traces"));
   RESIDENCY_RETURN_IF_ERROR(NoDuplicateNames(spec.profiles, "profiles"));
   RESIDENCY_RETURN_IF_ERROR(NoDuplicateNames(spec.policies, "policies"));
@@ -157,10 +207,13 @@ std::vector<PlannedRun> PlanRuns(const SweepSpec& spec, const Shard& shard) {
   seeds.erase(std::unique(seeds.begin(), seeds.end()), seeds.end());
   std::vector<PlannedRun> out;
   std::size_t position = 0;
+  // A captured profile or policy runs with its own trace only.
+  const auto fits = [](const Input& in, std::size_t t) { return !in.for_trace || *in.for_trace == t; };
   for (std::size_t t : order(spec.traces))
     for (std::size_t p : order(spec.profiles))
       for (std::size_t q : order(spec.policies))
         for (std::uint64_t seed : seeds) {
+          if (!fits(spec.profiles[p], t) || !fits(spec.policies[q], t)) continue;
           if (static_cast<int>(position++ % static_cast<std::size_t>(shard.count)) == shard.index)
             out.push_back(PlannedRun{t, p, q, seed});
         }

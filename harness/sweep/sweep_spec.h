@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,9 @@ struct Input {
   std::string origin;  // file path or "agent:<hash>"
   std::string provenance;
   std::string body;
+  // A profile or policy derived from one trace's machine record ("captured"):
+  // it runs with that trace only.
+  std::optional<std::size_t> for_trace;
 };
 
 struct TraceInput : Input {
@@ -43,13 +47,23 @@ struct SweepSpec {
   std::vector<std::uint64_t> seeds = {1};
 };
 
-// Trace arguments are files or folders (every *.jsonl inside, sorted);
-// profiles and policies are bundled names or JSON files. Every input is
-// parsed here, so a bad one stops the sweep before it starts, naming it.
+// A trace given as text (fetched from an agent) rather than as a file.
+struct TraceText {
+  std::string name, origin, body;
+};
+
+// Trace arguments are files or folders (every *.jsonl inside, sorted), plus
+// `texts`; profiles and policies are bundled names or JSON files, or
+// "captured" / "captured:BASE" (profiles) and "captured" / "captured:PRESET"
+// (policies): each captured trace's own machine and server settings, which
+// run with that trace only (a trace without a machine record gets no runs
+// there). Every input is parsed here, so a bad one stops the sweep before it
+// starts, naming it.
 Result<SweepSpec> LoadSweepSpec(const std::vector<std::string>& traces,
                                 const std::vector<std::string>& profiles,
                                 const std::vector<std::string>& policies,
-                                const std::vector<std::uint64_t>& seeds);
+                                const std::vector<std::uint64_t>& seeds,
+                                const std::vector<TraceText>& texts = {});
 Result<ProfileInput> LoadProfileInput(const std::string& name_or_path);
 Result<PolicyInput> LoadPolicyInput(const std::string& name_or_path);
 // `parsed`, when given, receives the trace as read (the agent's metrics read its events).
