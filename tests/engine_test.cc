@@ -484,5 +484,102 @@ TEST(Engine, RandomCompletionOrderKeepsInvariants) {
   }
 }
 
+// The policy's loading regime replaces the modes a trace asks for (ComfyUI's
+// dynamic VRAM on or off, --novram).
+engine::Op LoadAs(engine::OpId id, engine::ModelId model, engine::LoadMode mode, Bytes device_bytes = 0) {
+  engine::Op op = Simple(id, OpKind::kLoad, model);
+  op.mode = mode;
+  op.device_bytes = device_bytes;
+  return op;
+}
+
+TEST(Engine, ClassicLoadingMakesADynamicLoadFullWhenItFitsAndPartialWhenNot) {
+  engine::Policy p = PolicyWith(engine::EvictionKind::kDrop);
+  p.load_modes = engine::LoadModeRule::kClassic;
+  auto e = Make(Machine(32 * kGiB, 8 * kGiB), p);
+  EngineDriver d(*e);
+  d.Submit(Register(1, 1, 2 * kGiB));
+  d.Submit(LoadAs(2, 1, engine::LoadMode::kDynamic));
+  d.RunToIdle();
+  ASSERT_TRUE(d.log().Result(2)->status.ok()) << d.log().Result(2)->status.ToString();
+  EXPECT_EQ(e->accounting().device_bytes, 2 * kGiB);  // all of it: a full load
+  d.Submit(Register(3, 2, 12 * kGiB));
+  d.Submit(LoadAs(4, 2, engine::LoadMode::kDynamic));
+  d.RunToIdle();
+  ASSERT_TRUE(d.log().Result(4)->status.ok()) << d.log().Result(4)->status.ToString();
+  // 12 GiB on an 8 GiB device: the rest of the device, the remainder streams.
+  EXPECT_EQ(e->accounting().device_bytes, 8 * kGiB);
+  EXPECT_TRUE(d.log().violations.empty()) << d.log().violations.front();
+}
+
+TEST(Engine, DynamicLoadingTakesWhatAFullLoadCouldNot) {
+  for (const auto rule : {engine::LoadModeRule::kAsTraced, engine::LoadModeRule::kDynamic}) {
+    engine::Policy p = PolicyWith(engine::EvictionKind::kDrop);
+    p.load_modes = rule;
+    auto e = Make(Machine(32 * kGiB, 8 * kGiB), p);
+    EngineDriver d(*e);
+    d.Submit(Register(1, 1, 10 * kGiB));
+    d.Submit(LoadAs(2, 1, engine::LoadMode::kFull));
+    d.RunToIdle();
+    const auto* r = d.log().Result(2);
+    ASSERT_NE(r, nullptr);
+    if (rule == engine::LoadModeRule::kAsTraced) {
+      EXPECT_EQ(r->status.code(), StatusCode::kResourceExhausted);  // a full 10 GiB load cannot fit
+    } else {
+      EXPECT_TRUE(r->status.ok()) << r->status.ToString();
+      EXPECT_EQ(e->accounting().device_bytes, 8 * kGiB);
+    }
+  }
+}
+
+TEST(Engine, NoVramLoadingKeepsNothingResidentAndStreamsEachStep) {
+  engine::Policy p = PolicyWith(engine::EvictionKind::kRamLru);
+  p.load_modes = engine::LoadModeRule::kNoVram;
+  auto e = Make(Machine(32 * kGiB, 8 * kGiB), p);
+  EngineDriver d(*e);
+  d.Submit(Register(1, 1, 2 * kGiB));
+  d.Submit(LoadAs(2, 1, engine::LoadMode::kFull));
+  d.Submit(Compute(3, {1}, 64 * kMiB, 3));
+  d.RunToIdle();
+  ASSERT_TRUE(d.log().Result(3)->status.ok()) << d.log().Result(3)->status.ToString();
+  Bytes copied = 0;
+  for (const auto& c : d.log().commands)
+    if (c.kind == CommandKind::kCopyToDevice) copied += c.bytes;
+  // Three steps each stream the whole model (less its 1-byte resident part).
+  EXPECT_GE(copied, 3 * (2 * kGiB - 1));
+  EXPECT_TRUE(d.log().violations.empty()) << d.log().violations.front();
+}
+
+TEST(Engine, FreeDeviceAfterPromptUnloadsIdleModelsAtPromptEnd) {
+  for (const bool free_after : {false, true}) {
+    engine::Policy p = PolicyWith(engine::EvictionKind::kRamLru);
+    p.free_device_after_prompt = free_after;
+    auto e = Make(Machine(32 * kGiB, 8 * kGiB), p);
+    EngineDriver d(*e);
+    d.Submit(Register(1, 1, 2 * kGiB));
+    d.Submit(Register(2, 2, 1 * kGiB));
+    engine::Op begin = Simple(3, OpKind::kPromptBegin, 0);
+    begin.prompt = 1;
+    d.Submit(begin);
+    d.Submit(Simple(4, OpKind::kLoad, 1));
+    d.Submit(Simple(5, OpKind::kLoad, 2));
+    d.Submit(Simple(6, OpKind::kRelease, 1));  // model 2 keeps its handle across the prompt's end
+    engine::Op end = Simple(7, OpKind::kPromptEnd, 0);
+    end.prompt = 1;
+    d.Submit(end);
+    d.RunToIdle();
+    ASSERT_TRUE(d.log().Result(7)->status.ok());
+    int prompt_end_evictions = 0;
+    for (const auto& n : d.log().notices)
+      if (n.kind == NoticeKind::kEvicted && n.reason == engine::EvictReason::kPromptEnd) {
+        ++prompt_end_evictions;
+        EXPECT_EQ(n.model, 1u);  // the held model stays
+      }
+    EXPECT_EQ(prompt_end_evictions, free_after ? 1 : 0);
+    EXPECT_EQ(e->accounting().device_bytes, free_after ? 1 * kGiB : 3 * kGiB);
+    EXPECT_TRUE(d.log().violations.empty()) << d.log().violations.front();
+  }
+}
+
 }  // namespace
 }  // namespace residency

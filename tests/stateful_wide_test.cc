@@ -121,7 +121,8 @@ struct Sut {
     auto created = engine::Engine::Create(world.profile.Limits(), world.policy);
     RC_ASSERT(created.ok());
     engine = std::move(created).value();
-    checker = std::make_unique<ResidencyChecker>(engine::Workload{}, SpecBudgets(world.profile, world.policy));
+    checker = std::make_unique<ResidencyChecker>(engine::Workload{}, SpecBudgets(world.profile, world.policy),
+                                                 world.policy.load_modes);
     rng = world.fail_permille * 7919u + world.file_sets.size();
   }
 

@@ -83,7 +83,7 @@ CaseResult EngineAloneRun(const Case& c, std::uint64_t seed) {
     return result;
   }
   engine::Engine& e = *created.value();
-  ResidencyChecker checker(workload.value(), SpecBudgets(c.profile, c.policy));
+  ResidencyChecker checker(workload.value(), SpecBudgets(c.profile, c.policy), c.policy.load_modes);
   std::vector<engine::CommandId> pending;
   std::map<engine::CommandId, engine::CommandKind> kinds;  // of the pending commands
   std::uint64_t rng = seed ^ 0x5eed;

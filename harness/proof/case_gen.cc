@@ -215,6 +215,12 @@ rc::Gen<engine::Policy> GenPolicy() {
     p.prefault_before_pin = *rc::gen::arbitrary<bool>();
     p.drop_page_cache_after_load = *rc::gen::arbitrary<bool>();
     p.direct_io = *rc::gen::arbitrary<bool>();
+    // The loading regimes a captured policy picks (ComfyUI's dynamic VRAM on
+    // or off, --novram) and --disable-smart-memory's unload at prompt end.
+    p.load_modes = *rc::gen::weightedElement<engine::LoadModeRule>(
+        {{8, engine::LoadModeRule::kAsTraced}, {1, engine::LoadModeRule::kDynamic},
+         {1, engine::LoadModeRule::kClassic}, {1, engine::LoadModeRule::kNoVram}});
+    p.free_device_after_prompt = *rc::gen::weightedElement<bool>({{3, false}, {1, true}});
     return p;
   });
 }

@@ -7,8 +7,9 @@ namespace residency::proof {
 using engine::Command;
 using engine::CommandKind;
 
-ResidencyChecker::ResidencyChecker(const engine::Workload& workload, const engine::Budgets& budgets)
-    : budgets_(budgets) {
+ResidencyChecker::ResidencyChecker(const engine::Workload& workload, const engine::Budgets& budgets,
+                                   engine::LoadModeRule rule)
+    : budgets_(budgets), rule_(rule) {
   for (const engine::Op& op : workload.ops) ops_[op.id] = op;
 }
 
@@ -179,7 +180,14 @@ void ResidencyChecker::OnFinished(const engine::OpResult& r) {
   }
   if (op.kind == engine::OpKind::kLoad) {
     ++handles_[op.model];
-    mode_[op.model] = op.mode;
+    // The mode the policy's regime gives the load. A classic regime makes a
+    // dynamic load full or partial by what is free, which the checker does
+    // not track: it is taken as partial (no promise to check).
+    engine::LoadMode mode = op.mode;
+    if (rule_ == engine::LoadModeRule::kDynamic) mode = engine::LoadMode::kDynamic;
+    if (rule_ == engine::LoadModeRule::kNoVram) mode = engine::LoadMode::kPartial;
+    if (rule_ == engine::LoadModeRule::kClassic && mode == engine::LoadMode::kDynamic) mode = engine::LoadMode::kPartial;
+    mode_[op.model] = mode;
   }
   if (op.kind == engine::OpKind::kRelease) --handles_[op.model];
   if (op.kind == engine::OpKind::kDelete) deleted_.insert(op.model);

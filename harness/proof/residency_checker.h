@@ -20,7 +20,9 @@ namespace residency::proof {
 
 class ResidencyChecker {
  public:
-  ResidencyChecker(const engine::Workload& workload, const engine::Budgets& budgets);
+  // `rule`: the policy's loading regime, which decides each load's mode.
+  ResidencyChecker(const engine::Workload& workload, const engine::Budgets& budgets,
+                   engine::LoadModeRule rule = engine::LoadModeRule::kAsTraced);
 
   // An op submitted after construction (stateful tests build ops as they go).
   void AddOp(const engine::Op& op) { ops_[op.id] = op; }
@@ -53,6 +55,7 @@ class ResidencyChecker {
   void Touch(engine::BufferId buffer, bool device, const engine::Command& c);
 
   const engine::Budgets budgets_;
+  const engine::LoadModeRule rule_;
   std::unordered_map<engine::OpId, engine::Op> ops_;
   std::unordered_map<engine::BufferId, HostBuf> host_;
   std::unordered_map<engine::BufferId, std::pair<engine::Bytes, engine::ModelId>> device_;

@@ -379,6 +379,19 @@ Status Engine::PlanPatchApply(ModelId id, Outbox& out) {
   std::vector<TransferChunk> chunks;
   for (ModelId p : m.patches) {
     const ModelState& patch = *Find(p);
+    if (m.device_bytes < ring_.slot_bytes()) {
+      // A device part smaller than a staging slot (--novram, a 1-byte partial
+      // load): only the patch bytes that land in it are copied; the rest is
+      // applied as the weights stream. Wrapping them through a window of a
+      // few bytes made billions of chunks (found with load_mode novram).
+      for (const TransferChunk& c : FileWindows(patch, id,
+                                                {.window = ring_.slot_bytes(),
+                                                 .device_limit = m.device_bytes,
+                                                 .device_buffer = m.device_buffer,
+                                                 .staging = true}))
+        chunks.push_back(c);
+      continue;
+    }
     // Patch bytes land in the device copy they modify (offset 0 onward, wrapping).
     for (TransferChunk c : FileWindows(patch, id,
                                        {.window = window,
