@@ -29,6 +29,7 @@
 #include "harness/agent/client_message.h"
 #include "harness/store/results_store.h"
 #include "harness/store/sqlite_db.h"
+#include "tests/agent_fixture.h"
 #include "tests/http_test_client.h"
 #include "traces/bundled.h"
 #include "traces/json_fields.h"
@@ -44,8 +45,10 @@ using testing::HttpConnection;
 using testing::RawConnection;
 using testing::Reply;
 using testing::StatusOf;
+using testing::AgentTest;
+using testing::kToken;
+using testing::TempDir;
 
-const char* kToken = "s3cret-token";
 
 std::string ExampleTrace(const std::string& name) {
   auto text = io::ReadWholeFile(traces::DataDir() + "/examples/" + name + ".jsonl");
@@ -62,15 +65,6 @@ std::string Variant(const std::string& trace, int n) {
   return out;
 }
 
-fs::path TempDir(const std::string& tag) {
-  fs::path d = fs::temp_directory_path() /
-               ("residency-agent-" + std::to_string(::getpid()) + "-" + tag + "-" +
-                ::testing::UnitTest::GetInstance()->current_test_info()->name());
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-
 json WaitForSweep(std::uint16_t port, std::int64_t id, const std::string& status, double seconds) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
   json last;
@@ -85,40 +79,6 @@ json WaitForSweep(std::uint16_t port, std::int64_t id, const std::string& status
   ADD_FAILURE() << "sweep " << id << " never reached '" << status << "': " << last.dump();
   return last;
 }
-
-class AgentTest : public ::testing::Test {
- protected:
-  void Start(agent::AgentOptions ao = {}, agent::ServerOptions so = {}) {
-    dir_ = TempDir("inproc");
-    ao.data_dir = (dir_ / "data").string();
-    if (ao.token.empty()) ao.token = kToken;
-    auto a = agent::Agent::Open(ao);
-    ASSERT_TRUE(a.ok()) << a.status().ToString();
-    agent_ = std::move(*a);
-    so.port = 0;
-    so.timeout = std::chrono::milliseconds(500);
-    so.body_limit = 1u << 20;
-    auto s = agent::Serve(*agent_, so);
-    ASSERT_TRUE(s.ok()) << s.status().ToString();
-    server_ = std::move(*s);
-    port_ = server_->port();
-  }
-  void TearDown() override {
-    if (server_) server_->Stop();
-    if (agent_) agent_->Shutdown();
-    fs::remove_all(dir_);
-  }
-  std::string PostTrace(const std::string& body) {
-    Reply r = HttpCall(port_, "POST", "/v1/traces", body, kToken);
-    EXPECT_TRUE(r.status == 201 || r.status == 200) << r.status << " " << r.body;
-    return json::parse(r.body).value("id", "");
-  }
-
-  fs::path dir_;
-  std::unique_ptr<agent::Agent> agent_;
-  std::unique_ptr<agent::HttpServer> server_;
-  std::uint16_t port_ = 0;
-};
 
 TEST_F(AgentTest, HealthzAndRoutesAnswer) {
   Start();
