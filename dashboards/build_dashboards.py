@@ -5,12 +5,13 @@ are up to date and evaluates every expression against a real Prometheus).
 
 Every expression uses only metrics the project exports (docs/HARNESS.md,
 "Metrics") and the recording rules in prometheus/rules.yml. `$profile` is the
-dashboard's profile variable."""
+dashboard's profile variable, `$host` the captured-traffic dashboard's host."""
 import json
 import pathlib
 import sys
 
 P = '{profile=~"$profile"}'
+H = '{host=~"$host"}'
 
 DASHBOARDS = {
     "residency-fleet": ("Residency: fleet", [
@@ -71,7 +72,57 @@ DASHBOARDS = {
              f"sum by (tier) (rate(residency_evicted_bytes_total{P}[5m]))", "Bps"),
         ]),
     ]),
+    # What real servers did (from the captured traces agents receive), how far
+    # the simulator is from them, and what the gate says of each candidate.
+    "residency-captured": ("Residency: captured traffic", [
+        ("The real fleet", [
+            ("Prompts per hour by host and status", "timeseries",
+             f"sum by (host, status) (increase(residency_captured_prompts_total{H}[1h]))", "short"),
+            ("Prompt wall time p50 / p90 by host", "timeseries",
+             f"histogram_quantile(0.5, sum by (host, le) (rate(residency_captured_prompt_seconds_bucket{H}[1h]))) "
+             f"or histogram_quantile(0.9, sum by (host, le) (rate(residency_captured_prompt_seconds_bucket{H}[1h])))",
+             "s"),
+            ("Model loads per hour by source (disk, RAM cache, resident)", "timeseries",
+             f"sum by (from) (increase(residency_captured_model_loads_total{H}[1h]))", "short"),
+            ("Reloads from RAM per prompt", "timeseries",
+             f'sum by (host) (increase(residency_captured_model_loads_total{{host=~"$host", from="ram_cache"}}[1h])) '
+             f"/ sum by (host) (increase(residency_captured_prompts_total{H}[1h]))", "short"),
+            ("Bytes loaded by source", "timeseries",
+             f"sum by (from) (rate(residency_captured_loaded_bytes_total{H}[1h]))", "Bps"),
+            ("Share of prompt time spent loading", "timeseries",
+             f"sum by (host) (rate(residency_captured_load_seconds_total{H}[1h])) "
+             f"/ sum by (host) (rate(residency_captured_prompt_seconds_sum{H}[1h]))", "percentunit"),
+            ("Unloads per hour by reason", "timeseries",
+             f"sum by (reason) (increase(residency_captured_unloads_total{H}[1h]))", "short"),
+        ]),
+        ("The simulator on real traffic", [
+            ("p90 |error| per prompt, fleet", "stat", "residency:fidelity_abs_error:p90_1h", "percentunit"),
+            ("p90 |error| per prompt by host", "timeseries",
+             'residency:fidelity_abs_error_by_host:p90_1h{host=~"$host"}', "percentunit"),
+            ("Prompts compared per hour by host", "timeseries",
+             f"sum by (host) (increase(residency_fidelity_abs_error_ratio_count{H}[1h]))", "short"),
+        ]),
+        ("The gate", [
+            ("Verdicts (1h) by candidate and verdict", "timeseries",
+             "sum by (candidate, verdict) (increase(residency_gate_verdicts_total[1h]))", "short"),
+            ("Failing verdicts (1h) by profile and candidate", "table",
+             "residency:gate_failing_verdicts:increase1h", "short"),
+            ("Captured traces waiting for replay", "timeseries",
+             "sum by (instance, state) (residency_captured_replay_queue)", "short"),
+            ("Replays per second by status", "timeseries",
+             "sum by (status) (rate(residency_captured_replays_total[5m]))", "ops"),
+            ("Replay time p99", "timeseries",
+             "histogram_quantile(0.99, sum by (le) (rate(residency_captured_replay_seconds_bucket[1h])))", "s"),
+        ]),
+    ]),
 }
+
+# Each dashboard's variable: profiles for the simulated runs, hosts for the
+# captured traffic.
+VARIABLES = {
+    "residency-captured": ("host", "Host", "label_values(residency_captured_prompts_total, host)"),
+}
+DEFAULT_VARIABLE = ("profile", "Profile", "label_values(residency_memory_peak_bytes, profile)")
 
 
 def dashboard(uid, title, rows):
@@ -92,14 +143,15 @@ def dashboard(uid, title, rows):
             })
             pid += 1
         y += ((len(row_panels) + 2) // 3) * 8
+    var, label, query = VARIABLES.get(uid, DEFAULT_VARIABLE)
     return {
         "uid": uid, "title": title, "tags": ["residency"], "schemaVersion": 38, "version": 1,
         "editable": True, "time": {"from": "now-6h", "to": "now"}, "refresh": "30s",
         "templating": {"list": [
             {"name": "datasource", "type": "datasource", "query": "prometheus", "label": "Prometheus"},
-            {"name": "profile", "type": "query", "label": "Profile", "multi": True, "includeAll": True,
+            {"name": var, "type": "query", "label": label, "multi": True, "includeAll": True,
              "allValue": ".+", "datasource": {"type": "prometheus", "uid": "${datasource}"},
-             "query": {"query": "label_values(residency_memory_peak_bytes, profile)", "refId": "profiles"},
+             "query": {"query": query, "refId": var + "s"},
              "refresh": 2},
         ]},
         "panels": panels,

@@ -3,8 +3,9 @@
 
 1. promtool: the config, the rules and the rule unit tests pass; the Grafana
    dashboards are what dashboards/build_dashboards.py writes.
-2. Two agents start; Prometheus (file_sd with both, 1 s scrapes) scrapes them;
-   sweeps run through both agents.
+2. Two agents start with a gate; Prometheus (file_sd with both, 1 s scrapes)
+   scrapes them; sweeps run through both agents, and captured traces
+   (bench/make_captured_traces.py) from three hosts are replayed by them.
 3. Every PromQL expression of the dashboards and the recording rules returns a
    non-empty result through Prometheus' HTTP API; for alert rules, the
    expression without its final threshold comparison does (their firing is
@@ -89,13 +90,26 @@ def main():
 
         # 2. Two agents and a Prometheus scraping them through file_sd.
         (tmp / "token").write_text(TOKEN + "\n")
+        # A gate whose candidates regress (--novram streams every step) and
+        # newly OOM (comfy-classic's mmap on a DGX Spark, ComfyUI #10896).
+        (tmp / "gate.json").write_text(json.dumps({
+            "profiles": ["captured", "rtx5060-16g"], "baseline": "captured",
+            "candidates": ["comfy-classic", {"name": "novram", "flags": ["--novram"]},
+                           {"name": "no-pin", "flags": ["--disable-pinned-memory"]}],
+            "metric": "makespan", "threshold": 5}))
+        captured = tmp / "captured"
+        for workflow, host in (("sdxl", "render-01"), ("wan22", "render-02"), ("spark", "spark-01")):
+            subprocess.run([sys.executable, str(ROOT / "bench" / "make_captured_traces.py"), "--out", str(captured),
+                            "--workflow", workflow, "--host", host, "--prompts", "2"], check=True,
+                           stdout=subprocess.DEVNULL)
         ports = []
         for name in ("a", "b"):
             port_file = tmp / f"{name}.port"
             log = open(tmp / f"agent-{name}.log", "w")
             procs.append(subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--data", str(tmp / name),
                                            "--port-file", str(port_file), "--token-file", str(tmp / "token"),
-                                           "--jobs-per-sweep", "1"], stdout=log, stderr=subprocess.STDOUT))
+                                           "--jobs-per-sweep", "1", "--gate", str(tmp / "gate.json")],
+                                          stdout=log, stderr=subprocess.STDOUT))
             wait_for(f"agent {name}", port_file.exists, 20)
             ports.append(int(port_file.read_text()))
         for f in (prom_dir / "agents").glob("*.json"):
@@ -143,6 +157,15 @@ def main():
             sweep = json.loads(body)["id"]
             wait_for(f"sweep on agent {i}", lambda: json.loads(
                 http("GET", f"{base}/v1/sweeps/{sweep}")[1])["status"] == "done", 120)
+        # Captured traffic: each agent replays what it receives, under its gate.
+        for i, f in enumerate(sorted(captured.glob("*.jsonl"))):
+            base = f"http://127.0.0.1:{ports[i % 2]}"
+            status, body = http("POST", base + "/v1/traces?name=" + f.stem[:60], f.read_bytes(), TOKEN)
+            if status not in (200, 201):
+                fail(f"POST captured trace: {status} {body!r}")
+        for port in ports:
+            wait_for(f"captured replays on agent {port}", lambda: (lambda q: q["queued"] + q["running"] == 0 and
+                     q["done"] > 0)(json.loads(http("GET", f"http://127.0.0.1:{port}/v1/gate")[1])["queue"]), 120)
         for port in ports:  # some scrapes of every series, and of the HTTP traffic
             for _ in range(5):
                 http("GET", f"http://127.0.0.1:{port}/metrics")
@@ -152,7 +175,7 @@ def main():
         for f in sorted((dash / "grafana").glob("*.json")):
             for panel in json.loads(f.read_text())["panels"]:
                 for t in panel.get("targets", []):
-                    exprs.append((f"{f.name}: {panel['title']}", t["expr"].replace("$profile", ".+")))
+                    exprs.append((f"{f.name}: {panel['title']}", t["expr"].replace("$profile", ".+").replace("$host", ".+")))
         import yaml  # python3-yaml (scripts/install-deps.sh)
         doc = yaml.safe_load((dash / "prometheus" / "rules.yml").read_text())
         for rule in (r for g in doc["groups"] for r in g["rules"]):
