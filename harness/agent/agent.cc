@@ -107,6 +107,13 @@ Result<std::unique_ptr<Agent>> Agent::Open(const AgentOptions& options) {
   RESIDENCY_ASSIGN_OR_RETURN(std::vector<store::QueuedTrace> pending, store->PendingCaptured());
   std::unique_ptr<Agent> agent(new Agent(options, std::move(store)));
   agent->gate_ = std::move(gate);
+  if (agent->gate_) {
+    std::vector<std::string> candidates, failing;
+    for (const gate::PolicyChoice& c : agent->gate_->candidates) candidates.push_back(c.name);
+    for (harness::Verdict v : harness::AllVerdicts())
+      if (harness::Fails(v)) failing.push_back(std::string(harness::Label(v)));
+    agent->metrics_.InitVerdicts(agent->gate_->profiles, candidates, failing);
+  }
   if (options.replay_workers > 0) {
     // A restart resumes what was queued or running; a replay's stored runs are found, not repeated.
     for (const store::QueuedTrace& q : pending) agent->replay_queue_.push_back(q.trace_id);

@@ -241,6 +241,16 @@ void Metrics::RecordVerdict(const std::string& profile, const std::string& candi
       .Increment();
 }
 
+void Metrics::InitVerdicts(const std::vector<std::string>& profiles, const std::vector<std::string>& candidates,
+                           const std::vector<std::string>& verdicts) {
+  for (const std::string& p : profiles)
+    for (const std::string& c : candidates)
+      for (const std::string& v : verdicts)
+        f_->verdicts->Add({{"profile", BoundedLabel(f_->gate_names, p)},
+                           {"candidate", BoundedLabel(f_->gate_names, c)},
+                           {"verdict", v}});
+}
+
 void Metrics::SetReplayQueue(std::int64_t queued, std::int64_t running) {
   f_->replay_queue->Add({{"state", "queued"}}).Set(static_cast<double>(queued));
   f_->replay_queue->Add({{"state", "running"}}).Set(static_cast<double>(running));

@@ -53,6 +53,10 @@ class Metrics {
   void RecordFidelityError(const std::string& host, double abs_error);
   // One gate verdict: a candidate against the baseline on a profile.
   void RecordVerdict(const std::string& profile, const std::string& candidate, const std::string& verdict);
+  // The verdict series of a gate, at 0 before any verdict: an alert on their
+  // increase sees the first one even when it comes before the first scrape.
+  void InitVerdicts(const std::vector<std::string>& profiles, const std::vector<std::string>& candidates,
+                    const std::vector<std::string>& verdicts);
   void SetReplayQueue(std::int64_t queued, std::int64_t running);
   void RecordReplay(const std::string& status, double seconds);
   void SetSweepsQueued(std::int64_t n);
