@@ -64,7 +64,7 @@ tsan: deps
 # starting from the seed corpus in tests/fuzz/corpus. A crash fails the
 # target and leaves its input in build/fuzz/.
 FUZZ_SECONDS ?= 30
-FUZZ_TARGETS := safetensors trace profile agent comfy_log recorded_runs
+FUZZ_TARGETS := safetensors trace profile agent comfy_log recorded_runs gate
 fuzz: deps
 	@cmake --preset fuzz >/dev/null
 	@cmake --build --preset fuzz --target $(addprefix fuzz_,$(FUZZ_TARGETS))

@@ -146,5 +146,19 @@ t0=$SECONDS
 PATH="$tmp/fakebin:$PATH" expect 2 "'squeue' did not finish within 1 s and was killed" -- \
   "$bin" slurm status --out "$tmp/sjob" --command-timeout 1
 [ $((SECONDS - t0)) -lt 15 ] || { echo "FAIL: slurm status waited $((SECONDS - t0)) s for a hung squeue"; fail=1; }
+# Captured traces: the server's own settings by default, an unknown flag named;
+# the agent's gate and --traces-from fail with the URL named when no agent answers.
+sed 's/"flags":\["--reserve-vram","0.5"\]/"flags":["--reserve-vram","0.5","--turbo-vram","3"]/' \
+  "$root/tests/data/captured-tiny.jsonl" > "$tmp/captured-flags.jsonl"
+expect 0 "policy captured = comfy-classic \+ --reserve-vram 0.5 --turbo-vram 3" -- \
+  "$bin" replay "$tmp/captured-flags.jsonl" --profile captured
+expect 0 "warning: unknown server flag --turbo-vram 3" -- "$bin" replay "$tmp/captured-flags.jsonl" --profile captured
+expect 0 "policy 'captured'" -- "$bin" fidelity --captured "$tmp/captured-flags.jsonl"
+expect 2 "needs a trace with a machine record" -- "$bin" replay "$root/traces/examples/sdxl-txt2img.jsonl" --policy captured
+expect 2 "agent URL 'https://x:1': https is not spoken" -- "$bin" gate --agent https://x:1
+expect 2 "http://127.0.0.1:1/v1/gate: cannot connect" -- "$bin" gate --agent http://127.0.0.1:1
+expect 2 "http://127.0.0.1:1/v1/traces: cannot connect" -- "$bin" sweep --traces-from http://127.0.0.1:1 \
+  --profiles rtx4090-64g --policies drop --db "$tmp/tf.db"
+expect 2 "give --traces or --traces-from" -- "$bin" sweep --profiles rtx4090-64g --policies drop --db "$tmp/tf.db"
 [ $fail -eq 0 ] && echo "cli harness checks pass"
 exit $fail
