@@ -101,9 +101,23 @@ PROFILES = [
             latency="1 ms", write="0.86 GB/s", mmap="0.5 GB/s", pageable="8 GB/s",
             extra_src={"page_fault": "measured here: first touch 5.6-10.9 us/page on this sandbox",
                        "disk_write": "measured here (fio 3.33 on the 2-vCPU sandbox): layout write 0.86 GB/s"}),
+    profile("cpu-host", "A CPU-only host (ComfyUI --cpu, no GPU): the device is host RAM, nothing is page-locked; "
+            "this sandbox's measured rates", "24 GiB", None, {"1": "1.05 GB/s", "2": "1.2 GB/s", "4": "1.3 GB/s"},
+            "measured here (fio 3.33 on the 2-vCPU sandbox): O_DIRECT 1 job 1M 1.02-1.12 GB/s, 2 jobs 8M 1.07-1.48 GB/s",
+            None, None, 2, "2 GiB", unified=True, reclaims_page_cache=True,
+            latency="1 ms", write="0.86 GB/s", mmap="0.5 GB/s",
+            extra_src={"page_fault": "measured here: first touch 5.6-10.9 us/page on this sandbox",
+                       "disk_write": "measured here (fio 3.33 on the 2-vCPU sandbox): layout write 0.86 GB/s",
+                       "unified": "a CPU device: ComfyUI's model.to('cpu') keeps the weights in host RAM",
+                       "device_reclaims_page_cache": "a CPU device's 'device memory' is ordinary RAM: the kernel may take "
+                                                     "clean page cache for it",
+                       "register_per_gib": "unused: ComfyUI pins nothing on a CPU device (the captured policy's "
+                                           "pin_budget is 0); the bundled default is kept"}),
 ]
 # The sandbox's first-touch cost is measured, not the bare-metal default.
-PROFILES[-1]["page_fault"] = "8 us"
+for p in PROFILES:
+    if p["name"] in ("sandbox-2c-24g", "cpu-host"):
+        p["page_fault"] = "8 us"
 
 # ---------------------------------------------------------------- policies
 def policy(name, desc, loader, eviction, **kw):

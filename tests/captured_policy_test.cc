@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "traces/captured_policy.h"
+#include "traces/captured_profile.h"
 
 namespace residency {
 namespace {
@@ -148,6 +149,15 @@ TEST(CapturedPolicy, EveryFlagInTheTableIsHandledAndDocumented) {
   for (const traces::ServerEra& e : traces::ComfyEras())
     EXPECT_NE(doc.str().find(std::string(e.from_version)), std::string::npos)
         << "era from " << e.from_version << " is missing from docs/CAPTURE.md";
+}
+
+TEST(CapturedProfile, ACpuCaptureTakesTheCpuHostBaseNotTheSpark) {
+  traces::MachineRecord m = Machine("ComfyUI 0.8.0", "cpu", "1.13.0", {"--cpu"});
+  EXPECT_EQ(traces::DefaultCapturedBase(m), "cpu-host");
+  m.device = "NVIDIA GB10";
+  EXPECT_EQ(traces::DefaultCapturedBase(m), "dgx-spark-128g");
+  m.unified = false;
+  EXPECT_EQ(traces::DefaultCapturedBase(m), "rtx4090-64g");
 }
 
 }  // namespace

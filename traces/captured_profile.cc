@@ -7,6 +7,8 @@
 namespace residency::traces {
 
 std::string DefaultCapturedBase(const MachineRecord& machine) {
+  // A CPU device pins nothing and copies nothing over PCIe: its own base.
+  if (machine.device == "cpu" || machine.device.rfind("cpu", 0) == 0) return "cpu-host";
   return machine.unified ? "dgx-spark-128g" : "rtx4090-64g";
 }
 

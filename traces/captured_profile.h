@@ -11,8 +11,9 @@
 
 namespace residency::traces {
 
-// The base whose rates a captured profile borrows: a discrete-GPU workstation
-// or, for a unified machine, the DGX Spark.
+// The base whose rates a captured profile borrows: a discrete-GPU workstation,
+// for a unified machine the DGX Spark, for a CPU device cpu-host (no
+// page-locking, no PCIe; rates measured on the project's sandbox).
 std::string DefaultCapturedBase(const MachineRecord& machine);
 
 // `machine`'s sizes on `base`'s rates; the sources say which is which.

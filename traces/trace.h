@@ -80,6 +80,7 @@ struct TraceEvent {
   int steps = 0;
   Nanos step_ns = 0;
   Bytes activation_bytes = 0;
+  bool step_includes_streaming = false;  // kCompute: the step time was measured with its streaming in it
   std::string patch;             // kPatch: the patch model
   Bytes patched_bytes = 0;
   int prompt = 0;

@@ -22,7 +22,7 @@ std::string_view kTypeNames[] = {"model",  "load",  "compute",      "release",  
 // Why a captured server freed device bytes (FORMAT.md, `unload`).
 const std::set<std::string> kUnloadReasons = {"free_memory",   "unload_all_models", "cleanup_models",
                                               "model_unload",  "partially_unload",  "finalizer",
-                                              "other"};
+                                              "on_demand",     "other"};
 
 class LineParser {
  public:
@@ -233,7 +233,12 @@ Result<TraceEvent> ParseEvent(const json& j, const std::string& where) {
     }
     case EventType::kCompute: {
       RESIDENCY_RETURN_IF_ERROR(p.Allow({"type", "at_ns", "inferred", "models", "steps", "step_ns",
-                                         "step_time", "activation_bytes"}));
+                                         "step_time", "activation_bytes", "step_includes_streaming"}));
+      if (p.Has("step_includes_streaming")) {
+        if (!p.at("step_includes_streaming").is_boolean())
+          return InvalidArgument(where + ": field 'step_includes_streaming' must be true or false");
+        e.step_includes_streaming = p.at("step_includes_streaming").get<bool>();
+      }
       if (!p.Has("models") || !p.at("models").is_array())
         return InvalidArgument(where + ": field 'models' must be an array of model ids");
       for (const json& m : p.at("models")) {
@@ -276,8 +281,8 @@ Result<TraceEvent> ParseEvent(const json& j, const std::string& where) {
       ASSIGN_OR_RETURN(e.reason, p.String("reason"));
       if (!kUnloadReasons.count(e.reason))
         return InvalidArgument(where + ": field 'reason' must be one of free_memory, unload_all_models, "
-                               "cleanup_models, model_unload, partially_unload, finalizer, other; got '" +
-                               e.reason + "'");
+                               "cleanup_models, model_unload, partially_unload, finalizer, on_demand, other; got '" +
+                               Printable(e.reason) + "'");
       break;
     }
     case EventType::kNode: {
@@ -351,7 +356,8 @@ std::string_view ToString(EventType type) { return kTypeNames[static_cast<int>(t
 bool TraceEvent::SameContent(const TraceEvent& o) const {
   return type == o.type && model == o.model && files == o.files && mode == o.mode &&
          device_bytes == o.device_bytes && models == o.models && steps == o.steps &&
-         step_ns == o.step_ns && activation_bytes == o.activation_bytes && patch == o.patch &&
+         step_ns == o.step_ns && activation_bytes == o.activation_bytes &&
+         step_includes_streaming == o.step_includes_streaming && patch == o.patch &&
          patched_bytes == o.patched_bytes && prompt == o.prompt &&
          measured_wall_ns == o.measured_wall_ns && outcome == o.outcome && at_ns == o.at_ns && freed_bytes == o.freed_bytes &&
          remaining_bytes == o.remaining_bytes && reason == o.reason && node == o.node &&

@@ -44,6 +44,7 @@ ordered EventJson(const TraceEvent& e) {
       j["steps"] = e.steps;
       j["step_ns"] = e.step_ns;
       j["activation_bytes"] = e.activation_bytes;
+      if (e.step_includes_streaming) j["step_includes_streaming"] = true;
       break;
     case EventType::kRelease:
     case EventType::kDelete:

@@ -14,6 +14,7 @@ Result<engine::Workload> ToWorkload(const Trace& trace, const std::string& origi
   std::map<std::string, engine::ModelId> ids;
   std::map<int, int> prompt_lines;  // prompt id -> line of its prompt_begin
   std::set<std::string> deleted;     // names whose current model was deleted
+  std::map<std::string, Bytes> model_bytes;  // name -> its current model's bytes
   engine::ModelId next_model = 1;
   engine::OpId next_op = 1;
   auto where = [&](const TraceEvent& e) { return origin + ":" + std::to_string(e.line) + ": "; };
@@ -35,6 +36,9 @@ Result<engine::Workload> ToWorkload(const Trace& trace, const std::string& origi
           return InvalidArgument(where(e) + "model '" + Printable(e.model) +
                                  "' is defined twice (define it again only after its delete)");
         deleted.erase(e.model);
+        Bytes& total = model_bytes[e.model];
+        total = 0;
+        for (const TraceFile& f : e.files) total += f.bytes;
         const auto id = next_model++;
         ids[e.model] = id;
         op.kind = engine::OpKind::kRegisterModel;
@@ -67,6 +71,7 @@ Result<engine::Workload> ToWorkload(const Trace& trace, const std::string& origi
         op.steps = e.steps;
         op.step_ns = e.step_ns;
         op.activation_bytes = e.activation_bytes;
+        op.step_includes_streaming = e.step_includes_streaming;
         break;
       }
       case EventType::kRelease:
@@ -96,10 +101,18 @@ Result<engine::Workload> ToWorkload(const Trace& trace, const std::string& origi
         op.measured_wall_ns = e.measured_wall_ns;
         op.outcome = e.outcome;
         break;
-      case EventType::kUnload:
+      case EventType::kUnload: {
         RESIDENCY_RETURN_IF_ERROR(lookup(e, e.model).status());
+        // A server cannot free more of a model than the model holds.
+        const Bytes bytes = model_bytes[e.model];
+        for (auto [field, value] : {std::pair{"freed_bytes", e.freed_bytes}, {"remaining_bytes", e.remaining_bytes}})
+          if (value > bytes)
+            return InvalidArgument(where(e) + "unload of '" + Printable(e.model) + "': " + field + " " +
+                                   std::to_string(value) + " is more than the model's " + std::to_string(bytes) +
+                                   " bytes");
         op.kind = engine::OpKind::kNote;
         break;
+      }
       case EventType::kNode:
         op.kind = engine::OpKind::kNote;
         op.prompt = e.prompt;

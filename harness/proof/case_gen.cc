@@ -82,6 +82,7 @@ rc::Gen<traces::Trace> GenTrace() {
           e.steps = *rc::gen::inRange(1, 8);
           e.step_ns = *rc::gen::inRange<engine::Nanos>(1, 2000) * 1'000'000;
           e.activation_bytes = *rc::gen::inRange<Bytes>(0, 65) * 64 * kMiB;
+          e.step_includes_streaming = *rc::gen::weightedElement<bool>({{3, false}, {1, true}});
           t.events.push_back(e);
           break;
         }

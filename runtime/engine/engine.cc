@@ -139,6 +139,14 @@ void Engine::Advance(Outbox& out) {
     }
     Step& front = t.steps.front();
     if (front.pipeline) {
+      if (!front.companions_issued) {
+        front.companions_issued = true;
+        for (Command& c : front.companions) {
+          ledger_.Unhold(c);
+          if (const CommandId id = Issue(std::move(c), out)) front.companions_waiting.push_back(id);
+        }
+        front.companions.clear();
+      }
       std::vector<Command> cmds;
       front.pipeline->Pump(ids_, ring_, cmds);
       for (Command& c : cmds) {
@@ -148,9 +156,10 @@ void Engine::Advance(Outbox& out) {
           front.pipeline->OnComplete(
               {id, faults_.size() > faults ? Internal("engine fault: " + faults_.back()) : Status::Ok()}, ring_);
       }
-      if (!front.pipeline->Done()) return;
+      if (!front.pipeline->Done() || !front.companions_waiting.empty()) return;
       Status st = front.pipeline->status();
       t.steps.pop_front();
+      if (st.ok() && !t.status.ok()) st = t.status;  // a companion failed
       if (!st.ok()) FailTask(std::move(st), out);
       continue;
     }
@@ -186,7 +195,8 @@ void Engine::FailTask(Status status, Outbox& out) {
   // by the property tests with injected failures: a failed spill write lost
   // the evicted device copy's free).
   std::vector<Command> releases;
-  for (Step& s : t.steps)
+  for (Step& s : t.steps) {
+    for (Command& c : s.companions) ledger_.Discard(c);  // never issued: compute, no buffers
     for (Command& c : s.batch) {
       if (c.kind == CommandKind::kFreeHost || c.kind == CommandKind::kUnmapFile ||
           c.kind == CommandKind::kFreeDevice || c.kind == CommandKind::kUnpin ||
@@ -197,6 +207,7 @@ void Engine::FailTask(Status status, Outbox& out) {
       // Its allocation never happens: the undo hooks' free of it is moot.
       ledger_.Discard(c);
     }
+  }
   t.steps.clear();
   // Undo hooks free what the failed op allocated; nothing is in flight now.
   auto hooks = std::move(t.on_fail);
@@ -258,7 +269,14 @@ void Engine::Complete(const Completion& completion, Outbox& out) {
         FailTask(t.status, out);
       }
     } else if (!t.steps.empty() && t.steps.front().pipeline) {
-      t.steps.front().pipeline->OnComplete(completion, ring_);
+      Step& front = t.steps.front();
+      auto c = std::find(front.companions_waiting.begin(), front.companions_waiting.end(), completion.id);
+      if (c != front.companions_waiting.end()) {
+        front.companions_waiting.erase(c);
+        if (!completion.status.ok() && t.status.ok()) t.status = completion.status;
+      } else {
+        front.pipeline->OnComplete(completion, ring_);
+      }
     }
   }
   Advance(out);

@@ -123,6 +123,11 @@ class Engine {
     std::vector<Command> batch;  // issued together, all awaited
     std::unique_ptr<TransferPipeline> pipeline;
     std::function<Status(Outbox&)> then;  // runs when reached
+    // With a pipeline: commands issued when it starts and awaited with it
+    // (a compute step that runs beside its own streaming).
+    std::vector<Command> companions;
+    std::vector<CommandId> companions_waiting;
+    bool companions_issued = false;
   };
   struct Task {
     Op op;

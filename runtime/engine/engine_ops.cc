@@ -309,6 +309,7 @@ Status Engine::ComputeSteps(const Op& op, const std::vector<ModelId>& used, bool
   // No undo hook: on a failure the frees staged below are issued anyway
   // (FailTask keeps the releases an op decided).
   for (int step = 0; step < op.steps; ++step) {
+    const std::size_t first_staged = staged_steps_.size();
     for (ModelId id : used) {
       const ModelState& m = *Find(id);
       if (m.device_valid && m.device_bytes < m.bytes) {
@@ -319,7 +320,18 @@ Status Engine::ComputeSteps(const Op& op, const std::vector<ModelId>& used, bool
     }
     Command c = Make(CommandKind::kCompute, used.empty() ? 0 : used.front());
     c.duration_ns = op.step_ns;
-    Batch({c});
+    // A measured step time already holds its streaming: the compute runs
+    // beside the step's first stream, not after it.
+    Step* beside = nullptr;
+    if (op.step_includes_streaming)
+      for (std::size_t i = first_staged; i < staged_steps_.size() && !beside; ++i)
+        if (staged_steps_[i].pipeline) beside = &staged_steps_[i];
+    if (beside) {
+      ledger_.Stage(c);
+      beside->companions.push_back(c);
+    } else {
+      Batch({c});
+    }
   }
   Batch(frees);
   Then([this, used](Outbox&) {

@@ -52,6 +52,10 @@ struct Op {
   int steps = 0;
   Nanos step_ns = 0;
   Bytes activation_bytes = 0;
+  // The step time was measured with the streaming of offloaded weights in
+  // it (a captured or imported trace): a step's compute then runs beside
+  // its streaming instead of after it, so the streaming is not paid twice.
+  bool step_includes_streaming = false;
 
   // kPatch: `model` is patched with `patch_model`; `patched_bytes` of the
   // base model's weights change (0 means all of them).
