@@ -160,6 +160,15 @@ grep -E '"pcie_(h2d_pinned|h2d_pageable|d2h)": "[0-9]' "$out/profile.json" 2>/de
   --capture "$out/run-sdxl.capture.jsonl" --metrics-file "$out/run-sdxl.prom"
 [ -s "$out/run-sdxl.txt" ] && tail -n 3 "$out/run-sdxl.txt" | sed 's/^/   /'
 
+# 8. Capture on ComfyUI's real dynamic VRAM path, where a ComfyUI >= 0.16
+# checkout (COMFYUI_DIR), a CUDA torch and comfy-aimdo are there (issue 29).
+if [ -n "${COMFYUI_DIR:-}" ] && command -v python3 > /dev/null; then
+  RESIDENCY_BIN=$bin step capture-dynamic 120 python3 "$root/harness/capture/integration/dynamic_vram_check.py" "$work"
+  [ -s "$out/capture-dynamic.txt" ] && grep -E '^(loads|PASS|FAIL|SKIPPED)' "$out/capture-dynamic.txt" | sed 's/^/   /'
+else
+  echo "== capture-dynamic: not run (set COMFYUI_DIR to a ComfyUI >= 0.16 checkout with a CUDA torch and comfy-aimdo)"
+fi
+
 # The goals (issue 22): warm load to the device >= 0.8x the pinned H2D rate,
 # copier CPU time <= 10 % of the wall time.
 {

@@ -407,5 +407,29 @@ TEST(ComfyLogShapes, AStatedCudaVramIsKept) {
   EXPECT_EQ(r->trace.header.machine->vram, 8192LL << 20);
 }
 
+TEST(ComfyLogShapes, AnExpertEmptiedBeforeTheSameClassIsAskedForAgainIsAnotherModel) {
+  const Imported r = Import("two-experts-emptied.txt");
+  // No model_type line: only the first expert's unload to 0 MB before the
+  // second request says these are two models (issue 29), not one used twice.
+  EXPECT_EQ(r.sizes.at("WAN21"), MiB(12500.00 + 1100.40));
+  ASSERT_TRUE(r.sizes.count("WAN21#2")) << "read as one model";
+  EXPECT_EQ(r.sizes.at("WAN21#2"), MiB(12500.00 + 1100.40));
+  ASSERT_EQ(r.prompts.size(), 1u);
+  EXPECT_EQ(r.prompts[0], (Steps{"+WanTEModel(full)", "+WAN21(partial)", "WAN21:8@15000", "-WAN21", "+WAN21#2(partial)",
+                                 "WAN21#2:8@16000"}));
+}
+
+TEST(ComfyLogShapes, BarStepTimesHoldTheirStreaming) {
+  auto r = import::ImportComfyLog(Log("two-experts-emptied.txt"), "x");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  int computes = 0;
+  for (const traces::TraceEvent& e : r->trace.events)
+    if (e.type == EventType::kCompute) {
+      ++computes;
+      EXPECT_TRUE(e.step_includes_streaming);
+    }
+  EXPECT_EQ(computes, 2);
+}
+
 }  // namespace
 }  // namespace residency

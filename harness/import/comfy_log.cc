@@ -47,6 +47,7 @@ struct Model {
   LoadMode last_mode = LoadMode::kFull;
   int first_line = 0;
   int last_load = 0;  // order of its last load
+  bool emptied = false;  // unloaded to nothing since its last load
 };
 
 // A load line's content before it is paired with a request.
@@ -299,9 +300,12 @@ class Importer {
     // unless more diffusion models were read from disk ("model_type" lines)
     // than have sampled so far, or the class already came as several models
     // of one size (Wan 2.2's two WAN21 experts).
+    // A model unloaded to nothing since this prompt used it, asked for again
+    // at its size: Wan 2.2's first expert made room for the second, which is
+    // another model of the same class and size (no model_type line said so).
     const bool another = multi_instance_.count(cls) || diffusion_reads_ > static_cast<int>(sampled_.size());
     for (Model* m : fits)
-      if (!used_in_prompt_.count(m->name) || !another) return *m;
+      if (!used_in_prompt_.count(m->name) || !(another || m->emptied)) return *m;
     if (!fits.empty()) multi_instance_.insert(cls);
     // A model first seen by a load line no request named, now requested by
     // name at the same size: the same model, and it takes the name.
@@ -473,6 +477,7 @@ class Importer {
     ++handles_[m.name];
     m.last_mode = mode;
     m.last_load = ++load_tick_;
+    m.emptied = false;
     used_in_prompt_.insert(m.name);
     last_model_ = m.name;
     last_bar_.reset();
@@ -497,6 +502,7 @@ class Importer {
     if (!SameSize(m->device_mib, l.a + l.b)) e.inferred = {"model"};
     Emit(e);
     m->device_mib = l.b;
+    m->emptied = l.b < kSameSizeMiB;
     ++unloads_;
   }
 
@@ -582,6 +588,8 @@ class Importer {
     const double pass_s = PassSeconds(l);
     e.step_ns = std::llround(pass_s * 1e9 / e.steps);
     if (l.seconds_per_it <= 0) inferred.push_back("step_ns");  // half a second added to a whole-second figure
+    // A bar's time per step holds the streaming of a partially loaded model.
+    e.step_includes_streaming = true;
     e.inferred = inferred;
     Emit(e);
     last_compute_ = result_.trace.events.size() - 1;

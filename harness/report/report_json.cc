@@ -48,6 +48,8 @@ nlohmann::ordered_json ResultJson(const sim::SimResult& r) {
     pj["wall_ns"] = p.wall_ns();
     pj["disk_read_bytes"] = p.disk_read_bytes;
     if (p.measured_wall_ns >= 0) pj["measured_wall_ns"] = p.measured_wall_ns;
+    if (p.measured_outcome != engine::PromptOutcome::kOk)
+      pj["measured_status"] = std::string(engine::ToString(p.measured_outcome));
     pj["failed"] = p.failed();
     pj["finished"] = p.finished();
     if (p.failed()) pj["failed_ops"] = p.failed_ops;

@@ -83,7 +83,14 @@ std::string FormatReport(const sim::SimResult& r) {
         << HumanDuration(p.wall_ns()) << ")";
     else
       o << HumanDuration(p.wall_ns());
-    if (p.measured_wall_ns >= 0) o << "   (measured " << HumanDuration(p.measured_wall_ns) << ")";
+    if (p.measured_wall_ns >= 0) {
+      o << "   (measured " << HumanDuration(p.measured_wall_ns);
+      // The server's own ending: its time is not a finished prompt's.
+      if (p.measured_outcome != engine::PromptOutcome::kOk)
+        o << "; the server " << (p.measured_outcome == engine::PromptOutcome::kFailed ? "failed" : "interrupted")
+          << " it";
+      o << ")";
+    }
     o << "\n";
   }
   if (r.prompts.empty()) o << "  (no prompt markers in the trace)\n";

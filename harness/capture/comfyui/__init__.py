@@ -24,6 +24,17 @@ def _default_dir():
         return None
 
 
+def dynamic_vram_line(mp, hooks):
+    """Which loading paths this ComfyUI has and which of them are hooked."""
+    dynamic = getattr(hooks, "dynamic_class", None)
+    if dynamic is None:
+        return "no dynamic VRAM in this ComfyUI (ModelPatcher hooked)"
+    core = getattr(mp, "CoreModelPatcher", None)
+    state = "on (CoreModelPatcher is ModelPatcherDynamic)" if core is dynamic else "available, off"
+    hooked = [w for w in hooks.installed if w.startswith("ModelPatcherDynamic.")]
+    return "dynamic VRAM %s; hooked: %s" % (state, ", ".join(hooked) or "nothing of ModelPatcherDynamic")
+
+
 def install_into_comfyui(env=None, argv=None):
     """Hook the ComfyUI modules already imported; returns the Capture or None."""
     import importlib
@@ -53,8 +64,8 @@ def install_into_comfyui(env=None, argv=None):
     hooks = Hooks(cap).install(targets)
     cap.patches = hooks
     cap.start()
-    LOG.info("residency capture: on; traces in %s%s%s", conf.capture_dir,
-             ", sent to " + conf.agent_url if conf.agent_url else "",
+    LOG.info("residency capture: on; traces in %s%s; %s%s", conf.capture_dir,
+             ", sent to " + conf.agent_url if conf.agent_url else "", dynamic_vram_line(targets.get("mp"), hooks),
              "; not hooked: " + ", ".join(hooks.missing) if hooks.missing else "")
     return cap
 

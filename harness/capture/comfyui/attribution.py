@@ -7,6 +7,9 @@
   load_lora_for_models(…, lora_sd, …) finds its file, even LoraLoader's
   cached dict on later prompts) and by the node that opened them.
 - A patch with no file is a model of its own patch tensors' sizes.
+- A model no loader named a file for (a custom node's load_torch_file and
+  its own model class, a .pt file) takes the identity of a loose file whose
+  tensors add up to its weights (within 2 %): the node's own first.
 The caller (the recorder) holds the lock.
 """
 import collections
@@ -15,11 +18,13 @@ import weakref
 
 class FileInfo:
     """A model file: its path and [(tensor name, bytes)] in file order."""
-    __slots__ = ("path", "tensors")
+    __slots__ = ("path", "tensors", "ns", "used")
 
     def __init__(self, path, tensors):
         self.path = path
         self.tensors = tensors
+        self.ns = 0          # time reading it, when no outer load timed it
+        self.used = False    # a model or a patch is made of it
 
 
 def file_entry(namer, path, tensors, part=None):
@@ -84,7 +89,22 @@ class Attribution:
         if self.lora_files:
             self.lora_files.pop()
 
+    def adopt(self, total, node_files):
+        """The file entries of a loose file whose tensors add up to `total`
+        bytes (2 %), marked used; None when none does."""
+        candidates = list(reversed(node_files or []))
+        for _, infos in reversed(list(self.loose_by_sd.values())):
+            candidates += [i for i in infos if i not in candidates]
+        for info in candidates:
+            size = sum(int(s) for _, s in info.tensors)
+            if size > 0 and abs(size - total) <= 0.02 * max(size, total):
+                info.used = True
+                return self.entries([info]) or None
+        return None
+
     def _for_files(self, infos):
+        for i in infos:
+            i.used = True
         key = tuple(i.path for i in infos)
         rec = self.patch_models.get(key)
         if rec is None:

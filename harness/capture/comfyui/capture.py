@@ -53,7 +53,7 @@ class Capture:
     def start(self):
         """Finish what a dead run left, resend what waits in the spool."""
         os.makedirs(self.settings.capture_dir, exist_ok=True)
-        tracefile.recover(self.settings.capture_dir, on_finished=self._finished)
+        tracefile.recover(self.settings.capture_dir, on_finished=self._finished, logger=self.log)
         if self.sender is not None:
             self.sender.start()
             self.sender.wake()

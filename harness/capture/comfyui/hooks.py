@@ -1,4 +1,6 @@
-"""The hook points in ComfyUI (checked against upstream 3cd7b32) and what each
+"""The hook points in ComfyUI (checked against upstream 3cd7b32, v0.8.0, and
+against the newest API's documented signatures for dynamic VRAM: tests use a
+stand-in of it, tests/fakes.py) and what each
 tells the recorder. Every hook is a pass-through wrapper (guard.py); no
 ComfyUI file or node graph is changed.
 
@@ -8,7 +10,9 @@ targets: a dict of the modules to hook, any of them may be missing:
                                    load_clip, load_lora_for_models
   mm        comfy.model_management load_models_gpu, free_memory, unload_all_models,
                                    cleanup_models, LoadedModel.model_load / model_unload
-  mp        comfy.model_patcher    ModelPatcher.load / partially_unload / detach / add_patches
+  mp        comfy.model_patcher    ModelPatcher.load / partially_unload / detach / add_patches, and
+                                   ModelPatcherDynamic.load / partially_unload (dynamic VRAM) where
+                                   that class exists
   execution execution              PromptExecutor.execute_async (or execute), add_message
                                    (execution_cached), execute (one node)
   samplers  comfy.samplers         CFGGuider.outer_sample (the step count)
@@ -85,10 +89,10 @@ class Hooks:
         mp, execution, samplers = targets.get("mp"), targets.get("execution"), targets.get("samplers")
         rec = self.rec
 
-        # Files
-        # Time inside these counts as loading, not as the node's compute.
-        self._hook(utils, "load_torch_file", "comfy.utils.load_torch_file", before=lambda a, k: rec.loading_begin(),
-                   after=self._file_opened, on_error=lambda c, a, k, e: rec.loading_end())
+        # Files. Time inside a loader counts as loading; a file a custom node
+        # reads counts as loading only when a model or patch is made of it.
+        self._hook(utils, "load_torch_file", "comfy.utils.load_torch_file", before=lambda a, k: rec.file_begin(),
+                   after=self._file_opened)
         for name, split in (("load_checkpoint_guess_config", self._split_checkpoint),
                             ("load_diffusion_model", self._whole_file),
                             ("load_clip", self._whole_file)):
@@ -106,7 +110,14 @@ class Hooks:
         self._hook(loaded_model, "model_load", "LoadedModel.model_load", before=self._model_load_begin,
                    after=self._model_load_end, on_error=self._model_load_failed)
         model_patcher = getattr(mp, "ModelPatcher", None) if mp is not None else None
+        # ComfyUI's dynamic VRAM (>= 0.12): a subclass whose load and
+        # partially_unload never call the base's, so its own are hooked too.
+        # Absent on older ComfyUI (then only the classic patcher exists).
+        dynamic = getattr(mp, "ModelPatcherDynamic", None) if mp is not None else None
+        self.dynamic_class = dynamic
         self._hook(model_patcher, "load", "ModelPatcher.load", after=self._patcher_load)
+        if dynamic is not None and "load" in vars(dynamic):
+            self._hook(dynamic, "load", "ModelPatcherDynamic.load", after=self._patcher_load)
 
         # Unloads: why (outermost call wins), then what
         for owner, name, reason in ((mm, "free_memory", "free_memory"),
@@ -117,6 +128,9 @@ class Hooks:
             self._hook(owner, name, where, before=lambda a, k, r=reason: rec.reason_begin(r),
                        after=lambda c, a, k, res: rec.reason_end(), on_error=lambda c, a, k, e: rec.reason_end())
         self._hook(model_patcher, "partially_unload", "ModelPatcher.partially_unload", after=self._partially_unloaded)
+        if dynamic is not None and "partially_unload" in vars(dynamic):
+            self._hook(dynamic, "partially_unload", "ModelPatcherDynamic.partially_unload",
+                       after=self._partially_unloaded)
         self._hook(model_patcher, "detach", "ModelPatcher.detach", before=self._detach_begin, after=self._detached)
 
         # Patches
@@ -133,7 +147,7 @@ class Hooks:
                        before=self._prompt_begin, after=self._prompt_done, on_error=self._prompt_failed)
         self._hook(executor, "add_message", "PromptExecutor.add_message", before=self._message)
         self._hook(execution, "execute", "execution.execute", before=self._node_begin,
-                    after=lambda c, a, k, r: rec.node_end(), on_error=lambda c, a, k, e: rec.node_end())
+                    after=self._node_end, on_error=lambda c, a, k, e: self._node_end(c, a, k, None))
 
         guider = getattr(samplers, "CFGGuider", None) if samplers is not None else None
         self._hook(guider, "outer_sample", "CFGGuider.outer_sample", before=self._sampling)
@@ -144,27 +158,25 @@ class Hooks:
 
     # ---- files ------------------------------------------------------------
     def _file_opened(self, ctx, args, kwargs, result):
-        self.rec.loading_end()
         sd = result[0] if isinstance(result, tuple) else result
-        self.rec.file_opened(file_info(arg(args, kwargs, 0, "ckpt"), sd), sd)
+        self.rec.file_opened(file_info(arg(args, kwargs, 0, "ckpt"), sd), sd, ctx)
 
+    # A model loader's time is loading only while it reads files: building
+    # the model (a Python object graph, seconds for a big one) is the node's
+    # compute, which a replay does not otherwise have.
     def _loader_begin(self, args, kwargs):
-        self.rec.loading_begin()
         self.rec.loader_begin()
 
     def _loader_failed(self, ctx, args, kwargs, exc):
-        self.rec.loading_end()
         self.rec.loader_end()
 
     def _whole_file(self, ctx, args, kwargs, result):
-        self.rec.loading_end()
         infos = self.rec.loader_end()
         self.rec.assign_files(_patcher_of(result), infos)
 
     def _split_checkpoint(self, ctx, args, kwargs, result):
         """A full checkpoint (unet + text encoder + VAE [+ CLIP vision]): its
         tensors go to the part whose key prefix they carry; path#part."""
-        self.rec.loading_end()
         infos = self.rec.loader_end()
         if not isinstance(result, (tuple, list)):
             return
@@ -216,14 +228,17 @@ class Hooks:
     def _detach_begin(self, args, kwargs):
         if not arg(args, kwargs, 1, "unpatch_all", True):
             return None
-        return int(args[0].loaded_size())
+        return (int(args[0].loaded_size()), self.rec.freed_so_far(args[0]))
 
     def _detached(self, before, args, kwargs, result):
         if before is None:
             return
         patcher = args[0]
         after = int(patcher.loaded_size())
-        self.rec.unloaded(patcher, before - after, after, "other")
+        # What a partially_unload inside the detach recorded already (the
+        # dynamic patcher's unpatch_model calls it) is not freed twice.
+        inner = self.rec.freed_so_far(patcher) - before[1]
+        self.rec.unloaded(patcher, before[0] - after - inner, after, "other")
 
     # ---- prompts and nodes ------------------------------------------------
     def _prompt_begin(self, args, kwargs):
@@ -239,7 +254,10 @@ class Hooks:
         return started
 
     def _message(self, args, kwargs):
-        if arg(args, kwargs, 1, "event") == "execution_cached":
+        event = arg(args, kwargs, 1, "event")
+        if event in ("execution_error", "execution_interrupted"):
+            self.rec.prompt_outcome("failed" if event == "execution_error" else "interrupted")
+        if event == "execution_cached":
             data = arg(args, kwargs, 2, "data")
             if isinstance(data, dict) and isinstance(data.get("nodes"), (list, tuple)):
                 self.rec.cached_nodes(data["nodes"])
@@ -250,6 +268,8 @@ class Hooks:
 
     def _prompt_failed(self, started, args, kwargs, exc):
         if started:
+            interrupted = type(exc).__name__ in ("InterruptProcessingException", "KeyboardInterrupt")
+            self.rec.prompt_outcome("interrupted" if interrupted else "failed")
             self.rec.prompt_end()
 
     def _node_begin(self, args, kwargs):
@@ -257,7 +277,12 @@ class Hooks:
         caches = arg(args, kwargs, 2, "caches")
         node_id = arg(args, kwargs, 3, "current_item")
         class_type = dynprompt.get_node(node_id)["class_type"]
+        self.rec.sample_resident()
         self.rec.node_begin(node_id, class_type, _is_cached(caches, node_id))
+
+    def _node_end(self, ctx, args, kwargs, result):
+        self.rec.node_end()
+        self.rec.sample_resident()
 
     def _sampling(self, args, kwargs):
         sigmas = arg(args, kwargs, 4, "sigmas")

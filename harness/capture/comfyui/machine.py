@@ -5,12 +5,14 @@ import socket
 import sys
 
 # ComfyUI's memory-related command-line flags (comfy/cli_args.py at 3cd7b32,
-# plus later ones), by how many values they take.
+# plus those of later versions up to 0.38: dynamic VRAM, fast disk, NVML
+# pressure), by how many values they take.
 FLAGS_NO_VALUE = {
     "--lowvram", "--novram", "--highvram", "--normalvram", "--gpu-only", "--cpu",
     "--disable-mmap", "--mmap-torch-files", "--cache-classic", "--cache-none",
     "--disable-smart-memory", "--disable-async-offload", "--disable-pinned-memory",
-    "--cpu-vae", "--high-ram", "--fast-disk", "--disable-dynamic-vram",
+    "--cpu-vae", "--high-ram", "--fast-disk", "--disable-dynamic-vram", "--enable-dynamic-vram",
+    "--disable-fast-disk", "--disable-nvml-pressure", "--cuda-malloc", "--disable-cuda-malloc",
 }
 FLAGS_ONE_VALUE = {"--cache-lru", "--reserve-vram", "--vram-headroom", "--cuda-device", "--default-device"}
 FLAGS_OPTIONAL_VALUES = {"--cache-ram": 2, "--async-offload": 1}

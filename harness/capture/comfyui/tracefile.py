@@ -1,18 +1,26 @@
 """Trace files: one per server run, rotated every N prompts.
 
 A trace is written as NAME.jsonl.partial while it grows and renamed to
-NAME.jsonl when finished (rotation, server exit). A partial file left by a
-process that died is cut after its last prompt_end and finished at the next
-start (recover), so what was complete is kept.
+NAME.jsonl when finished (rotation, server exit). While a run writes a
+partial file it holds an exclusive lock on it (flock): a partial file nobody
+holds belongs to a run that died, whatever its pid was (a restarted container
+has PID 1 again), and is cut after its last prompt_end and finished at the
+next start (recover), so what was complete is kept. The header and each
+prompt_begin are flushed at once, so even a run killed in its first prompt
+leaves a file that says what it was.
 """
+import fcntl
 import json
+import logging
 import os
 import re
+import secrets
 import time
 
+LOG = logging.getLogger("residency.capture")
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 PARTIAL = ".jsonl.partial"
-_PARTIAL_RE = re.compile(r"^(?P<name>comfyui-[0-9T]+-p(?P<pid>[0-9]+)-[0-9]+)\.jsonl\.partial$")
+_PARTIAL_RE = re.compile(r"^comfyui-[A-Za-z0-9_-]+-[0-9]+\.jsonl\.partial$")
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)  # one, not one per line
@@ -30,8 +38,15 @@ class TraceWriter:
     """header_fn(name, seq) -> the header object; on_finished(path) is called
     with each finished trace file."""
 
-    def __init__(self, directory, rotate, header_fn, on_finished=None, stamp=None, pid=None):
+    def __init__(self, directory, rotate, header_fn, on_finished=None, stamp=None, pid=None, run_id=None,
+                 on_open=None):
+        """on_open(seq), when given, runs right after a file's header is written
+        (the recorder carries resident models over into a rotated file)."""
         self.directory = directory
+        self.on_open = on_open
+        # The run's identity in its file names: the pid alone repeats (PID 1
+        # in every container start); the random part does not.
+        self.run_id = run_id or secrets.token_hex(3)
         self.rotate = max(1, int(rotate))
         self.header_fn = header_fn
         self.on_finished = on_finished
@@ -49,7 +64,7 @@ class TraceWriter:
         return self._f is not None
 
     def name_for(self, seq):
-        return "comfyui-%s-p%d-%03d" % (self.stamp, self.pid, seq)
+        return "comfyui-%s-p%d-%s-%03d" % (self.stamp, self.pid, self.run_id, seq)
 
     def ensure_open(self):
         if self._f is None:
@@ -58,9 +73,16 @@ class TraceWriter:
             name = self.name_for(self.seq)
             self._path = os.path.join(self.directory, name + PARTIAL)
             self._f = open(self._path, "w", encoding="utf-8", buffering=1 << 16)
+            try:
+                fcntl.flock(self._f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                pass  # a filesystem without locks: recovery then leaves the file alone while it is fresh
             self._f.write(dumps(self.header_fn(name, self.seq)) + "\n")
+            self._f.flush()
             self.prompts = 0
             self.events = 0
+            if self.on_open is not None:
+                self.on_open(self.seq)
         return self.seq
 
     def write(self, obj):
@@ -102,35 +124,37 @@ class TraceWriter:
             self._f = self._path = None
 
 
-def _pid_alive(pid):
+def _held(path):
+    """True when a live run holds the file's lock (its writer)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
         return False
-    return True
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
 
 
-def recover(directory, on_finished=None, own_pid=None):
-    """Finish the partial traces of dead processes: keep every line up to the
-    last prompt_end; one without any finished prompt becomes .abandoned."""
-    own_pid = os.getpid() if own_pid is None else own_pid
+def recover(directory, on_finished=None, logger=LOG):
+    """Finish the partial traces of runs that died (no live run holds their
+    lock): keep every line up to the last prompt_end; one without any
+    finished prompt becomes .abandoned. Each is named in the log."""
     out = []
     try:
         names = sorted(os.listdir(directory))
     except OSError:
         return out
     for fn in names:
-        m = _PARTIAL_RE.match(fn)
-        if not m:
-            continue
-        pid = int(m.group("pid"))
-        if pid == own_pid or _pid_alive(pid):
+        if not _PARTIAL_RE.match(fn):
             continue
         path = os.path.join(directory, fn)
+        if _held(path):
+            continue
         with open(path, "r", encoding="utf-8", errors="replace") as f:
             lines = f.read().split("\n")
         last = -1
@@ -142,7 +166,10 @@ def recover(directory, on_finished=None, own_pid=None):
                 except ValueError:
                     pass
         if last < 0:
-            os.replace(path, path[: -len(PARTIAL)] + ".jsonl.abandoned")
+            abandoned = path[: -len(PARTIAL)] + ".jsonl.abandoned"
+            os.replace(path, abandoned)
+            logger.warning("residency capture: %s was left by a run that died before finishing a prompt; kept as %s "
+                           "(%d lines)", fn, os.path.basename(abandoned), len([l for l in lines if l.strip()]))
             continue
         final = path[: -len(PARTIAL)] + ".jsonl"
         tmp = final + ".tmp"
@@ -150,6 +177,10 @@ def recover(directory, on_finished=None, own_pid=None):
             f.write("\n".join(lines[: last + 1]) + "\n")
         os.replace(tmp, final)
         os.remove(path)
+        prompts = sum(1 for l in lines[: last + 1] if '"type":"prompt_end"' in l)
+        logger.warning("residency capture: recovered %s from a run that died: %d finished prompt%s kept, %d lines "
+                       "after them dropped", os.path.basename(final), prompts, "" if prompts == 1 else "s",
+                       len([l for l in lines[last + 1:] if l.strip()]))
         out.append(final)
         if on_finished is not None:
             on_finished(final)

@@ -237,9 +237,9 @@ def check_trace_lines(text, problems):
         problems.append("header: machine.flags lacks --cpu")
     allowed = {
         "model": {"model", "files"}, "load": {"model", "mode", "device_bytes"},
-        "compute": {"models", "steps", "step_ns", "activation_bytes"}, "release": {"model"},
-        "delete": {"model"}, "patch": {"model", "patch", "patched_bytes"}, "prompt_begin": {"prompt"},
-        "prompt_end": {"prompt", "measured_wall_ns"},
+        "compute": {"models", "steps", "step_ns", "activation_bytes", "step_includes_streaming"},
+        "release": {"model"}, "delete": {"model"}, "patch": {"model", "patch", "patched_bytes"},
+        "prompt_begin": {"prompt"}, "prompt_end": {"prompt", "measured_wall_ns", "status"},
         "unload": {"model", "freed_bytes", "remaining_bytes", "reason"},
         "node": {"prompt", "node", "class", "duration_ns", "cached"},
     }
@@ -276,7 +276,8 @@ def check_trace_lines(text, problems):
             if handles[e["model"]] < 0:
                 problems.append("line %d: release without a handle" % i)
         if t == "unload" and e["reason"] not in ("free_memory", "unload_all_models", "cleanup_models",
-                                                  "model_unload", "partially_unload", "finalizer", "other"):
+                                                  "model_unload", "partially_unload", "finalizer", "on_demand",
+                                                  "other"):
             problems.append("line %d: bad reason" % i)
     for m_id, n in handles.items():
         if n != 0:

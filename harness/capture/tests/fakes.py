@@ -3,6 +3,17 @@ signatures and memory bookkeeping (comfy/model_management.py and
 comfy/model_patcher.py at 3cd7b32, much reduced). No torch, no ComfyUI.
 
 build() returns a fresh set of modules, so each test hooks its own.
+
+build(dynamic=True) adds a STAND-IN for the newest ComfyUI's dynamic VRAM
+(ModelPatcherDynamic, ComfyUI >= 0.16 on NVIDIA), written in our own words
+from its documented behaviour (shared/notes/comfy-dynamic-api.md): the real
+one needs a GPU and comfy-aimdo, so no test here can run it. What the
+stand-in keeps of it: the subclass overrides load, partially_load and
+partially_unload without calling the base's; load stages the weights and
+leaves loaded_size() near zero; weights become resident as they are used;
+comfy-aimdo evicts other models' resident weights on demand with no Python
+call; unpatch_model (from detach) calls the subclass's partially_unload;
+model_lowvram is never set.
 """
 import json
 import logging
@@ -56,7 +67,7 @@ def write_safetensors(path, sizes, pad_data=True, names=None):
     return 8 + len(h) + off
 
 
-def build():
+def build(dynamic=False):
     m = types.SimpleNamespace()
 
     # ---- comfy.model_patcher ------------------------------------------
@@ -121,15 +132,21 @@ def build():
             LOG.info("Unloaded partially: %.2f MB freed, %.2f MB remains loaded", freed / MB, self.loaded_size() / MB)
             return freed
 
-        def detach(self, unpatch_all=True):
-            if unpatch_all:
+        def unpatch_model(self, device_to=None, unpatch_weights=True):
+            if unpatch_weights:
                 self.model.model_loaded_weight_memory = 0
                 self.model.model_lowvram = False
+
+        def detach(self, unpatch_all=True):
+            self.unpatch_model(self.offload_device, unpatch_weights=unpatch_all)
             return self.model
 
     mp = types.ModuleType("fake_model_patcher")
     mp.ModelPatcher = ModelPatcher
+    mp.CoreModelPatcher = ModelPatcher
     m.mp = mp
+    if dynamic:
+        build_dynamic(m, ModelPatcher)
 
     # ---- comfy.model_management ---------------------------------------
     mm = types.ModuleType("fake_model_management")
@@ -322,6 +339,64 @@ def build():
     samplers.CFGGuider = CFGGuider
     m.samplers = samplers
     return m
+
+
+def build_dynamic(m, ModelPatcher):
+    """The dynamic-VRAM stand-in (see the module's docstring)."""
+    mp = m.mp
+    mp.VRAM = 3 * MB          # what comfy-aimdo may make resident, all dynamic models together
+    mp.resident_order = []    # dynamic patchers by last use, oldest first (aimdo's priority list)
+    ModelPatcher.is_dynamic = lambda self: False
+
+    class ModelPatcherDynamic(ModelPatcher):
+        def is_dynamic(self):
+            return True
+
+        def load(self, device_to=None, lowvram_model_memory=0, force_patch_weights=False, full_load=False,
+                 dirty=False):
+            assert not force_patch_weights and not full_load
+            # Stages every weight in the model's address range; nothing is resident yet.
+            LOG.info("Model %s prepared for dynamic VRAM loading. %.2f MB Staged. %d patches attached.",
+                     type(self.model).__name__, self.model_size() / MB, len(self.patches))
+
+        def partially_load(self, device_to, extra_memory=0, force_patch_weights=False):
+            assert not force_patch_weights
+            self.load(device_to, dirty=False)
+            return None
+
+        def partially_unload(self, device_to, memory_to_free=0, force_patch_weights=False):
+            freed = min(int(memory_to_free), self.loaded_size())
+            self.model.model_loaded_weight_memory -= freed
+            if self.loaded_size() == 0 and self in mp.resident_order:
+                mp.resident_order.remove(self)
+            return freed
+
+        def unpatch_model(self, device_to=None, unpatch_weights=True):
+            super().unpatch_model(device_to=None, unpatch_weights=False)
+            if unpatch_weights:
+                self.partially_unload(None, 1e32)
+
+        def use(self, nbytes):
+            """A forward pass touches `nbytes` of weights: they become resident,
+            and aimdo frees the least recently used other models' pages first,
+            with no call into Python (what capture cannot hook)."""
+            want = min(int(nbytes), self.model_size())
+            if self in mp.resident_order:
+                mp.resident_order.remove(self)
+            held = sum(p.loaded_size() for p in mp.resident_order)
+            for other in list(mp.resident_order):
+                if held + want <= mp.VRAM:
+                    break
+                take = min(other.loaded_size(), held + want - mp.VRAM)
+                other.model.model_loaded_weight_memory -= take
+                held -= take
+                if other.loaded_size() == 0:
+                    mp.resident_order.remove(other)
+            self.model.model_loaded_weight_memory = max(self.loaded_size(), want)
+            mp.resident_order.append(self)
+
+    mp.ModelPatcherDynamic = ModelPatcherDynamic
+    mp.CoreModelPatcher = ModelPatcherDynamic
 
 
 def targets(m):

@@ -59,14 +59,14 @@ class CaptureCase(unittest.TestCase):
 
 ALLOWED = {
     "model": {"model", "files"}, "load": {"model", "mode", "device_bytes"},
-    "compute": {"models", "steps", "step_ns", "activation_bytes"}, "release": {"model"}, "delete": {"model"},
-    "patch": {"model", "patch", "patched_bytes"}, "prompt_begin": {"prompt"},
-    "prompt_end": {"prompt", "measured_wall_ns"},
+    "compute": {"models", "steps", "step_ns", "activation_bytes", "step_includes_streaming"}, "release": {"model"},
+    "delete": {"model"}, "patch": {"model", "patch", "patched_bytes"}, "prompt_begin": {"prompt"},
+    "prompt_end": {"prompt", "measured_wall_ns", "status"},
     "unload": {"model", "freed_bytes", "remaining_bytes", "reason"},
     "node": {"prompt", "node", "class", "duration_ns", "cached"},
 }
 REASONS = {"free_memory", "unload_all_models", "cleanup_models", "model_unload", "partially_unload",
-           "finalizer", "other"}
+           "finalizer", "on_demand", "other"}
 
 
 def well_formed(test, path):
@@ -83,7 +83,7 @@ def well_formed(test, path):
     test.assertEqual((header["format"], header["version"], header["source"]),
                      ("residency-trace", 1, "captured:comfyui"))
     test.assertRegex(header["name"], r"^[A-Za-z0-9._-]{1,64}$")
-    defined, handles, last = set(), {}, 0
+    defined, handles, last, sizes = set(), {}, 0, {}
     for e in events:
         t = e["type"]
         test.assertIn(t, ALLOWED)
@@ -94,6 +94,7 @@ def well_formed(test, path):
         if t == "model":
             test.assertNotIn(e["model"], defined)
             defined.add(e["model"])
+            sizes[e["model"]] = sum(f["bytes"] for f in e["files"])
             for f in e["files"]:
                 test.assertGreater(f["bytes"], 0)
                 test.assertEqual(sum(f["tensors"]), f["bytes"])
@@ -102,7 +103,7 @@ def well_formed(test, path):
         for ref in ([e["model"]] if "model" in e else []) + e.get("models", []) + ([e["patch"]] if "patch" in e else []):
             test.assertIn(ref, defined, "%s used before its model line" % ref)
         if t == "load":
-            test.assertIn(e["mode"], ("full", "partial"))
+            test.assertIn(e["mode"], ("full", "partial", "dynamic"))
             test.assertEqual("device_bytes" in e, e["mode"] == "partial")
             handles[e["model"]] = handles.get(e["model"], 0) + 1
         elif t == "release":
@@ -110,6 +111,8 @@ def well_formed(test, path):
             test.assertGreaterEqual(handles[e["model"]], 0)
         elif t == "unload":
             test.assertIn(e["reason"], REASONS)
+            test.assertLessEqual(e["freed_bytes"], sizes[e["model"]])
+            test.assertLessEqual(e.get("remaining_bytes", 0), sizes[e["model"]])
         elif t == "node":
             test.assertIsInstance(e["cached"], bool)
             test.assertIsInstance(e["node"], str)

@@ -270,7 +270,7 @@ class RecordingTest(CaptureCase):
             "load", "compute", "release", "node", "prompt_end"])
         sample = [e for e in ev if e["type"] == "compute" and e["models"]][0]
         self.assertEqual(sample, {"type": "compute", "models": ["WAN21"], "steps": 10, "step_ns": 100,
-                                  "activation_bytes": 0})
+                                  "activation_bytes": 0, "step_includes_streaming": True})
         nodes = strip(events, "node")
         self.assertEqual(nodes[0], {"type": "node", "prompt": 1, "node": "1", "class": "CLIPTextEncode",
                                     "duration_ns": 50, "cached": False})
@@ -304,7 +304,7 @@ class RecordingTest(CaptureCase):
         m.execution.PromptExecutor().execute({"1": {"class_type": "UNETLoader", "fn": loader}}, "p", {}, ["1"])
         _, events = self.finish()
         self.assertEqual(strip(events, "compute"), [{"type": "compute", "models": [], "steps": 1, "step_ns": 20,
-                                                     "activation_bytes": 0}])
+                                                     "activation_bytes": 0, "step_includes_streaming": True}])
         self.assertEqual(strip(events, "node")[0]["duration_ns"], 720)
 
     def test_failing_prompt_still_ends(self):

@@ -89,13 +89,53 @@ class RecoveryTest(CaptureCase):
         self.assertTrue(any(f.endswith(".jsonl.abandoned") for f in left), left)
         self.assertFalse(any(f.endswith(".partial") for f in left), left)
 
-    def test_live_process_is_left_alone(self):
+    def test_a_live_run_is_left_alone(self):
+        # It holds its file's lock, whatever its pid.
         d = self.settings.capture_dir
         os.makedirs(d)
         w = tracefile.TraceWriter(d, 50, lambda n, s: {}, pid=os.getppid())
         w.write({"type": "prompt_end", "prompt": 1})
-        w._f.close()
+        w.flush()
         self.assertEqual(tracefile.recover(d), [])
+        w._f.close()   # the run dies: the next start recovers it
+        self.assertEqual(len(tracefile.recover(d)), 1)
+
+    def test_a_restart_with_the_same_pid_recovers_what_the_dead_run_left(self):
+        # A container's server is PID 1 at every start: recovery by pid (skip
+        # one's own) lost such a run's trace. The lock tells a dead run apart.
+        d = self.settings.capture_dir
+        os.makedirs(d)
+        header = lambda n, s: {"format": "residency-trace", "version": 1, "name": n, "source": "captured:comfyui"}
+        dead = tracefile.TraceWriter(d, 50, header, pid=1, stamp="20261205T000000")
+        dead.write({"type": "prompt_begin", "prompt": 1})
+        dead.write({"type": "prompt_end", "prompt": 1})
+        dead.write({"type": "prompt_begin", "prompt": 2})
+        dead.flush()
+        dead._f.close()   # SIGKILL: no finish
+        restarted = tracefile.TraceWriter(d, 50, header, pid=1, stamp="20261205T000000")
+        self.assertNotEqual(restarted.name_for(1), dead.name_for(1))   # the run id differs
+        with self.assertLogs("residency.capture", "WARNING") as logs:
+            got = tracefile.recover(d)
+        self.assertEqual(len(got), 1)
+        self.assertEqual([e["type"] for e in read_trace(got[0])[1]], ["prompt_begin", "prompt_end"])
+        self.assertIn("recovered", logs.output[0])
+        self.assertIn("1 finished prompt kept", logs.output[0])
+
+    def test_a_run_killed_in_its_first_prompt_leaves_a_readable_abandoned_file(self):
+        self.cap.start()
+        rec = self.cap.recorder
+        rec.prompt_begin()
+        rec.node_begin("1", "KSampler", False)
+        rec.writer._f.close()   # SIGKILL: nothing more is written, nothing finished
+        rec.writer._f = None
+        with self.assertLogs("residency.capture", "WARNING") as logs:
+            tracefile.recover(self.settings.capture_dir)
+        abandoned = [f for f in os.listdir(self.settings.capture_dir) if f.endswith(".abandoned")]
+        self.assertEqual(len(abandoned), 1)
+        header, events = read_trace(os.path.join(self.settings.capture_dir, abandoned[0]))
+        self.assertEqual(header["source"], "captured:comfyui")
+        self.assertEqual(events[0]["type"], "prompt_begin")   # flushed when the prompt began
+        self.assertIn("died before finishing a prompt", logs.output[0])
 
 
 if __name__ == "__main__":
