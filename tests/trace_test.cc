@@ -88,7 +88,19 @@ TEST(Trace, CapturedAdditionsAreChecked) {
   EXPECT_EQ(Error(R"({"type":"model","model":"a","files":[{"path":"a","bytes":10}]})"
                   "\n" R"({"type":"unload","model":"a","freed_bytes":5,"reason":"tired"})"),
             "x.jsonl:3: field 'reason' must be one of free_memory, unload_all_models, cleanup_models, "
-            "model_unload, partially_unload, finalizer, other; got 'tired'");
+            "model_unload, partially_unload, finalizer, on_demand, other; got 'tired'");
+  // An unload cannot free, or leave, more than the model holds (issue 29).
+  EXPECT_EQ(Error(R"({"type":"model","model":"a","files":[{"path":"a","bytes":10}]})"
+                  "\n" R"({"type":"unload","model":"a","freed_bytes":14,"reason":"other"})"),
+            "x.jsonl:3: unload of 'a': freed_bytes 14 is more than the model's 10 bytes");
+  EXPECT_EQ(Error(R"({"type":"model","model":"a","files":[{"path":"a","bytes":10}]})"
+                  "\n" R"({"type":"unload","model":"a","freed_bytes":1,"remaining_bytes":11,"reason":"other"})"),
+            "x.jsonl:3: unload of 'a': remaining_bytes 11 is more than the model's 10 bytes");
+  EXPECT_EQ(Error(R"({"type":"prompt_end","prompt":1,"status":"meh"})"),
+            "x.jsonl:2: field 'status' must be ok, failed or interrupted, got 'meh'");
+  EXPECT_EQ(Error(R"({"type":"prompt_begin","prompt":1,"status":"ok"})"), "x.jsonl:2: 'status' belongs on prompt_end");
+  EXPECT_EQ(Error(R"({"type":"compute","models":[],"steps":1,"step_ns":1,"step_includes_streaming":1})"),
+            "x.jsonl:2: field 'step_includes_streaming' must be true or false");
   EXPECT_EQ(Error(R"({"type":"unload","model":"ghost","freed_bytes":5,"reason":"other"})"),
             "x.jsonl:2: model 'ghost' is used before its model line");
   EXPECT_EQ(Error(R"({"type":"node","prompt":1,"node":"3","class":"KSampler"})"),

@@ -6,7 +6,7 @@ build() returns a fresh set of modules, so each test hooks its own.
 
 build(dynamic=True) adds a STAND-IN for the newest ComfyUI's dynamic VRAM
 (ModelPatcherDynamic, ComfyUI >= 0.16 on NVIDIA), written in our own words
-from its documented behaviour (shared/notes/comfy-dynamic-api.md): the real
+from its documented behaviour (docs/CAPTURE.md, "Versions and paths covered"): the real
 one needs a GPU and comfy-aimdo, so no test here can run it. What the
 stand-in keeps of it: the subclass overrides load, partially_load and
 partially_unload without calling the base's; load stages the weights and

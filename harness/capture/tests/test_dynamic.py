@@ -4,7 +4,7 @@ an NVIDIA or ROCm GPU and comfy-aimdo, so it cannot run here
 (scripts/gpu-check.sh runs the real one where a GPU and a CUDA torch exist).
 
 The stand-in follows the newest API's documented signatures and call order
-(shared/notes/comfy-dynamic-api.md, in our own words): LoadedModel.model_load
+(docs/CAPTURE.md; in our own words): LoadedModel.model_load
 -> partially_load -> the subclass's load, which stages the weights; weights
 become resident as they are used; comfy-aimdo evicts other models on demand;
 detach -> unpatch_model -> the subclass's partially_unload."""
